@@ -1,0 +1,21 @@
+"""hwprune: hardware-aware cost modeling and simulation of neural-network pruning.
+
+The Python API mirrors the ``hwprune`` command::
+
+    import hwprune
+    net = hwprune.network("alexnet")
+    dev = hwprune.device("eyeriss")
+    hwprune.show(net)          # one row per layer (DataFrame)
+    hwprune.devices()          # one row per device profile
+"""
+
+from .api import device, device_detail, devices, network, networks, show
+from .errors import HwpruneError, InputError, ProfileError, ShapeError, UnknownNameError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "device", "device_detail", "devices", "network", "networks", "show",
+    "HwpruneError", "InputError", "ProfileError", "ShapeError", "UnknownNameError",
+    "__version__",
+]

@@ -1,0 +1,125 @@
+"""The ``hwprune`` command: one verb per job, every table in table/csv/json.
+
+Exit status: 0 on success, 2 for bad input (unknown name, malformed file, value out
+of range) with one line ``hwprune: error: ...`` on stderr, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import pandas as pd
+
+from . import api
+from .errors import HwpruneError, InputError
+from .report.output import FORMATS, render, write_atomic
+
+PROG = "hwprune"
+
+
+class UsageError(InputError):
+    """The command line itself is wrong (unknown verb or option, missing argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``hwprune: error:`` line and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_table_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="output format (default: table); json is a list of row objects")
+    p.add_argument("--out", metavar="FILE",
+                   help="write the table to FILE (atomically) instead of standard output")
+
+
+def _add_profiles_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profiles", metavar="DIR", action="append", default=[],
+                   help="add a directory of device-profile TOML files (repeatable; "
+                        "HWPRUNE_PROFILES is read too)")
+
+
+def _emit(df: pd.DataFrame, args: argparse.Namespace) -> None:
+    text = render(df, args.format)
+    if args.out:
+        write_atomic(args.out, text)
+        print(f"wrote {args.out} ({len(df)} rows)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_devices(args: argparse.Namespace) -> None:
+    _emit(api.devices(args.profiles), args)
+
+
+def _cmd_device(args: argparse.Namespace) -> None:
+    _emit(api.device_detail(args.device, args.profiles), args)
+
+
+def _cmd_networks(args: argparse.Namespace) -> None:
+    _emit(api.networks(), args)
+
+
+def _cmd_show(args: argparse.Namespace) -> None:
+    _emit(api.show(args.network), args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Hardware-aware cost modeling of neural-network pruning: what a "
+                    "(pruned) network costs on a device, and how to prune it.",
+    )
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("devices", help="list the device profiles")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("device", help="every value of one device profile with its source")
+    p.add_argument("device", metavar="DEVICE", help="device id or path to a .toml profile")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_device)
+
+    p = sub.add_parser("networks", help="list the built-in networks")
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_networks)
+
+    p = sub.add_parser("show", help="one row per layer of a network: shapes, MACs, params")
+    p.add_argument("network", metavar="NETWORK", help="built-in network name (see 'hwprune networks')")
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except HwpruneError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `hwprune show vgg16 | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""Read and check device-profile TOML files.
+
+A profile file looks like this (see ``hwprune/hardware_profiles/*.toml`` for the
+built-in ones and ``docs/device-profiles.md`` for every key)::
+
+    id = "my-mcu"
+    name = "Example MCU"
+    class = "mcu"                 # mcu | cpu | gpu | accelerator
+    clock_hz = 80e6
+
+    [sources]                     # one line per numeric key above
+    clock_hz = "datasheet DS123, table 5"
+
+    [compute]
+    units = 1
+    simd_lanes = 2
+    simd_element_bits = 16
+    macs_per_unit_per_cycle = 2
+    mac_energy_pj = 10.0
+    [compute.sources]
+    units = "..."
+
+    [[memory]]                    # innermost level first
+    name = "SRAM"
+    kind = "sram"
+    size_bytes = 65536
+    line_bytes = 4
+    word_bytes = 4
+    latency_cycles = 1
+    read_energy_pj = 5.0
+    write_energy_pj = 5.0
+    bandwidth_bytes_per_cycle = 4   # or bandwidth_gb_s = 0.32 (all instances)
+    [memory.sources]
+    size_bytes = "..."
+
+Every error names the file, the key and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..errors import ProfileError
+from .profile import (
+    BACKING_KINDS,
+    DEVICE_CLASSES,
+    MEMORY_KINDS,
+    ComputeUnits,
+    DeviceProfile,
+    MemoryLevel,
+)
+
+_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "sources", "compute", "memory"}
+TOP_NUMERIC = ("clock_hz",)
+COMPUTE_REQUIRED = {
+    "units": "int",
+    "simd_lanes": "int",
+    "simd_element_bits": "int",
+    "macs_per_unit_per_cycle": "positive",
+    "mac_energy_pj": "positive",
+}
+COMPUTE_OPTIONAL = {"array_rows": "int", "array_cols": "int"}
+MEMORY_REQUIRED = {
+    "line_bytes": "int",
+    "word_bytes": "int",
+    "latency_cycles": "nonnegative",
+    "read_energy_pj": "positive",
+}
+MEMORY_OPTIONAL = {
+    "size_bytes": "int",
+    "instances": "int",
+    "associativity": "int",
+    "write_energy_pj": "positive",
+    "bandwidth_bytes_per_cycle": "positive",
+    "bandwidth_gb_s": "positive",
+}
+MEMORY_KEYS = {"name", "kind", "sources", *MEMORY_REQUIRED, *MEMORY_OPTIONAL}
+
+_ACCEPTS = {
+    "int": "an integer >= 1",
+    "positive": "a number > 0",
+    "nonnegative": "a number >= 0",
+}
+
+
+class _Checker:
+    """Type and range checks that raise :class:`ProfileError` naming file and key."""
+
+    def __init__(self, origin: str):
+        self.origin = origin
+
+    def fail(self, key: str, reason: str) -> ProfileError:
+        return ProfileError(self.origin, key, reason)
+
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, got {type(value).__name__} {value!r}")
+        return value
+
+    def unknown(self, table: Mapping[str, Any], accepted: set[str], prefix: str) -> None:
+        extra = sorted(set(table) - accepted)
+        if extra:
+            raise self.fail(
+                prefix + extra[0],
+                "unknown key; accepted keys here are: " + ", ".join(sorted(accepted)),
+            )
+
+    def string(self, table: Mapping[str, Any], key: str, prefix: str,
+               choices: tuple[str, ...] | None = None, required: bool = True) -> str | None:
+        if key not in table:
+            if required:
+                raise self.fail(prefix + key, "missing key; it is required")
+            return None
+        value = table[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(prefix + key, f"must be a non-empty string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(prefix + key, f"{value!r} is not accepted; use one of: "
+                            + ", ".join(choices))
+        return value
+
+    def number(self, table: Mapping[str, Any], key: str, kind: str, prefix: str,
+               required: bool = True) -> float | int | None:
+        if key not in table:
+            if required:
+                raise self.fail(prefix + key, f"missing key; it is required ({_ACCEPTS[kind]})")
+            return None
+        value = table[key]
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "int":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not (isinstance(value, int) and not isinstance(value, bool)) or value < 1:
+                raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
+            return value
+        if not is_number or not math.isfinite(value):
+            raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
+        if (kind == "positive" and value <= 0) or (kind == "nonnegative" and value < 0):
+            raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
+        return value
+
+    def sources(self, table: Mapping[str, Any], numeric_keys: set[str],
+                prefix: str) -> dict[str, str]:
+        if "sources" not in table:
+            return {}
+        src = self.table(table["sources"], prefix + "sources")
+        out: dict[str, str] = {}
+        for key, text in src.items():
+            if key not in numeric_keys:
+                raise self.fail(
+                    f"{prefix}sources.{key}",
+                    "names no numeric key of this table; sources can be given for: "
+                    + ", ".join(sorted(numeric_keys)),
+                )
+            if not isinstance(text, str) or not text.strip():
+                raise self.fail(f"{prefix}sources.{key}", "must be a non-empty string")
+            out[key] = text.strip()
+        return out
+
+
+def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
+    """Check a profile already parsed from TOML and build the :class:`DeviceProfile`.
+
+    ``origin`` names where the data came from and appears in every error.
+    """
+    ck = _Checker(origin)
+    ck.unknown(data, TOP_KEYS, "")
+    dev_id = ck.string(data, "id", "")
+    if not _ID_PATTERN.match(dev_id):
+        raise ck.fail("id", f"{dev_id!r} is not accepted; use lower-case letters, digits, "
+                      "'.', '_' and '-', starting with a letter or digit")
+    name = ck.string(data, "name", "")
+    device_class = ck.string(data, "class", "", DEVICE_CLASSES)
+    description = ck.string(data, "description", "", required=False) or ""
+    clock_hz = float(ck.number(data, "clock_hz", "positive", ""))
+    top_sources = ck.sources(data, set(TOP_NUMERIC), "")
+
+    compute = _parse_compute(ck, data)
+    top_sources.update({f"compute.{k}": v for k, v in compute[1].items()})
+
+    if "memory" not in data:
+        raise ck.fail("memory", "missing key; give at least one [[memory]] level, innermost first")
+    levels_raw = data["memory"]
+    if not isinstance(levels_raw, list) or not levels_raw:
+        raise ck.fail("memory", "must be a non-empty array of tables ([[memory]] entries)")
+    levels = tuple(
+        _parse_level(ck, ck.table(raw, f"memory[{i}]"), i, clock_hz)
+        for i, raw in enumerate(levels_raw)
+    )
+    _check_hierarchy(ck, levels)
+
+    return DeviceProfile(
+        id=dev_id,
+        name=name,
+        device_class=device_class,
+        clock_hz=clock_hz,
+        compute=compute[0],
+        memory=levels,
+        description=description,
+        origin=origin,
+        sources=MappingProxyType(top_sources),
+    )
+
+
+def _parse_compute(ck: _Checker, data: Mapping[str, Any]) -> tuple[ComputeUnits, dict[str, str]]:
+    if "compute" not in data:
+        raise ck.fail("compute", "missing key; a [compute] table is required")
+    table = ck.table(data["compute"], "compute")
+    prefix = "compute."
+    ck.unknown(table, {*COMPUTE_REQUIRED, *COMPUTE_OPTIONAL, "sources"}, prefix)
+    values = {k: ck.number(table, k, kind, prefix) for k, kind in COMPUTE_REQUIRED.items()}
+    values.update(
+        {k: ck.number(table, k, kind, prefix, required=False) for k, kind in COMPUTE_OPTIONAL.items()}
+    )
+    rows, cols = values["array_rows"], values["array_cols"]
+    if (rows is None) != (cols is None):
+        raise ck.fail(prefix + ("array_cols" if cols is None else "array_rows"),
+                      "array_rows and array_cols go together; give both or neither")
+    if rows is not None and rows * cols != values["units"]:
+        raise ck.fail(prefix + "units", f"is {values['units']} but the array is "
+                      f"{rows} x {cols} = {rows * cols} PEs; they must agree")
+    numeric = {k for k in values if values[k] is not None}
+    sources = ck.sources(table, numeric, prefix)
+    values["macs_per_unit_per_cycle"] = float(values["macs_per_unit_per_cycle"])
+    values["mac_energy_pj"] = float(values["mac_energy_pj"])
+    return ComputeUnits(**values), sources
+
+
+def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
+                 clock_hz: float) -> MemoryLevel:
+    prefix = f"memory[{index}]."
+    ck.unknown(table, MEMORY_KEYS, prefix)
+    name = ck.string(table, "name", prefix)
+    prefix = f"memory[{index}] ({name})."
+    kind = ck.string(table, "kind", prefix, MEMORY_KINDS)
+    v = {k: ck.number(table, k, t, prefix) for k, t in MEMORY_REQUIRED.items()}
+    v.update({k: ck.number(table, k, t, prefix, required=False) for k, t in MEMORY_OPTIONAL.items()})
+    instances = v["instances"] or 1
+
+    if kind == "noc":
+        if v["size_bytes"] is not None:
+            raise ck.fail(prefix + "size_bytes", "a 'noc' level moves data and holds none; "
+                          "leave size_bytes out")
+    elif v["size_bytes"] is None:
+        raise ck.fail(prefix + "size_bytes", "missing key; required for every kind but 'noc' "
+                      f"({_ACCEPTS['int']})")
+    if v["word_bytes"] > v["line_bytes"]:
+        raise ck.fail(prefix + "word_bytes", f"is {v['word_bytes']} but must not exceed "
+                      f"line_bytes ({v['line_bytes']})")
+    if kind == "cache":
+        ways = v["associativity"]
+        if ways is None:
+            raise ck.fail(prefix + "associativity", "missing key; a 'cache' level needs its "
+                          "number of ways (an integer >= 1)")
+        if v["size_bytes"] % (v["line_bytes"] * ways):
+            raise ck.fail(prefix + "size_bytes", f"{v['size_bytes']} is not divisible by "
+                          f"line_bytes x associativity = {v['line_bytes']} x {ways}; "
+                          "a cache has a whole number of sets")
+    elif v["associativity"] is not None:
+        raise ck.fail(prefix + "associativity", f"only a 'cache' level has ways; "
+                      f"this level is a {kind!r}")
+    if v["write_energy_pj"] is None and kind != "flash":
+        raise ck.fail(prefix + "write_energy_pj", "missing key; required for every kind "
+                      "but read-only 'flash' (a number > 0)")
+
+    per_cycle, per_s = v["bandwidth_bytes_per_cycle"], v["bandwidth_gb_s"]
+    if (per_cycle is None) == (per_s is None):
+        raise ck.fail(prefix + "bandwidth_bytes_per_cycle", "give exactly one of "
+                      "bandwidth_bytes_per_cycle (per instance) and bandwidth_gb_s "
+                      "(all instances together, 1e9 bytes/s)")
+    if per_cycle is None:
+        per_cycle = per_s * 1e9 / clock_hz / instances
+
+    numeric = {k for k in v if v[k] is not None}
+    sources = ck.sources(table, numeric, prefix)
+    if per_s is not None and "bandwidth_gb_s" in sources:
+        sources.setdefault("bandwidth_bytes_per_cycle", sources["bandwidth_gb_s"]
+                           + " (converted with the device clock)")
+    return MemoryLevel(
+        name=name,
+        kind=kind,
+        size_bytes=v["size_bytes"],
+        instances=instances,
+        line_bytes=v["line_bytes"],
+        word_bytes=v["word_bytes"],
+        associativity=v["associativity"],
+        latency_cycles=float(v["latency_cycles"]),
+        read_energy_pj=float(v["read_energy_pj"]),
+        write_energy_pj=None if v["write_energy_pj"] is None else float(v["write_energy_pj"]),
+        bandwidth_bytes_per_cycle=float(per_cycle),
+        sources=MappingProxyType(sources),
+    )
+
+
+def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...]) -> None:
+    names = [lvl.name for lvl in levels]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ck.fail(f"memory[{i}].name", f"{name!r} is used by an earlier level; "
+                          "level names must be unique")
+    if levels[-1].kind not in BACKING_KINDS:
+        raise ck.fail(f"memory[{len(levels) - 1}].kind", "the last (outermost) level must "
+                      "be a backing memory: one of " + ", ".join(BACKING_KINDS))
+    if levels[0].kind == "noc":
+        raise ck.fail("memory[0].kind", "a 'noc' level moves data between storage levels; "
+                      "it cannot be the innermost level")
+    for i in range(1, len(levels)):
+        inner, outer = levels[i - 1], levels[i]
+        for attr, unit in (("latency_cycles", "cycles"), ("read_energy_pj", "pJ")):
+            a, b = getattr(inner, attr), getattr(outer, attr)
+            if b < a:
+                raise ck.fail(
+                    f"memory[{i}] ({outer.name}).{attr}",
+                    f"levels out of order: {outer.name} ({b:g} {unit}) comes after "
+                    f"{inner.name} ({a:g} {unit}); list levels innermost first, each "
+                    f"no faster and no cheaper than the one before",
+                )
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Read and check one profile TOML file."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ProfileError(origin, "", "no such file") from None
+    except OSError as exc:
+        raise ProfileError(origin, "", f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProfileError(origin, "", "is not UTF-8 text; a profile is a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(origin, "", f"is not valid TOML: {exc}") from None
+    return parse_profile(data, origin)

@@ -1,0 +1,157 @@
+"""Device profiles: what a device can compute and what each memory access costs.
+
+Values only; :mod:`hwprune.hardware.loader` builds them from TOML files and checks
+them. Units are in the field names: ``_bytes``, ``_cycles`` (device clock cycles),
+``_pj`` (picojoules per access of ``word_bytes``), ``_hz``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from ..errors import UnknownNameError
+
+DEVICE_CLASSES = ("mcu", "cpu", "gpu", "accelerator")
+"""Accepted values of ``class`` in a profile: the latency model differs per class."""
+
+MEMORY_KINDS = ("register_file", "scratchpad", "cache", "noc", "sram", "flash", "dram")
+"""Accepted values of a memory level's ``kind``.
+
+``cache`` is hardware-managed (has associativity and lines); ``register_file`` and
+``scratchpad`` are software-managed storage; ``noc`` is an on-chip network that moves
+data between storage elements (it holds none, so it has no size); ``sram``,
+``flash`` and ``dram`` are backing memories.
+"""
+
+BACKING_KINDS = ("dram", "flash", "sram")
+
+
+def _no_sources() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ComputeUnits:
+    """The arithmetic resources of a device.
+
+    Attributes:
+        units: cores (cpu/mcu), streaming multiprocessors (gpu) or processing
+            elements (accelerator).
+        simd_lanes: elements one SIMD instruction processes (1 = scalar).
+        simd_element_bits: width of one SIMD element in bits.
+        macs_per_unit_per_cycle: peak multiply-accumulates one unit retires per cycle.
+        mac_energy_pj: energy of one MAC at the device's data width, pJ.
+        array_rows, array_cols: shape of a spatial PE array (accelerators), else None.
+    """
+
+    units: int
+    simd_lanes: int
+    simd_element_bits: int
+    macs_per_unit_per_cycle: float
+    mac_energy_pj: float
+    array_rows: int | None = None
+    array_cols: int | None = None
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        """Device-wide peak MACs per clock cycle."""
+        return self.units * self.macs_per_unit_per_cycle
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of the memory hierarchy (innermost levels come first in a profile).
+
+    Attributes:
+        name: short label used in result columns (``L1``, ``DRAM``, ``RF``).
+        kind: one of :data:`MEMORY_KINDS`.
+        size_bytes: capacity of one instance in bytes; ``None`` for a ``noc``.
+        instances: how many copies the device has (per core, per SM, per PE).
+        line_bytes: transfer unit to the next outer level (cache line, flash line,
+            DRAM burst).
+        word_bytes: access width that ``read_energy_pj``/``write_energy_pj`` refer to.
+        associativity: ways of a ``cache``; ``None`` for every other kind.
+        latency_cycles: cycles from request to data for one access.
+        read_energy_pj, write_energy_pj: pJ per access of ``word_bytes``
+            (``write_energy_pj`` is ``None`` for read-only flash).
+        bandwidth_bytes_per_cycle: peak bytes per device cycle of one instance.
+        sources: where each numeric value comes from, keyed by field name.
+    """
+
+    name: str
+    kind: str
+    size_bytes: int | None
+    instances: int
+    line_bytes: int
+    word_bytes: int
+    associativity: int | None
+    latency_cycles: float
+    read_energy_pj: float
+    write_energy_pj: float | None
+    bandwidth_bytes_per_cycle: float
+    sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
+
+    @property
+    def is_cache(self) -> bool:
+        return self.kind == "cache"
+
+    @property
+    def total_bytes(self) -> int | None:
+        """Capacity summed over all instances, bytes (``None`` for a ``noc``)."""
+        return None if self.size_bytes is None else self.size_bytes * self.instances
+
+    @property
+    def sets(self) -> int | None:
+        """Number of sets of a cache (``size / (line * ways)``), else ``None``."""
+        if not self.is_cache or self.size_bytes is None or self.associativity is None:
+            return None
+        return self.size_bytes // (self.line_bytes * self.associativity)
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A device: its class, clock, compute units and ordered memory levels.
+
+    Attributes:
+        id: short identifier used on the command line (``core-i7``).
+        name: human-readable name with the exact part.
+        device_class: one of :data:`DEVICE_CLASSES`.
+        clock_hz: clock the cycle counts refer to, Hz.
+        compute: the arithmetic resources.
+        memory: memory levels, innermost (closest to the MACs) first.
+        description: one line for listings.
+        origin: the file the profile was read from.
+        sources: where each top-level and compute value comes from, keyed by the
+            dotted key (``clock_hz``, ``compute.units``).
+    """
+
+    id: str
+    name: str
+    device_class: str
+    clock_hz: float
+    compute: ComputeUnits
+    memory: tuple[MemoryLevel, ...]
+    description: str = ""
+    origin: str = ""
+    sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
+
+    def level(self, name: str) -> MemoryLevel:
+        """The memory level called ``name`` (case-sensitive)."""
+        for lvl in self.memory:
+            if lvl.name == name:
+                return lvl
+        raise UnknownNameError(
+            f"device {self.id!r} has no memory level {name!r}; its levels are: "
+            + ", ".join(lvl.name for lvl in self.memory)
+        )
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(lvl.name for lvl in self.memory)
+
+    @property
+    def peak_macs_per_second(self) -> float:
+        """Device-wide peak MAC throughput, MAC/s."""
+        return self.compute.peak_macs_per_cycle * self.clock_hz

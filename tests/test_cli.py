@@ -1,0 +1,102 @@
+"""The hwprune command: verbs, formats, --out, and one-line errors with exit 2."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import hwprune
+from hwprune.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_alexnet_table(capsys):
+    code, out, err = run(capsys, "show", "alexnet")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["layer", "kind", "inputs"]
+    assert any(line.startswith("fc6") and "37,748,736" in line for line in lines)
+
+
+@pytest.mark.parametrize("verb", [["devices"], ["networks"], ["show", "googlenet"],
+                                  ["device", "core-i7"]])
+def test_csv_and_json_match_the_api(capsys, verb):
+    expected = {
+        "devices": hwprune.devices, "networks": hwprune.networks,
+        "show": lambda: hwprune.show(verb[-1]), "device": lambda: hwprune.device_detail(verb[-1]),
+    }[verb[0]]()
+    code, out, _ = run(capsys, *verb, "--format", "csv")
+    assert code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(out), keep_default_na=False),
+                                  expected.fillna(""), check_dtype=False)
+    code, out, _ = run(capsys, *verb, "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == len(expected)
+    assert list(rows[0]) == list(expected.columns)
+    for key, value in rows[0].items():
+        if isinstance(expected[key].iloc[0], (int, float)) and not isinstance(value, str):
+            assert value == pytest.approx(expected[key].iloc[0])
+
+
+def test_json_numbers_are_numbers(capsys):
+    _, out, _ = run(capsys, "networks", "--format", "json")
+    rows = {r["network"]: r for r in json.loads(out)}
+    assert rows["alexnet"]["params"] == 60_965_224
+    assert isinstance(rows["vgg16"]["macs"], int)
+
+
+def test_out_writes_the_file_and_leaves_no_temporary(capsys, tmp_path):
+    target = tmp_path / "alexnet.csv"
+    code, out, err = run(capsys, "show", "alexnet", "--format", "csv", "--out", str(target))
+    assert code == 0 and out == "" and "wrote" in err
+    assert pd.read_csv(target)["params"].sum() == 60_965_224
+    assert sorted(os.listdir(tmp_path)) == ["alexnet.csv"]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["show", "resnet1000"], "built-in networks: lenet-300-100"),
+        (["show", "model.onnx"], "reads no model files"),
+        (["devices", "--profiles", "/no/such/dir"], "does not exist"),
+        (["device", "pentium"], "known devices:"),
+        (["device", "missing.toml"], "no such file"),
+        (["show", "alexnet", "--format", "xml"], "choose from 'table', 'csv', 'json'"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+        (["show"], "required: NETWORK"),
+        (["show", "alexnet", "--out", "/no/such/dir/x.csv"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("hwprune: error: ")
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_bad_profile_file_names_file_and_key(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('id = "bad"\nname = "x"\nclass = "cpu"\nclock_hz = 0\n')
+    code, _, err = run(capsys, "device", str(bad))
+    assert code == 2 and str(bad) in err and "clock_hz" in err and "a number > 0" in err
+
+
+def test_console_script_entry_point():
+    # `python -m hwprune` runs the same main() the installed `hwprune` script runs.
+    proc = subprocess.run([sys.executable, "-m", "hwprune", "show", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hwprune: error: unknown network 'nope'")
+    assert proc.stdout == ""
