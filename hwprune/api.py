@@ -7,6 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from .cost.energy import energy_breakdown, network_energy
 from .errors import InputError, UnknownNameError
 from .hardware.profile import DeviceProfile
 from .hardware.registry import get_device, list_devices
@@ -63,3 +64,45 @@ def show(net: str | Path | Network) -> pd.DataFrame:
 def device_detail(dev: str | Path | DeviceProfile, profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
     """Every value of a device profile with its unit and source (see :func:`device_detail_table`)."""
     return device_detail_table(device(dev, profiles))
+
+
+def energy(net: str | Path | Network, dev: str | Path | DeviceProfile, densities=None,
+           batch: int = 1, dataflow: str | None = None, weight_format: str | None = None,
+           profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Energy per conv/fc layer of ``net`` on ``dev``, by memory level and operand.
+
+    Args:
+        net: built-in network name or :class:`Network`.
+        dev: device id, TOML path or :class:`DeviceProfile`.
+        densities: per-layer weight and input-activation densities (dict, Series,
+            DataFrame or CSV path; see :mod:`hwprune.cost.densities`); ``None`` = dense.
+        batch: inputs processed together; weights are reused across them.
+        dataflow: dataflow preset (default: the device's).
+        weight_format: storage of pruned weights, ``dense``, ``csr``, ``rle`` or
+            ``simd-group`` (default: the device's).
+        profiles: extra directories of device profiles.
+
+    Returns:
+        One row per conv/fc layer. Columns: ``layer``, ``kind``, ``macs`` (whole
+        batch), ``effective_macs`` (MACs whose energy is spent), ``weight_density``,
+        ``act_density``, ``energy_pj``, ``energy_norm`` (energy in units of one MAC
+        on this device), for each memory level L (lower-case name, innermost first,
+        then the NoC) ``L_accesses`` (word accesses, reads + writes; NoC transfers)
+        and ``L_pj``; ``weights_pj``, ``index_pj``, ``inputs_pj``, ``outputs_pj``,
+        ``compute_pj`` (the same energy split by operand; index = sparse-format
+        indices and pointers); ``fits_memory``; ``dataflow``; ``weight_format``;
+        ``mapping`` (tiles per level, spatial unrolling, stationary operand).
+        ``energy_pj`` is the sum of the level columns plus ``compute_pj``, and equals
+        the sum of the operand columns.
+    """
+    return network_energy(network(net), device(dev, profiles), densities, batch, dataflow,
+                          weight_format)
+
+
+def energy_detail(net: str | Path | Network, dev: str | Path | DeviceProfile, densities=None,
+                  batch: int = 1, dataflow: str | None = None, weight_format: str | None = None,
+                  profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """One row per (layer, memory level, operand): element ``reads`` and ``writes``,
+    ``word_accesses`` and ``energy_pj`` (see :func:`energy` for the arguments)."""
+    return energy_breakdown(network(net), device(dev, profiles), densities, batch, dataflow,
+                            weight_format)

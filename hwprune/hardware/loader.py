@@ -47,17 +47,27 @@ from typing import Any, Mapping
 
 from ..errors import ProfileError
 from .profile import (
+    ACTIVATION_FORMATS,
     BACKING_KINDS,
+    DATAFLOWS,
     DEVICE_CLASSES,
     MEMORY_KINDS,
+    OPERANDS,
+    WEIGHT_FORMATS,
+    ZERO_HANDLING,
     ComputeUnits,
     DeviceProfile,
     MemoryLevel,
+    SparsitySupport,
 )
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "sources", "compute", "memory"}
+TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "sources", "compute",
+            "memory", "sparsity"}
+SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
+                 "index_bits", "sources"}
+DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
 TOP_NUMERIC = ("clock_hz",)
 COMPUTE_REQUIRED = {
     "units": "int",
@@ -81,7 +91,8 @@ MEMORY_OPTIONAL = {
     "bandwidth_bytes_per_cycle": "positive",
     "bandwidth_gb_s": "positive",
 }
-MEMORY_KEYS = {"name", "kind", "sources", *MEMORY_REQUIRED, *MEMORY_OPTIONAL}
+MEMORY_KEYS = {"name", "kind", "sources", "holds", "partition_bytes", *MEMORY_REQUIRED,
+               *MEMORY_OPTIONAL}
 
 _ACCEPTS = {
     "int": "an integer >= 1",
@@ -179,6 +190,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
     name = ck.string(data, "name", "")
     device_class = ck.string(data, "class", "", DEVICE_CLASSES)
     description = ck.string(data, "description", "", required=False) or ""
+    dataflow = (ck.string(data, "dataflow", "", DATAFLOWS, required=False)
+                or DEFAULT_DATAFLOW.get(device_class, "cache-tiling"))
     clock_hz = float(ck.number(data, "clock_hz", "positive", ""))
     top_sources = ck.sources(data, set(TOP_NUMERIC), "")
 
@@ -195,6 +208,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         for i, raw in enumerate(levels_raw)
     )
     _check_hierarchy(ck, levels)
+    sparsity, sparsity_sources = _parse_sparsity(ck, data)
+    top_sources.update({f"sparsity.{k}": v for k, v in sparsity_sources.items()})
 
     return DeviceProfile(
         id=dev_id,
@@ -203,6 +218,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         clock_hz=clock_hz,
         compute=compute[0],
         memory=levels,
+        sparsity=sparsity,
+        dataflow=dataflow,
         description=description,
         origin=origin,
         sources=MappingProxyType(top_sources),
@@ -231,6 +248,69 @@ def _parse_compute(ck: _Checker, data: Mapping[str, Any]) -> tuple[ComputeUnits,
     values["macs_per_unit_per_cycle"] = float(values["macs_per_unit_per_cycle"])
     values["mac_energy_pj"] = float(values["mac_energy_pj"])
     return ComputeUnits(**values), sources
+
+
+def _parse_sparsity(ck: _Checker, data: Mapping[str, Any]) -> tuple[SparsitySupport, dict[str, str]]:
+    if "sparsity" not in data:
+        return SparsitySupport(), {}
+    table = ck.table(data["sparsity"], "sparsity")
+    prefix = "sparsity."
+    ck.unknown(table, SPARSITY_KEYS, prefix)
+    defaults = SparsitySupport()
+    choices = {"zero_weights": ZERO_HANDLING, "zero_activations": ZERO_HANDLING,
+               "weight_format": WEIGHT_FORMATS, "activation_format": ACTIVATION_FORMATS}
+    values: dict[str, Any] = {
+        key: ck.string(table, key, prefix, options, required=False) or getattr(defaults, key)
+        for key, options in choices.items()
+    }
+    bits = ck.number(table, "index_bits", "int", prefix, required=False)
+    values["index_bits"] = bits or defaults.index_bits
+    sources = ck.sources(table, {"index_bits"} if bits else set(), prefix)
+    return SparsitySupport(**values), sources
+
+
+def _parse_holds(ck: _Checker, table: Mapping[str, Any], prefix: str, kind: str,
+                 writable: bool) -> tuple[str, ...]:
+    if "holds" not in table:
+        if kind == "noc":
+            return ()
+        return ("weights",) if kind == "flash" and not writable else OPERANDS
+    if kind == "noc":
+        raise ck.fail(prefix + "holds", "a 'noc' level holds no data; leave holds out")
+    raw = table["holds"]
+    if (not isinstance(raw, list) or not raw or any(x not in OPERANDS for x in raw)
+            or len(set(raw)) != len(raw)):
+        raise ck.fail(prefix + "holds", f"must be a non-empty list of distinct operands from "
+                      f"{', '.join(OPERANDS)}; got {raw!r}")
+    if not writable and any(x != "weights" for x in raw):
+        raise ck.fail(prefix + "holds", "a level without write_energy_pj (read-only flash) "
+                      "can hold only weights")
+    return tuple(x for x in OPERANDS if x in raw)
+
+
+def _parse_partition(ck: _Checker, table: Mapping[str, Any], prefix: str,
+                     holds: tuple[str, ...], size: int | None):
+    if "partition_bytes" not in table:
+        return ()
+    raw = ck.table(table["partition_bytes"], prefix + "partition_bytes")
+    groups = []
+    covered: list[str] = []
+    for key, value in raw.items():
+        members = tuple(key.split("+"))
+        if any(m not in holds for m in members):
+            raise ck.fail(f"{prefix}partition_bytes.{key}", "names an operand this level does "
+                          f"not hold; operands held: {', '.join(holds)} (join several with '+')")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ck.fail(f"{prefix}partition_bytes.{key}", f"must be an integer >= 1, got {value!r}")
+        groups.append((tuple(x for x in OPERANDS if x in members), value))
+        covered += members
+    if sorted(covered) != sorted(holds):
+        raise ck.fail(prefix + "partition_bytes", "must give every operand the level holds "
+                      f"exactly one part; holds {', '.join(holds)}, parts cover {', '.join(covered)}")
+    if size is not None and sum(v for _, v in groups) > size:
+        raise ck.fail(prefix + "partition_bytes", f"parts add up to {sum(v for _, v in groups)} "
+                      f"bytes, more than size_bytes ({size})")
+    return tuple(groups)
 
 
 def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
@@ -278,7 +358,10 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
     if per_cycle is None:
         per_cycle = per_s * 1e9 / clock_hz / instances
 
-    numeric = {k for k in v if v[k] is not None}
+    holds = _parse_holds(ck, table, prefix, kind, v["write_energy_pj"] is not None)
+    partition = _parse_partition(ck, table, prefix, holds, v["size_bytes"])
+
+    numeric = {k for k in v if v[k] is not None} | ({"partition_bytes"} if partition else set())
     sources = ck.sources(table, numeric, prefix)
     if per_s is not None and "bandwidth_gb_s" in sources:
         sources.setdefault("bandwidth_bytes_per_cycle", sources["bandwidth_gb_s"]
@@ -295,6 +378,8 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
         read_energy_pj=float(v["read_energy_pj"]),
         write_energy_pj=None if v["write_energy_pj"] is None else float(v["write_energy_pj"]),
         bandwidth_bytes_per_cycle=float(per_cycle),
+        holds=holds,
+        partition_bytes=partition,
         sources=MappingProxyType(sources),
     )
 
@@ -311,6 +396,17 @@ def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...]) -> None:
     if levels[0].kind == "noc":
         raise ck.fail("memory[0].kind", "a 'noc' level moves data between storage levels; "
                       "it cannot be the innermost level")
+    if sum(lvl.kind == "noc" for lvl in levels) > 1:
+        raise ck.fail("memory", "at most one 'noc' level is accepted")
+    if set(levels[0].holds) != set(OPERANDS):
+        raise ck.fail("memory[0].holds", "the innermost level feeds the MACs and must hold "
+                      "every operand: " + ", ".join(OPERANDS))
+    for operand in OPERANDS:
+        outer = [i for i, lvl in enumerate(levels) if operand in lvl.holds][-1]
+        if levels[outer].kind not in BACKING_KINDS:
+            raise ck.fail(f"memory[{outer}] ({levels[outer].name}).holds", f"{operand} must "
+                          "end in a backing memory (dram, flash or sram), but the outermost "
+                          f"level holding them is a {levels[outer].kind!r}")
     for i in range(1, len(levels)):
         inner, outer = levels[i - 1], levels[i]
         for attr, unit in (("latency_cycles", "cycles"), ("read_energy_pj", "pJ")):

@@ -27,6 +27,23 @@ data between storage elements (it holds none, so it has no size); ``sram``,
 
 BACKING_KINDS = ("dram", "flash", "sram")
 
+OPERANDS = ("weights", "inputs", "outputs")
+"""The three operands of a convolution or fully connected layer, in this order."""
+
+ZERO_HANDLING = ("none", "gate", "skip")
+"""What a device does with a MAC that has a zero operand: ``none`` computes it,
+``gate`` spends the cycle but not the energy (no operand read, no switching), ``skip``
+spends neither."""
+
+WEIGHT_FORMATS = ("dense", "csr", "rle", "simd-group")
+"""How pruned weights are stored: see :mod:`hwprune.sparse.storage`."""
+
+ACTIVATION_FORMATS = ("dense", "rle")
+"""How activations are stored in the outermost memory."""
+
+DATAFLOWS = ("row-stationary", "weight-stationary", "output-stationary", "cache-tiling")
+"""Dataflow presets of the energy model (:mod:`hwprune.cost.dataflow`)."""
+
 
 def _no_sources() -> Mapping[str, str]:
     return MappingProxyType({})
@@ -77,6 +94,12 @@ class MemoryLevel:
         read_energy_pj, write_energy_pj: pJ per access of ``word_bytes``
             (``write_energy_pj`` is ``None`` for read-only flash).
         bandwidth_bytes_per_cycle: peak bytes per device cycle of one instance.
+        holds: which operands the level stores (a subset of :data:`OPERANDS`); an
+            operand it does not hold passes it by (GPU accumulators skip shared
+            memory, MCU weights are read from flash directly).
+        partition_bytes: capacity split by operand group, per instance, e.g.
+            ``(("weights",), 448), (("inputs",), 24)``; empty when the operands share
+            ``size_bytes`` freely.
         sources: where each numeric value comes from, keyed by field name.
     """
 
@@ -91,6 +114,8 @@ class MemoryLevel:
     read_energy_pj: float
     write_energy_pj: float | None
     bandwidth_bytes_per_cycle: float
+    holds: tuple[str, ...] = OPERANDS
+    partition_bytes: tuple[tuple[tuple[str, ...], int], ...] = ()
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
 
     @property
@@ -111,6 +136,28 @@ class MemoryLevel:
 
 
 @dataclass(frozen=True)
+class SparsitySupport:
+    """What a device does with zeros, and how it stores sparse data.
+
+    Attributes:
+        zero_weights: one of :data:`ZERO_HANDLING`, for MACs with a zero weight that
+            is stored (dense weight format).
+        zero_activations: one of :data:`ZERO_HANDLING`, for MACs with a zero input
+            activation.
+        weight_format: default storage of pruned weights, one of :data:`WEIGHT_FORMATS`.
+        activation_format: storage of activations in the outermost memory, one of
+            :data:`ACTIVATION_FORMATS`.
+        index_bits: bits of one stored index (column index, run length).
+    """
+
+    zero_weights: str = "none"
+    zero_activations: str = "none"
+    weight_format: str = "dense"
+    activation_format: str = "dense"
+    index_bits: int = 32
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     """A device: its class, clock, compute units and ordered memory levels.
 
@@ -121,6 +168,8 @@ class DeviceProfile:
         clock_hz: clock the cycle counts refer to, Hz.
         compute: the arithmetic resources.
         memory: memory levels, innermost (closest to the MACs) first.
+        sparsity: zero handling and sparse storage defaults.
+        dataflow: default dataflow preset of the energy model (:data:`DATAFLOWS`).
         description: one line for listings.
         origin: the file the profile was read from.
         sources: where each top-level and compute value comes from, keyed by the
@@ -133,6 +182,8 @@ class DeviceProfile:
     clock_hz: float
     compute: ComputeUnits
     memory: tuple[MemoryLevel, ...]
+    sparsity: SparsitySupport = SparsitySupport()
+    dataflow: str = "cache-tiling"
     description: str = ""
     origin: str = ""
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
@@ -150,6 +201,11 @@ class DeviceProfile:
     @property
     def level_names(self) -> tuple[str, ...]:
         return tuple(lvl.name for lvl in self.memory)
+
+    @property
+    def element_bytes(self) -> float:
+        """Bytes of one operand element (the compute data width)."""
+        return self.compute.simd_element_bits / 8
 
     @property
     def peak_macs_per_second(self) -> float:

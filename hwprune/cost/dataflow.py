@@ -1,0 +1,106 @@
+"""Dataflow presets: which loops a device unrolls in space, and which operand stays put.
+
+A dataflow constrains the mapping search (:mod:`hwprune.cost.mapper`):
+
+* ``spatial``: for each axis of the PE array (rows, then columns) the loop
+  dimensions that may be unrolled across it, in order of preference. Devices without
+  an array (cpu, gpu, mcu) have one axis of ``units`` cores or SMs.
+* ``orders``: the loop order at every level above the innermost one, given as the
+  operand that stays stationary (:data:`STATIONARY`); ``None`` lets the search choose
+  per level.
+* ``pinned``: dimensions the innermost level always holds in full.
+
+Presets:
+
+``row-stationary`` (Chen et al., ISCA 2016): filter rows (R) down the array rows,
+output rows (E) across the columns, so input rows are shared diagonally, filter rows
+horizontally and partial sums accumulate vertically; a PE holds a whole filter row
+(S pinned in the RF). Needs a PE array.
+
+``weight-stationary``: input channels (C) down the rows, output channels (M) across
+the columns; weights stay in the PEs while inputs and outputs stream.
+
+``output-stationary``: output pixels (E, F) spread over the array; each PE accumulates
+its outputs in place.
+
+``cache-tiling``: the blocked loop nest of a CPU/GPU/MCU kernel: output channels,
+batch or output rows split across cores/SMs (no cross-core reduction), loop order
+and tile sizes chosen per cache level by the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError, UnknownNameError
+from ..hardware.profile import DATAFLOWS, DeviceProfile
+from .loopnest import DIMS
+
+STATIONARY = ("outputs", "weights", "inputs")
+"""Order choices at a level: the operand whose tile stays in the level below while the
+innermost loops run (index 0, 1, 2 in the mapper)."""
+
+REDUCTION_DIMS = ("C", "R", "S")
+
+
+@dataclass(frozen=True)
+class Dataflow:
+    """A dataflow preset (see the module docstring)."""
+
+    name: str
+    spatial: tuple[tuple[str, ...], ...]
+    stationary: str | None
+    pinned: tuple[str, ...] = ()
+    needs_array: bool = False
+    description: str = ""
+
+
+PRESETS = {
+    "row-stationary": Dataflow(
+        "row-stationary", (("R", "C", "M"), ("E", "N", "M")), None, ("S",), True,
+        "filter rows down the array, output rows across; S held in the RF"),
+    "weight-stationary": Dataflow(
+        "weight-stationary", (("C", "R", "S"), ("M",)), "weights", (),
+        False, "input channels down the array, output channels across; weights stay"),
+    "output-stationary": Dataflow(
+        "output-stationary", (("E", "M"), ("F", "N")), "outputs", (),
+        False, "output pixels across the array; partial sums stay"),
+    "cache-tiling": Dataflow(
+        "cache-tiling", (("M", "N", "E", "F"),), None, (),
+        False, "blocked loops per cache level, work split across cores without reduction"),
+}
+assert tuple(PRESETS) == DATAFLOWS
+
+
+def get_dataflow(name: str, device: DeviceProfile) -> Dataflow:
+    """The preset called ``name``, checked against what ``device`` can run."""
+    if name not in PRESETS:
+        raise UnknownNameError(f"unknown dataflow {name!r}; accepted: " + ", ".join(PRESETS))
+    flow = PRESETS[name]
+    has_array = device.compute.array_rows is not None
+    if flow.needs_array and not has_array:
+        raise InputError(
+            f"dataflow {name!r} needs a 2-D PE array (array_rows/array_cols), which device "
+            f"{device.id!r} does not have; use one of: "
+            + ", ".join(n for n, p in PRESETS.items() if not p.needs_array)
+        )
+    has_noc = any(lvl.kind == "noc" for lvl in device.memory)
+    reduces = any(d in REDUCTION_DIMS for axis in flow.spatial for d in axis)
+    if reduces and not has_noc:
+        # Without an on-chip network, partial sums cannot be added across units:
+        # drop the reduction dimensions from the spatial choices.
+        axes = tuple(tuple(d for d in axis if d not in REDUCTION_DIMS) for axis in flow.spatial)
+        flow = Dataflow(flow.name, tuple(a for a in axes if a) or (("M",),), flow.stationary,
+                        flow.pinned, flow.needs_array, flow.description)
+    return flow
+
+
+def array_axes(device: DeviceProfile, flow: Dataflow) -> tuple[int, ...]:
+    """Sizes of the spatial axes the dataflow unrolls over on ``device``."""
+    c = device.compute
+    if c.array_rows is not None and len(flow.spatial) == 2:
+        return (c.array_rows, c.array_cols)
+    return (c.units,)
+
+
+assert all(d in DIMS for p in PRESETS.values() for axis in p.spatial for d in axis)

@@ -1,0 +1,255 @@
+"""Energy per layer by memory level and operand, dense or pruned.
+
+For each conv/fc layer: build its loop nest, turn its densities into what sparsity does
+to the data movement (:class:`SparsityParams`), find the cheapest legal mapping
+(:mod:`hwprune.cost.search`) and price every access:
+
+    energy = sum over levels and operands of (reads x read cost + writes x write cost)
+             + NoC transfers x transfer cost + executed MACs x MAC cost
+
+Sparsity (per the device's ``[sparsity]`` table, see docs/energy-model.md):
+
+* Weights stored dense: zero weights cost like any other unless the device gates or
+  skips them (``zero_weights``). Stored compressed (``csr``, ``rle``, ``simd-group``):
+  zeros are neither stored, moved nor multiplied, and every level the weights cross
+  is charged their index and pointer bytes.
+* A MAC with a zero input activation is not charged, nor are its weight read and
+  partial-sum update at the innermost level, if the device gates or skips zeros
+  (``zero_activations``).
+* Activations stored run-length coded (``activation_format = "rle"``) shrink the input
+  reads from the outermost memory. Outputs are written uncompressed (a
+  simplification: the next layer's density is not known to this layer).
+
+Pooling, batch normalization (folded into the preceding layer), element-wise
+additions, concatenations and flattening are not charged: the table has one row per
+conv/fc layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..hardware.profile import OPERANDS, WEIGHT_FORMATS, DeviceProfile
+from ..sparse.storage import activation_ratio, storage_cost
+from ..workload.network import Network
+from .dataflow import Dataflow, get_dataflow
+from .densities import Density, resolve_densities
+from .loopnest import LoopNest
+from .search import Mapping, SparsityParams, device_arrays, find_mapping
+
+OPERAND_COLUMNS = ("weights_pj", "index_pj", "inputs_pj", "outputs_pj", "compute_pj")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Energy of one layer (all groups, whole batch).
+
+    Attributes:
+        macs: MACs of the dense layer.
+        executed_macs: MACs whose energy is spent (zero operands skipped or gated).
+        reads, writes: element reads/writes, shape ``(levels + noc, 3)`` (weights,
+            inputs, outputs); the NoC row (last, if the device has one) holds transfers.
+        level_pj: energy per memory level (storage levels, then the NoC), pJ.
+        operand_pj: energy of weights, indices, inputs, outputs and MACs, pJ.
+        mapping: the mapping of one group.
+        fits_memory: whether the layer's tensors fit the outermost memories holding
+            them (weights stored as given; inputs and outputs dense).
+    """
+
+    macs: int
+    executed_macs: float
+    reads: np.ndarray
+    writes: np.ndarray
+    level_pj: np.ndarray
+    operand_pj: dict[str, float]
+    mapping: Mapping
+    fits_memory: bool
+
+    @property
+    def energy_pj(self) -> float:
+        return float(self.level_pj.sum()) + self.operand_pj["compute_pj"]
+
+
+def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
+                    weight_format: str) -> tuple[SparsityParams, float, float]:
+    """What ``density`` does to one layer on ``dev`` with ``weight_format``.
+
+    Returns the parameters and the value and index byte ratios of the stored weights
+    (per dense byte).
+    """
+    support = dev.sparsity
+    eb = dev.element_bytes
+    _, m, c, _, _, r, s = nest.bounds
+    cost = storage_cost(weight_format, m, c * r * s, density.weight, eb, support.index_bits,
+                        group=dev.compute.simd_lanes)
+    if weight_format == "dense":
+        w_exec = density.weight if support.zero_weights != "none" else 1.0
+        index_per_mac = 0.0
+    else:
+        w_exec = density.weight
+        index_per_mac = cost.index_bytes / cost.value_bytes
+    a_exec = density.act if support.zero_activations != "none" else 1.0
+    params = SparsityParams(
+        executed=w_exec * a_exec,
+        weight_ratio=cost.value_ratio + cost.index_ratio,
+        index_per_mac=index_per_mac,
+        input_top_ratio=activation_ratio(support.activation_format, density.act, eb,
+                                         support.index_bits),
+    )
+    return params, cost.value_ratio, cost.index_ratio
+
+
+@lru_cache(maxsize=4096)
+def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
+             params: SparsityParams) -> Mapping:
+    return find_mapping(nest, dev, flow, params)
+
+
+def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
+               weight_format: str) -> LayerCost:
+    """Price one layer's loop nest on ``dev``."""
+    arrays = device_arrays(dev)
+    params, value_ratio, index_ratio = sparsity_params(nest, dev, density, weight_format)
+    mapping = _mapping(nest, dev, flow, params)
+    g = nest.groups
+    acc = mapping.accesses * g
+    k = len(arrays.storage)
+    has_noc = arrays.noc is not None
+    rows = k + (1 if has_noc else 0)
+    reads = np.zeros((rows, 3))
+    writes = np.zeros((rows, 3))
+    reads[:k] = acc[:k, :, 0]
+    writes[:k] = acc[:k, :, 1]
+    if has_noc:
+        reads[k] = acc[k, :, 0]
+    cost_r = np.append(arrays.rd, arrays.noc_pj) if has_noc else arrays.rd
+    cost_w = np.append(arrays.wr, 0.0) if has_noc else arrays.wr
+    per_level_op = reads * cost_r[:, None] + writes * cost_w[:, None]
+
+    executed = nest.macs * params.executed
+    # Split the weight traffic into values and indices.
+    weights_total = per_level_op[:, 0].copy()
+    w_share_outer = value_ratio / params.weight_ratio
+    w_share_inner = 1.0 / (1.0 + params.index_per_mac)
+    values = weights_total * w_share_outer
+    values[0] = weights_total[0] * w_share_inner
+    operand_pj = {
+        "weights_pj": float(values.sum()),
+        "index_pj": float((weights_total - values).sum()),
+        "inputs_pj": float(per_level_op[:, 1].sum()),
+        "outputs_pj": float(per_level_op[:, 2].sum()),
+        "compute_pj": float(executed * dev.compute.mac_energy_pj),
+    }
+    return LayerCost(
+        macs=nest.macs,
+        executed_macs=float(executed),
+        reads=reads,
+        writes=writes,
+        level_pj=per_level_op.sum(axis=1),
+        operand_pj=operand_pj,
+        mapping=mapping,
+        fits_memory=_fits(nest, dev, params.weight_ratio),
+    )
+
+
+def _fits(nest: LoopNest, dev: DeviceProfile, weight_ratio: float) -> bool:
+    eb = dev.element_bytes
+    need = {"weights": nest.weights * eb * weight_ratio, "inputs": nest.inputs * eb,
+            "outputs": nest.outputs * eb}
+    used: dict[str, float] = {}
+    for op in OPERANDS:
+        holder = [lvl for lvl in dev.memory if op in lvl.holds][-1]
+        used[holder.name] = used.get(holder.name, 0.0) + need[op]
+    return all(used[lvl.name] <= lvl.total_bytes for lvl in dev.memory if lvl.name in used)
+
+
+def level_columns(dev: DeviceProfile) -> list[str]:
+    """Names of the levels as they appear in result columns (lower case)."""
+    arrays = device_arrays(dev)
+    names = [lvl.name for lvl in arrays.storage]
+    if arrays.noc is not None:
+        names.append(arrays.noc.name)
+    return [n.lower() for n in names]
+
+
+def _word_scale(dev: DeviceProfile) -> np.ndarray:
+    arrays = device_arrays(dev)
+    levels = list(arrays.storage) + ([arrays.noc] if arrays.noc is not None else [])
+    return np.array([dev.element_bytes / lvl.word_bytes for lvl in levels])
+
+
+def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
+                   dataflow: str | None = None,
+                   weight_format: str | None = None) -> pd.DataFrame:
+    """One row per conv/fc layer of ``net`` on ``dev``; see :func:`hwprune.energy`."""
+    if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+        raise InputError(f"batch must be an integer >= 1, got {batch!r}")
+    flow = get_dataflow(dataflow or dev.dataflow, dev)
+    fmt = weight_format or dev.sparsity.weight_format
+    if fmt not in WEIGHT_FORMATS:
+        raise InputError(f"unknown weight format {fmt!r}; accepted: " + ", ".join(WEIGHT_FORMATS))
+    dens = resolve_densities(densities, net)
+    names = level_columns(dev)
+    scale = _word_scale(dev)
+    storage_names = tuple(lvl.name for lvl in device_arrays(dev).storage)
+    rows = []
+    for layer in net.weighted_layers:
+        nest = LoopNest.of(layer, int(batch))
+        density = dens[layer.name]
+        cost = layer_cost(nest, dev, flow, density, fmt)
+        row: dict[str, Any] = {
+            "layer": layer.name,
+            "kind": layer.kind,
+            "macs": nest.macs,
+            "effective_macs": cost.executed_macs,
+            "weight_density": density.weight,
+            "act_density": density.act,
+        }
+        level_pj = cost.level_pj
+        row["energy_pj"] = float(level_pj.sum()) + cost.operand_pj["compute_pj"]
+        row["energy_norm"] = row["energy_pj"] / dev.compute.mac_energy_pj
+        words = (cost.reads + cost.writes).sum(axis=1) * scale
+        for i, name in enumerate(names):
+            row[f"{name}_accesses"] = float(words[i])
+            row[f"{name}_pj"] = float(level_pj[i])
+        row.update(cost.operand_pj)
+        row["fits_memory"] = cost.fits_memory
+        row["dataflow"] = flow.name
+        row["weight_format"] = fmt
+        row["mapping"] = cost.mapping.describe(storage_names)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
+                     dataflow: str | None = None,
+                     weight_format: str | None = None) -> pd.DataFrame:
+    """Long table: one row per (layer, level, operand) with element reads and writes,
+    word accesses and energy; the NoC row's reads are transfers."""
+    flow = get_dataflow(dataflow or dev.dataflow, dev)
+    fmt = weight_format or dev.sparsity.weight_format
+    dens = resolve_densities(densities, net)
+    arrays = device_arrays(dev)
+    levels = list(arrays.storage) + ([arrays.noc] if arrays.noc is not None else [])
+    cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
+    cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
+    rows = []
+    for layer in net.weighted_layers:
+        cost = layer_cost(LoopNest.of(layer, batch), dev, flow, dens[layer.name], fmt)
+        for i, lvl in enumerate(levels):
+            for j, op in enumerate(OPERANDS):
+                r, w = cost.reads[i, j], cost.writes[i, j]
+                rows.append({
+                    "layer": layer.name, "level": lvl.name, "operand": op,
+                    "reads": float(r), "writes": float(w),
+                    "word_accesses": float((r + w) * dev.element_bytes / lvl.word_bytes),
+                    "energy_pj": float(r * cost_r[i] + w * cost_w[i]),
+                })
+    return pd.DataFrame(rows)
+

@@ -1,0 +1,333 @@
+"""Access counts of a mapping, and the search for the cheapest legal mapping.
+
+A *mapping* of a loop nest (:mod:`hwprune.cost.loopnest`) onto a device says, for
+every storage level ``l`` (innermost ``0`` to outermost ``K-1``, NoC excluded), the tile
+``T[l]`` of each dimension that one instance of the level holds, the spatial unrolling
+``P`` across the device's units (applied above the per-unit level ``sp``), and the loop
+order at each level, named by the operand that stays stationary (0 outputs,
+1 weights, 2 inputs; :data:`hwprune.cost.dataflow.STATIONARY`).
+
+Counting rules (Chen et al., ISCA 2016 convention; "access" = one element moved
+between a level and the level below it):
+
+* Every executed MAC reads its weight and input from level 0 and updates a partial sum
+  there.
+* A tile of operand X in the next level below that holds X is (re)loaded once per
+  iteration of the loops above it, except for the innermost run of loops irrelevant to
+  X (X stays put while they run). A load reads the tile's footprint from the holding
+  level. Across the spatial boundary, a NoC multicasts: the shared level is read once
+  for the union of the units' tiles, the NoC carries every unit's copy.
+* Partial sums: with V(l) the number of psum tiles' elements written up into level l,
+  an inner level costs V(l) - V(next) reads and as many writes, the NoC carries
+  V(noc) - V(next) psums, and the outermost level takes V(top) writes and
+  V(top) - |outputs| read-backs. For a value reused a, b, c, d times at DRAM, buffer,
+  array and RF this is exactly Chen et al.'s a·DRAM + ab·buffer + abc·array +
+  abcd·RF (and (2a-1)·DRAM + 2a(b-1)·buffer + ab(c-1)·array + 2abc(d-1)·RF for
+  partial sums).
+* Tile counts are real-valued (``D / T``), so a tile size that does not divide its
+  dimension is charged the average of its full and partial tiles.
+* Input footprints include the convolution halo, ``(e-1)·stride + r`` rows, capped at
+  the unpadded input size.
+
+Capacities: every tile held by a level that is not a backing memory must fit its
+(per-instance) size, or its partition when the level splits its capacity by operand.
+Backing memories (dram, sram, flash) are assumed to hold whole tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+W_OP, I_OP, O_OP = 0, 1, 2
+# dims: N M C E F R S
+RELEVANT = np.array(
+    [[0, 1, 1, 0, 0, 1, 1],   # weights
+     [1, 0, 1, 1, 1, 1, 1],   # inputs (E, R and F, S through the sliding window)
+     [1, 1, 0, 1, 1, 0, 0]],  # outputs
+    dtype=np.bool_,
+)
+# Loop orders, innermost first, one per stationary operand.
+ORDERS = np.array(
+    [[6, 5, 2, 4, 3, 0, 1],   # outputs stay: S R C | F E N | M
+     [4, 3, 0, 6, 5, 2, 1],   # weights stay: F E N | S R C | M
+     [1, 6, 5, 2, 4, 3, 0]],  # inputs stay:  M | S R C F E N
+    dtype=np.int64,
+)
+EPS = 1e-9
+
+
+@njit(cache=True)
+def _footprint(op, t, sh, sw, in_h, in_w):
+    """Elements of operand ``op`` in a tile ``t`` (7 dims)."""
+    if op == 0:
+        return t[1] * t[2] * t[5] * t[6]
+    if op == 2:
+        return t[0] * t[1] * t[3] * t[4]
+    h = (t[3] - 1.0) * sh + t[5]
+    w = (t[4] - 1.0) * sw + t[6]
+    if h > in_h:
+        h = in_h
+    if w > in_w:
+        w = in_w
+    return t[0] * t[2] * h * w
+
+
+@njit(cache=True)
+def _stationary(op, lo, hi, T, Tagg, order):
+    """Product of the innermost run of loops irrelevant to ``op`` over levels lo+1..hi."""
+    s = 1.0
+    for lv in range(lo + 1, hi + 1):
+        o = order[lv]
+        for j in range(7):
+            d = ORDERS[o, j]
+            c = T[lv, d] / Tagg[lv - 1, d]
+            if c <= 1.0 + EPS:
+                continue
+            if RELEVANT[op, d]:
+                return s
+            s *= c
+    return s
+
+
+@njit(cache=True)
+def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
+             holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
+             elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, acc):
+    """Energy (pJ) of one mapping; ``acc`` receives element accesses.
+
+    ``acc[l, op, 0/1]`` are reads/writes at storage level ``l`` and ``acc[K, op, 0]``
+    the NoC transfers. Returns ``inf`` for an illegal mapping (tiles that do not nest
+    or do not fit).
+    """
+    K = T.shape[0]
+    Tagg = T.copy()
+    if sp >= 0:
+        for d in range(7):
+            Tagg[sp, d] = T[sp, d] * P[d]
+    # Tiles must nest.
+    for lv in range(1, K):
+        for d in range(7):
+            if T[lv, d] < Tagg[lv - 1, d] * (1.0 - EPS):
+                return np.inf
+    for d in range(7):
+        if Tagg[K - 1, d] > D[d] * (1.0 + EPS):
+            return np.inf
+    # Capacities.
+    for lv in range(K):
+        if backing[lv]:
+            continue
+        used = np.zeros(3)
+        for op in range(3):
+            if holds[lv, op]:
+                b = elem_bytes * (w_ratio if op == 0 else 1.0)
+                used[group_of[lv, op]] += _footprint(op, T[lv], sh, sw, in_h, in_w) * b
+        for g in range(3):
+            if used[g] > group_cap[lv, g] * (1.0 + EPS):
+                return np.inf
+
+    acc[:, :, :] = 0.0
+    macs = 1.0
+    for d in range(7):
+        macs *= D[d]
+    executed = macs * f_exec
+    n_out = D[0] * D[1] * D[3] * D[4]
+    p_prod = 1.0
+    for d in range(7):
+        p_prod *= P[d]
+    agg = np.empty(7)
+
+    acc[0, 0, 0] = executed * (1.0 + w_idx_per_mac)
+    acc[0, 1, 0] = executed
+    top_in = 0
+    for lv in range(K):
+        if holds[lv, 1]:
+            top_in = lv
+    v_prev = executed   # psum elements written into the current output holder
+    for op in range(3):
+        prev = 0
+        for lv in range(1, K):
+            if not holds[lv, op]:
+                continue
+            ntiles = 1.0
+            for d in range(7):
+                ntiles *= D[d] / T[prev, d]
+            deliveries = ntiles / _stationary(op, prev, lv, T, Tagg, order)
+            fp = _footprint(op, T[prev], sh, sw, in_h, in_w)
+            noc = 0.0
+            if has_noc and sp >= 0 and prev <= sp < lv:
+                for d in range(7):
+                    agg[d] = T[prev, d] * P[d]
+                up = deliveries / p_prod * _footprint(op, agg, sh, sw, in_h, in_w)
+                noc = deliveries * fp
+            else:
+                up = deliveries * fp
+            if op == 2:
+                if noc > 0.0:
+                    _accumulate(acc, prev, v_prev, noc)      # in the holder below
+                    _accumulate(acc, K, noc, up)             # across the array
+                else:
+                    _accumulate(acc, prev, v_prev, up)
+                v_prev = up
+            else:
+                scale = w_ratio if op == 0 else 1.0
+                acc[lv, op, 0] += up * (i_top_ratio if op == 1 and lv == top_in else scale)
+                acc[K, op, 0] += noc * scale
+            prev = lv
+        if op == 2:
+            # The outermost holder of outputs: every visit is a write, all but the
+            # first one per output value a read-back.
+            acc[prev, 2, 1] += v_prev
+            rb = v_prev - n_out
+            acc[prev, 2, 0] += rb if rb > 0.0 else 0.0
+
+    energy = executed * mac_pj
+    for lv in range(K):
+        for op in range(3):
+            energy += acc[lv, op, 0] * rd[lv] + acc[lv, op, 1] * wr[lv]
+    for op in range(3):
+        energy += acc[K, op, 0] * noc_pj
+    return energy
+
+
+@njit(cache=True)
+def _accumulate(acc, lv, here, up):
+    """Partial sums accumulated at ``lv`` between arriving (``here``) and leaving
+    (``up``): ``here - up`` reads and writes at a storage level, or transfers at the
+    NoC (``lv == K``)."""
+    K = acc.shape[0] - 1
+    n = here - up
+    if n < 0.0:
+        n = 0.0
+    acc[lv, 2, 0] += n
+    if lv < K:
+        acc[lv, 2, 1] += n
+
+
+@njit(cache=True)
+def _cascade_up(T, P, sp, lv, d, K):
+    for l2 in range(lv + 1, K - 1):
+        need = T[l2 - 1, d] * (P[d] if l2 - 1 == sp else 1.0)
+        if T[l2, d] < need:
+            T[l2, d] = need
+
+
+@njit(cache=True)
+def _cascade_down(T, P, sp, lv, d):
+    for l2 in range(lv - 1, -1, -1):
+        limit = np.floor(T[l2 + 1, d] / (P[d] if l2 == sp else 1.0) + EPS)
+        if limit < 1.0:
+            limit = 1.0
+        if T[l2, d] > limit:
+            T[l2, d] = limit
+
+
+@njit(cache=True)
+def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
+    """Move T[lv, d] one candidate up (+1) or down (-1), keeping tiles nested.
+    Returns False when there is no such candidate."""
+    cur = T[lv, d]
+    new = -1.0
+    if direction > 0:
+        for j in range(ncand[d]):
+            if cand[d, j] > cur * (1.0 + EPS):
+                new = cand[d, j]
+                break
+        if new < 0.0:
+            return False
+        if new * (P[d] if lv == sp else 1.0) > D[d] * (1.0 + EPS):
+            return False
+        T[lv, d] = new
+        _cascade_up(T, P, sp, lv, d, K)
+    else:
+        for j in range(ncand[d] - 1, -1, -1):
+            if cand[d, j] < cur * (1.0 - EPS):
+                new = cand[d, j]
+                break
+        if new < 0.0:
+            return False
+        lower = minT0[d] if lv == 0 else 1.0
+        if new < lower * (1.0 - EPS):
+            return False
+        T[lv, d] = new
+        _cascade_down(T, P, sp, lv, d)
+        if T[0, d] < minT0[d] * (1.0 - EPS):
+            return False
+    return True
+
+
+@njit(cache=True)
+def search(T0, P, order0, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w, sp,
+           has_noc, holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
+           elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, max_iter):
+    """Hill-climb from ``T0``/``order0``: single-dimension steps (with the tiles
+    above and below following), paired grow-one/shrink-another steps at one level,
+    and order changes; take the best improving neighbour until none improves.
+
+    Returns ``(energy, T, order)``; energy is ``inf`` if ``T0`` itself is illegal.
+    """
+    K = T0.shape[0]
+    acc = np.zeros((K + 1, 3, 2))
+    T = T0.copy()
+    order = order0.copy()
+    best = evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
+                    group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
+                    w_ratio, w_idx_per_mac, i_top_ratio, acc)
+    if not np.isfinite(best):
+        return best, T, order
+    for _ in range(max_iter):
+        cand_best = best
+        best_T = T.copy()
+        best_order = order.copy()
+        for lv in range(K - 1):
+            for d in range(7):
+                for direction in (1, -1):
+                    trial = T.copy()
+                    if not _step(trial, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
+                        continue
+                    e = evaluate(trial, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
+                                 holds, group_of, group_cap, backing, rd, wr, noc_pj,
+                                 mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac,
+                                 i_top_ratio, acc)
+                    if e < cand_best * (1.0 - 1e-12):
+                        cand_best = e
+                        best_T = trial
+                        best_order = order.copy()
+                    if direction < 0:
+                        continue
+                    # Grow d, shrink another dimension at the same level.
+                    for d2 in range(7):
+                        if d2 == d:
+                            continue
+                        trial2 = trial.copy()
+                        if not _step(trial2, P, sp, lv, d2, -1, cand, ncand, minT0, D, K):
+                            continue
+                        e = evaluate(trial2, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
+                                     holds, group_of, group_cap, backing, rd, wr, noc_pj,
+                                     mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac,
+                                     i_top_ratio, acc)
+                        if e < cand_best * (1.0 - 1e-12):
+                            cand_best = e
+                            best_T = trial2
+                            best_order = order.copy()
+        if order_free:
+            for lv in range(1, K):
+                for o in range(3):
+                    if o == order[lv]:
+                        continue
+                    trial_order = order.copy()
+                    trial_order[lv] = o
+                    e = evaluate(T, P, trial_order, D, sh, sw, in_h, in_w, sp, has_noc,
+                                 holds, group_of, group_cap, backing, rd, wr, noc_pj,
+                                 mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac,
+                                 i_top_ratio, acc)
+                    if e < cand_best * (1.0 - 1e-12):
+                        cand_best = e
+                        best_T = T.copy()
+                        best_order = trial_order
+        if cand_best >= best:
+            break
+        best = cand_best
+        T = best_T
+        order = best_order
+    return best, T, order

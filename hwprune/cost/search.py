@@ -1,0 +1,251 @@
+"""Find the cheapest legal mapping of one loop nest on one device.
+
+Spatial unrollings are enumerated from the dataflow (:mod:`hwprune.cost.dataflow`);
+for each, the tiles and loop orders are hill-climbed by :func:`hwprune.cost.mapper.search`
+from the smallest legal tiles upwards. The best result over all starts wins.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import HwpruneError
+from ..hardware.profile import BACKING_KINDS, OPERANDS, DeviceProfile, MemoryLevel
+from .dataflow import STATIONARY, Dataflow, array_axes
+from .loopnest import DIMS, LoopNest
+from .mapper import evaluate, search
+
+MAX_ITER = 400
+MAX_SPATIAL_STARTS = 6
+
+
+@dataclass(frozen=True)
+class DeviceArrays:
+    """A device profile flattened into the arrays the numba kernels read.
+
+    ``storage`` are the memory levels that hold data (the NoC, if any, is separate);
+    energies are per element of ``elem_bytes`` (pJ), capacities in bytes per instance.
+    """
+
+    storage: tuple[MemoryLevel, ...]
+    noc: MemoryLevel | None
+    sp: int
+    holds: np.ndarray
+    group_of: np.ndarray
+    group_cap: np.ndarray
+    backing: np.ndarray
+    rd: np.ndarray
+    wr: np.ndarray
+    noc_pj: float
+    elem_bytes: float
+
+
+@lru_cache(maxsize=64)
+def device_arrays(dev: DeviceProfile) -> DeviceArrays:
+    storage = tuple(lvl for lvl in dev.memory if lvl.kind != "noc")
+    noc = next((lvl for lvl in dev.memory if lvl.kind == "noc"), None)
+    k = len(storage)
+    eb = dev.element_bytes
+    holds = np.zeros((k, 3), dtype=np.bool_)
+    group_of = np.zeros((k, 3), dtype=np.int64)
+    group_cap = np.full((k, 3), np.inf)
+    for i, lvl in enumerate(storage):
+        for j, op in enumerate(OPERANDS):
+            holds[i, j] = op in lvl.holds
+        if lvl.partition_bytes:
+            for g, (members, size) in enumerate(lvl.partition_bytes):
+                group_cap[i, g] = size
+                for member in members:
+                    group_of[i, OPERANDS.index(member)] = g
+        else:
+            group_cap[i, 0] = lvl.size_bytes
+    per_unit = [i for i, lvl in enumerate(storage) if lvl.instances > 1]
+    sp = per_unit[-1] if per_unit and dev.compute.units > 1 else -1
+    return DeviceArrays(
+        storage=storage,
+        noc=noc,
+        sp=sp,
+        holds=holds,
+        group_of=group_of,
+        group_cap=group_cap,
+        backing=np.array([lvl.kind in BACKING_KINDS for lvl in storage], dtype=np.bool_),
+        rd=np.array([lvl.read_energy_pj * eb / lvl.word_bytes for lvl in storage]),
+        wr=np.array([(lvl.write_energy_pj or 0.0) * eb / lvl.word_bytes for lvl in storage]),
+        noc_pj=0.0 if noc is None else noc.read_energy_pj * eb / noc.word_bytes,
+        elem_bytes=eb,
+    )
+
+
+@dataclass(frozen=True)
+class SparsityParams:
+    """What sparsity does to one layer's data movement (all fractions).
+
+    Attributes:
+        executed: fraction of MACs whose energy is spent (the rest skipped or gated).
+        weight_ratio: weight bytes moved and stored per dense weight byte (values +
+            indices).
+        index_per_mac: index bytes read per executed MAC, per element byte.
+        input_top_ratio: input bytes per dense byte in the outermost memory.
+    """
+
+    executed: float = 1.0
+    weight_ratio: float = 1.0
+    index_per_mac: float = 0.0
+    input_top_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """The mapping found for one loop nest (one group).
+
+    Attributes:
+        tiles: per storage level (innermost first), the tile of each dimension.
+        spatial: factor of each dimension unrolled across units or the PE array.
+        stationary: per storage level, the operand kept in the level below while
+            the innermost loops run (``"-"`` for level 0, whose loops feed the MACs).
+        energy_pj: energy of one group, pJ.
+        accesses: ``(levels + 1, 3, 2)`` element reads/writes per storage level and
+            operand (weights, inputs, outputs); the last row holds NoC transfers.
+    """
+
+    tiles: tuple[tuple[float, ...], ...]
+    spatial: tuple[float, ...]
+    stationary: tuple[str, ...]
+    energy_pj: float
+    accesses: np.ndarray
+
+    def describe(self, level_names: tuple[str, ...]) -> str:
+        """Compact text: spatial factors, then each level's tile and stationary operand."""
+        def dims(values) -> str:
+            parts = [f"{d}{v:g}" for d, v in zip(DIMS, values) if v > 1]
+            return " ".join(parts) or "1"
+
+        text = [f"spatial[{dims(self.spatial)}]"]
+        for name, tile, stat in zip(level_names, self.tiles, self.stationary):
+            text.append(f"{name}[{dims(tile)}]" + ("" if stat == "-" else f"/{stat[0]}"))
+        return " ".join(text)
+
+
+def _candidates(bound: int) -> list[float]:
+    values = {1, bound}
+    values.update(d for d in range(1, int(math.isqrt(bound)) + 1) if bound % d == 0)
+    values.update(bound // d for d in list(values) if bound % d == 0)
+    p = 2
+    while p < bound:
+        values.add(p)
+        p *= 2
+    return sorted(float(v) for v in values)
+
+
+def _axis_options(bounds: tuple[int, ...], dims: tuple[str, ...], size: int) -> list[dict]:
+    """Ways to fill one array axis of ``size``: a primary dimension and, if it leaves
+    room, a secondary one (Eyeriss's replication)."""
+    options: list[dict] = [{}]
+    for d1 in dims:
+        b1 = bounds[DIMS.index(d1)]
+        for f1 in {min(b1, size), max(f for f in range(1, min(b1, size) + 1) if b1 % f == 0)}:
+            if f1 <= 1:
+                continue
+            options.append({d1: f1})
+            room = size // f1
+            for d2 in dims:
+                if d2 == d1 or room < 2:
+                    continue
+                b2 = bounds[DIMS.index(d2)]
+                f2 = min(b2, room)
+                if f2 > 1:
+                    options.append({d1: f1, d2: f2})
+    return options
+
+
+def spatial_candidates(nest: LoopNest, dev: DeviceProfile, flow: Dataflow) -> list[np.ndarray]:
+    """Spatial unrollings to try, best array utilization first."""
+    if dev.compute.units <= 1:
+        return [np.ones(7)]
+    axes = array_axes(dev, flow)
+    if len(axes) == 1:
+        dims = tuple(dict.fromkeys(d for axis in flow.spatial for d in axis))
+        per_axis = [_axis_options(nest.bounds, dims, axes[0])]
+    else:
+        per_axis = [_axis_options(nest.bounds, flow.spatial[i], axes[i]) for i in range(2)]
+    seen = {}
+    for combo in itertools.product(*per_axis):
+        p = np.ones(7)
+        for choice in combo:
+            for d, f in choice.items():
+                p[DIMS.index(d)] *= f
+        if np.any(p > np.array(nest.bounds)):
+            continue
+        key = tuple(p)
+        seen.setdefault(key, p)
+    ranked = sorted(seen.values(), key=lambda p: -float(np.prod(p)))
+    return ranked[:MAX_SPATIAL_STARTS]
+
+
+def _initial_tiles(bounds: np.ndarray, p: np.ndarray, min_t0: np.ndarray, k: int,
+                   sp: int) -> np.ndarray:
+    t = np.ones((k, 7))
+    t[0] = min_t0
+    for lv in range(1, k):
+        t[lv] = t[lv - 1] * (p if lv - 1 == sp else 1.0)
+    t[k - 1] = bounds
+    return t
+
+
+def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
+                 sparsity: SparsityParams) -> Mapping:
+    """The cheapest legal mapping found for one group of ``nest``."""
+    arrays = device_arrays(dev)
+    bounds = np.array(nest.bounds, dtype=np.float64)
+    k = len(arrays.storage)
+    cand_lists = [_candidates(b) for b in nest.bounds]
+    width = max(len(c) for c in cand_lists)
+    cand = np.zeros((7, width))
+    for d, values in enumerate(cand_lists):
+        cand[d, :len(values)] = values
+    ncand = np.array([len(c) for c in cand_lists], dtype=np.int64)
+    min_t0 = np.ones(7)
+    for d in flow.pinned:
+        min_t0[DIMS.index(d)] = bounds[DIMS.index(d)]
+    sh, sw = (float(s) for s in nest.stride)
+    in_h, in_w = (float(x) for x in nest.in_hw)
+    fixed = flow.stationary is not None
+    order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
+    sp = arrays.sp
+    common = (bounds, sh, sw, in_h, in_w, sp, arrays.noc is not None, arrays.holds,
+              arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
+              arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem_bytes,
+              sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
+              sparsity.input_top_ratio)
+
+    best = (np.inf, None, None, None)
+    for p in spatial_candidates(nest, dev, flow):
+        if sp < 0:
+            p = np.ones(7)
+        t0 = _initial_tiles(bounds, p, min_t0, k, sp)
+        energy, tiles, order = search(t0, p, order0, not fixed, cand, ncand, min_t0,
+                                      *common, MAX_ITER)
+        if energy < best[0]:
+            best = (energy, tiles, order, p)
+    energy, tiles, order, p = best
+    if not np.isfinite(energy):
+        raise HwpruneError(
+            f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
+            f"{dev.id!r} with dataflow {flow.name!r}: even the smallest tiles do not fit "
+            "the levels' capacities"
+        )
+    acc = np.zeros((k + 1, 3, 2))
+    evaluate(tiles, p, order, *common, acc)
+    stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
+    return Mapping(
+        tiles=tuple(tuple(float(v) for v in row) for row in tiles),
+        spatial=tuple(float(v) for v in p),
+        stationary=stationary,
+        energy_pj=float(energy),
+        accesses=acc,
+    )

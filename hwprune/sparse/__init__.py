@@ -1,0 +1,1 @@
+"""How pruned data is stored: formats and their storage costs."""
