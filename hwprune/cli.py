@@ -68,6 +68,43 @@ def _cmd_show(args: argparse.Namespace) -> None:
     _emit(api.show(args.network), args)
 
 
+def _cmd_energy(args: argparse.Namespace) -> None:
+    from .cost.energy import level_columns
+    from .report.plots import check_plot_path, plot_energy
+
+    if args.plot:
+        check_plot_path(args.plot)
+    dev = api.device(args.device, args.profiles)
+    net = api.network(args.network)
+    kwargs = dict(densities=args.densities, batch=args.batch, dataflow=args.dataflow,
+                  weight_format=args.weight_format)
+    if args.detail:
+        _emit(api.energy_detail(net, dev, **kwargs), args)
+    else:
+        df = api.energy(net, dev, **kwargs)
+        _emit(df, args)
+        if args.format == "table" and not args.out:
+            total = df["energy_pj"].sum()
+            print(f"total {total:.4g} pJ = {total / dev.compute.mac_energy_pj:.4g} MAC-energies "
+                  f"over {len(df)} layers; {total / df['macs'].sum():.3g} pJ per MAC "
+                  f"(dataflow {df['dataflow'].iloc[0]}, weights {df['weight_format'].iloc[0]})")
+        if args.plot:
+            unit = "MAC energies" if dev.id == "eyeriss" else "pJ"
+            plot_energy(df, level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
+                        unit, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -98,6 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", metavar="NETWORK", help="built-in network name (see 'hwprune networks')")
     _add_table_options(p)
     p.set_defaults(func=_cmd_show)
+
+    from .hardware.profile import DATAFLOWS, WEIGHT_FORMATS
+    p = sub.add_parser("energy", help="energy per layer by memory level and operand")
+    p.add_argument("network", metavar="NETWORK", help="built-in network name")
+    p.add_argument("--device", required=True, metavar="DEVICE",
+                   help="device id or path to a .toml profile")
+    p.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                   help="inputs processed together; weights are reused across them (default 1)")
+    p.add_argument("--densities", metavar="FILE",
+                   help="CSV with header layer,weight_density,act_density (default: dense)")
+    p.add_argument("--dataflow", choices=DATAFLOWS, help="dataflow preset (default: the device's)")
+    p.add_argument("--weight-format", choices=WEIGHT_FORMATS,
+                   help="storage of pruned weights (default: the device's)")
+    p.add_argument("--detail", action="store_true",
+                   help="one row per layer, memory level and operand instead")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw stacked bars per layer, by memory level and by operand")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_energy)
     return parser
 
 

@@ -169,19 +169,26 @@ def _fits(nest: LoopNest, dev: DeviceProfile, weight_ratio: float) -> bool:
     return all(used[lvl.name] <= lvl.total_bytes for lvl in dev.memory if lvl.name in used)
 
 
-def level_columns(dev: DeviceProfile) -> list[str]:
-    """Names of the levels as they appear in result columns (lower case)."""
+def _level_rows(dev: DeviceProfile) -> list[tuple[str, int]]:
+    """(level name, row in the reads/writes arrays) in the device's memory order; the
+    NoC's row is the last one."""
     arrays = device_arrays(dev)
-    names = [lvl.name for lvl in arrays.storage]
+    index = {lvl.name: i for i, lvl in enumerate(arrays.storage)}
     if arrays.noc is not None:
-        names.append(arrays.noc.name)
-    return [n.lower() for n in names]
+        index[arrays.noc.name] = len(arrays.storage)
+    return [(lvl.name, index[lvl.name]) for lvl in dev.memory]
 
 
 def _word_scale(dev: DeviceProfile) -> np.ndarray:
+    """Words per element access, by row of the reads/writes arrays."""
     arrays = device_arrays(dev)
     levels = list(arrays.storage) + ([arrays.noc] if arrays.noc is not None else [])
     return np.array([dev.element_bytes / lvl.word_bytes for lvl in levels])
+
+
+def level_columns(dev: DeviceProfile) -> list[str]:
+    """Names of the levels as they appear in result columns: lower case, innermost first."""
+    return [name.lower() for name, _ in _level_rows(dev)]
 
 
 def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
@@ -195,7 +202,7 @@ def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batc
     if fmt not in WEIGHT_FORMATS:
         raise InputError(f"unknown weight format {fmt!r}; accepted: " + ", ".join(WEIGHT_FORMATS))
     dens = resolve_densities(densities, net)
-    names = level_columns(dev)
+    level_rows = _level_rows(dev)
     scale = _word_scale(dev)
     storage_names = tuple(lvl.name for lvl in device_arrays(dev).storage)
     rows = []
@@ -215,9 +222,9 @@ def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batc
         row["energy_pj"] = float(level_pj.sum()) + cost.operand_pj["compute_pj"]
         row["energy_norm"] = row["energy_pj"] / dev.compute.mac_energy_pj
         words = (cost.reads + cost.writes).sum(axis=1) * scale
-        for i, name in enumerate(names):
-            row[f"{name}_accesses"] = float(words[i])
-            row[f"{name}_pj"] = float(level_pj[i])
+        for name, i in level_rows:
+            row[f"{name.lower()}_accesses"] = float(words[i])
+            row[f"{name.lower()}_pj"] = float(level_pj[i])
         row.update(cost.operand_pj)
         row["fits_memory"] = cost.fits_memory
         row["dataflow"] = flow.name
@@ -236,13 +243,13 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
     fmt = weight_format or dev.sparsity.weight_format
     dens = resolve_densities(densities, net)
     arrays = device_arrays(dev)
-    levels = list(arrays.storage) + ([arrays.noc] if arrays.noc is not None else [])
     cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
     cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
     rows = []
     for layer in net.weighted_layers:
         cost = layer_cost(LoopNest.of(layer, batch), dev, flow, dens[layer.name], fmt)
-        for i, lvl in enumerate(levels):
+        for name, i in _level_rows(dev):
+            lvl = dev.level(name)
             for j, op in enumerate(OPERANDS):
                 r, w = cost.reads[i, j], cost.writes[i, j]
                 rows.append({

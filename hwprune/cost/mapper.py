@@ -24,8 +24,8 @@ between a level and the level below it):
   array and RF this is exactly Chen et al.'s a·DRAM + ab·buffer + abc·array +
   abcd·RF (and (2a-1)·DRAM + 2a(b-1)·buffer + ab(c-1)·array + 2abc(d-1)·RF for
   partial sums).
-* Tile counts are real-valued (``D / T``), so a tile size that does not divide its
-  dimension is charged the average of its full and partial tiles.
+* Factorization is exact: every tile divides the tile above it (and the spatial
+  factor divides its dimension), so all loop counts are integers.
 * Input footprints include the convolution halo, ``(e-1)·stride + r`` rows, capped at
   the unpadded input size.
 
@@ -55,6 +55,13 @@ ORDERS = np.array(
     dtype=np.int64,
 )
 EPS = 1e-9
+
+
+@njit(cache=True)
+def _multiple(a, b):
+    """True when ``a`` is a whole multiple (>= 1) of ``b``."""
+    q = a / b
+    return q >= 1.0 - EPS and abs(q - np.round(q)) < 1e-9
 
 
 @njit(cache=True)
@@ -105,10 +112,10 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
     if sp >= 0:
         for d in range(7):
             Tagg[sp, d] = T[sp, d] * P[d]
-    # Tiles must nest.
+    # Tiles must nest exactly.
     for lv in range(1, K):
         for d in range(7):
-            if T[lv, d] < Tagg[lv - 1, d] * (1.0 - EPS):
+            if not _multiple(T[lv, d], Tagg[lv - 1, d]):
                 return np.inf
     for d in range(7):
         if Tagg[K - 1, d] > D[d] * (1.0 + EPS):
@@ -205,27 +212,46 @@ def _accumulate(acc, lv, here, up):
 
 
 @njit(cache=True)
-def _cascade_up(T, P, sp, lv, d, K):
-    for l2 in range(lv + 1, K - 1):
+def _cascade_up(T, P, sp, lv, d, K, D):
+    """After T[lv, d] grew: make every level above a multiple of the one below it,
+    using the smallest multiple that divides the dimension. False if impossible."""
+    for l2 in range(lv + 1, K):
         need = T[l2 - 1, d] * (P[d] if l2 - 1 == sp else 1.0)
-        if T[l2, d] < need:
-            T[l2, d] = need
+        if _multiple(T[l2, d], need):
+            return True
+        if l2 == K - 1:
+            return False
+        c = need * np.ceil(T[l2, d] / need - EPS)
+        while c <= D[d] * (1.0 + EPS) and not _multiple(D[d], c):
+            c += need
+        if c > D[d] * (1.0 + EPS):
+            return False
+        T[l2, d] = c
+    return True
 
 
 @njit(cache=True)
-def _cascade_down(T, P, sp, lv, d):
+def _cascade_down(T, P, sp, lv, d, minT0):
+    """After T[lv, d] shrank: make every level below divide the one above it, keeping
+    the largest such tile. False if impossible."""
     for l2 in range(lv - 1, -1, -1):
-        limit = np.floor(T[l2 + 1, d] / (P[d] if l2 == sp else 1.0) + EPS)
-        if limit < 1.0:
-            limit = 1.0
-        if T[l2, d] > limit:
-            T[l2, d] = limit
+        p = P[d] if l2 == sp else 1.0
+        if not _multiple(T[l2 + 1, d], p):
+            return False
+        limit = np.round(T[l2 + 1, d] / p)
+        if _multiple(limit, T[l2, d]):
+            return True
+        c = np.floor(T[l2, d] + EPS)
+        while c > 1.0 and not _multiple(limit, c):
+            c -= 1.0
+        T[l2, d] = c
+    return T[0, d] >= minT0[d] * (1.0 - EPS)
 
 
 @njit(cache=True)
 def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
-    """Move T[lv, d] one candidate up (+1) or down (-1), keeping tiles nested.
-    Returns False when there is no such candidate."""
+    """Move T[lv, d] to the next candidate up (+1) or down (-1), then repair the levels
+    above or below so that tiles still nest. False when no legal move exists."""
     cur = T[lv, d]
     new = -1.0
     if direction > 0:
@@ -235,25 +261,20 @@ def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
                 break
         if new < 0.0:
             return False
-        if new * (P[d] if lv == sp else 1.0) > D[d] * (1.0 + EPS):
-            return False
         T[lv, d] = new
-        _cascade_up(T, P, sp, lv, d, K)
-    else:
-        for j in range(ncand[d] - 1, -1, -1):
-            if cand[d, j] < cur * (1.0 - EPS):
-                new = cand[d, j]
-                break
-        if new < 0.0:
+        if lv > 0 and not _multiple(new, T[lv - 1, d] * (P[d] if lv - 1 == sp else 1.0)):
             return False
-        lower = minT0[d] if lv == 0 else 1.0
-        if new < lower * (1.0 - EPS):
-            return False
-        T[lv, d] = new
-        _cascade_down(T, P, sp, lv, d)
-        if T[0, d] < minT0[d] * (1.0 - EPS):
-            return False
-    return True
+        return _cascade_up(T, P, sp, lv, d, K, D)
+    for j in range(ncand[d] - 1, -1, -1):
+        if cand[d, j] < cur * (1.0 - EPS):
+            new = cand[d, j]
+            break
+    if new < 0.0 or (lv == 0 and new < minT0[d] * (1.0 - EPS)):
+        return False
+    T[lv, d] = new
+    if not _multiple(T[lv + 1, d], new * (P[d] if lv == sp else 1.0)):
+        return False
+    return _cascade_down(T, P, sp, lv, d, minT0)
 
 
 @njit(cache=True)

@@ -132,14 +132,13 @@ class Mapping:
 
 
 def _candidates(bound: int) -> list[float]:
-    values = {1, bound}
-    values.update(d for d in range(1, int(math.isqrt(bound)) + 1) if bound % d == 0)
-    values.update(bound // d for d in list(values) if bound % d == 0)
-    p = 2
-    while p < bound:
-        values.add(p)
-        p *= 2
-    return sorted(float(v) for v in values)
+    """Tile sizes a dimension may take: its divisors."""
+    small = [d for d in range(1, math.isqrt(bound) + 1) if bound % d == 0]
+    return sorted(float(v) for v in {*small, *(bound // d for d in small)})
+
+
+def _largest_divisor(bound: int, limit: int) -> int:
+    return max(f for f in range(1, min(bound, limit) + 1) if bound % f == 0)
 
 
 def _axis_options(bounds: tuple[int, ...], dims: tuple[str, ...], size: int) -> list[dict]:
@@ -147,19 +146,17 @@ def _axis_options(bounds: tuple[int, ...], dims: tuple[str, ...], size: int) -> 
     room, a secondary one (Eyeriss's replication)."""
     options: list[dict] = [{}]
     for d1 in dims:
-        b1 = bounds[DIMS.index(d1)]
-        for f1 in {min(b1, size), max(f for f in range(1, min(b1, size) + 1) if b1 % f == 0)}:
-            if f1 <= 1:
+        f1 = _largest_divisor(bounds[DIMS.index(d1)], size)
+        if f1 <= 1:
+            continue
+        options.append({d1: f1})
+        room = size // f1
+        for d2 in dims:
+            if d2 == d1 or room < 2:
                 continue
-            options.append({d1: f1})
-            room = size // f1
-            for d2 in dims:
-                if d2 == d1 or room < 2:
-                    continue
-                b2 = bounds[DIMS.index(d2)]
-                f2 = min(b2, room)
-                if f2 > 1:
-                    options.append({d1: f1, d2: f2})
+            f2 = _largest_divisor(bounds[DIMS.index(d2)], room)
+            if f2 > 1:
+                options.append({d1: f1, d2: f2})
     return options
 
 
@@ -224,14 +221,15 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
               sparsity.input_top_ratio)
 
     best = (np.inf, None, None, None)
-    for p in spatial_candidates(nest, dev, flow):
-        if sp < 0:
-            p = np.ones(7)
+    order_starts = [order0] if fixed else [np.full(k, o, dtype=np.int64) for o in range(3)]
+    spatial = spatial_candidates(nest, dev, flow) if sp >= 0 else [np.ones(7)]
+    for p in spatial:
         t0 = _initial_tiles(bounds, p, min_t0, k, sp)
-        energy, tiles, order = search(t0, p, order0, not fixed, cand, ncand, min_t0,
-                                      *common, MAX_ITER)
-        if energy < best[0]:
-            best = (energy, tiles, order, p)
+        for start in order_starts:
+            energy, tiles, order = search(t0, p, start, not fixed, cand, ncand, min_t0,
+                                          *common, MAX_ITER)
+            if energy < best[0]:
+                best = (energy, tiles, order, p)
     energy, tiles, order, p = best
     if not np.isfinite(energy):
         raise HwpruneError(

@@ -23,7 +23,7 @@ def _cell(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return ""
-        if float(value).is_integer() and abs(value) < 1e15:
+        if float(value).is_integer() and abs(value) < 1e6:
             return f"{int(value):,}"
         return f"{value:.4g}"
     return str(value)

@@ -89,8 +89,12 @@ def storage_cost(fmt: str, rows: int, cols: int, density: float, element_bytes: 
 
 
 def activation_ratio(fmt: str, density: float, element_bytes: float, index_bits: int) -> float:
-    """Stored bytes per dense byte of an activation tensor at ``density`` (fraction)."""
+    """Stored bytes per dense byte of an activation tensor at ``density`` (fraction).
+
+    A run-length coder is only worth using when it shrinks the data, so the ratio is
+    capped at 1 (a dense feature map is sent uncoded).
+    """
     if fmt == "dense":
         return 1.0
     cost = storage_cost("rle", 1, 1_000_000, density, element_bytes, index_bits)
-    return cost.total_bytes / cost.dense_bytes
+    return min(1.0, cost.total_bytes / cost.dense_bytes)
