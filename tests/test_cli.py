@@ -100,3 +100,64 @@ def test_console_script_entry_point():
     assert proc.returncode == 2
     assert proc.stderr.startswith("hwprune: error: unknown network 'nope'")
     assert proc.stdout == ""
+
+
+def test_energy_verb_table_csv_and_plot(capsys, tmp_path):
+    code, out, err = run(capsys, "energy", "alexnet", "--device", "eyeriss")
+    assert code == 0 and err == ""
+    assert out.splitlines()[0].startswith("layer")
+    assert out.splitlines()[-1].startswith("total ")
+    plot = tmp_path / "e.png"
+    csv = tmp_path / "e.csv"
+    code, out, err = run(capsys, "energy", "alexnet", "--device", "core-i7", "--format", "csv",
+                         "--out", str(csv), "--plot", str(plot), "--batch", "2")
+    assert code == 0 and out == ""
+    df = pd.read_csv(csv)
+    pd.testing.assert_frame_equal(df, hwprune.energy("alexnet", "core-i7", batch=2),
+                                  check_dtype=False)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv", "e.png"]
+
+
+def test_energy_verb_densities_and_detail(capsys, tmp_path):
+    dens = tmp_path / "d.csv"
+    dens.write_text("layer,weight_density,act_density\nfc6,0.1,0.5\n")
+    code, out, _ = run(capsys, "energy", "alexnet", "--device", "eyeriss", "--densities",
+                       str(dens), "--weight-format", "csr", "--format", "json")
+    rows = {r["layer"]: r for r in json.loads(out)}
+    assert code == 0 and rows["fc6"]["weight_density"] == 0.1 and rows["fc6"]["index_pj"] > 0
+    code, out, _ = run(capsys, "energy", "lenet-5", "--device", "titan-x", "--detail",
+                       "--format", "csv")
+    detail = pd.read_csv(io.StringIO(out))
+    assert code == 0 and set(detail["operand"]) == {"weights", "inputs", "outputs"}
+    total = hwprune.energy("lenet-5", "titan-x")
+    assert detail["energy_pj"].sum() + total["compute_pj"].sum() == pytest.approx(
+        total["energy_pj"].sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["energy", "alexnet"], "required: --device"),
+        (["energy", "alexnet", "--device", "eyeriss", "--batch", "two"], "--batch"),
+        (["energy", "alexnet", "--device", "eyeriss", "--dataflow", "diagonal"], "invalid choice"),
+        (["energy", "alexnet", "--device", "core-i7", "--dataflow", "row-stationary"],
+         "needs a 2-D PE array"),
+        (["energy", "alexnet", "--device", "eyeriss", "--densities", "/no/such.csv"],
+         "no such file"),
+        (["energy", "alexnet", "--device", "eyeriss", "--plot", "out.gif"], ".png, .svg, .pdf"),
+        (["energy", "alexnet", "--device", "eyeriss", "--plot", "/no/dir/e.png"],
+         "does not exist"),
+    ],
+)
+def test_energy_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("hwprune: error: ") and needle in err
+
+
+def test_energy_bad_densities_row_is_named(capsys, tmp_path):
+    dens = tmp_path / "d.csv"
+    dens.write_text("layer,weight_density,act_density\nconv1,0.5,0.5\nfc6,1.7,1\n")
+    code, _, err = run(capsys, "energy", "alexnet", "--device", "eyeriss", "--densities", str(dens))
+    assert code == 2 and "line 3 ('fc6'): weight_density '1.7' is outside (0, 1]" in err

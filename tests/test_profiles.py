@@ -67,7 +67,8 @@ def _numeric_keys(table: dict, prefix: str = ""):
     for key, value in table.items():
         if key == "sources":
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric or key == "partition_bytes":
             yield prefix, key, table.get("sources", {})
 
 
@@ -75,6 +76,8 @@ def _numeric_keys(table: dict, prefix: str = ""):
 def test_every_builtin_number_names_its_source(path):
     data = tomllib.loads(path.read_text())
     tables = [("", data), ("compute.", data["compute"])]
+    if "sparsity" in data:
+        tables.append(("sparsity.", data["sparsity"]))
     tables += [(f"memory.{lvl['name']}.", lvl) for lvl in data["memory"]]
     missing = [
         prefix + key
@@ -141,6 +144,25 @@ def test_minimal_user_profile_loads_by_path(tmp_path):
         ('id = "toy"', 'id = "Toy Device"', "id", "lower-case"),
         ('[compute]', '[sources]\nclock_hz = "ok"\nunits = "?"\n[compute]', "sources.units",
          "names no numeric key"),
+        ('clock_hz = 1e8', 'clock_hz = 1e8\ndataflow = "diagonal"', "dataflow",
+         "one of: row-stationary"),
+        ('[compute]', '[sparsity]\nzero_weights = "maybe"\n[compute]', "sparsity.zero_weights",
+         "one of: none, gate, skip"),
+        ('[compute]', '[sparsity]\nweight_format = "coo"\n[compute]', "sparsity.weight_format",
+         "one of: dense, csr, rle, simd-group"),
+        ('kind = "dram"', 'kind = "dram"\nholds = ["weights", "bias"]', "memory[1] (DRAM).holds",
+         "distinct operands"),
+        ('name = "L1"\nkind = "cache"', 'name = "L1"\nkind = "cache"\nholds = ["weights"]',
+         "memory[0].holds", "must hold every operand"),
+        ('associativity = 4\n', 'associativity = 4\npartition_bytes = { weights = 1024 }\n',
+         "memory[0] (L1).partition_bytes", "exactly one part"),
+        ('associativity = 4\n', 'associativity = 4\npartition_bytes = { weights = 4000, '
+         '"inputs+outputs" = 1000 }\n', "memory[0] (L1).partition_bytes", "more than size_bytes"),
+        ('kind = "dram"\nsize_bytes = 1048576\nline_bytes = 32\nword_bytes = 4\n'
+         'latency_cycles = 50\nread_energy_pj = 100.0\nwrite_energy_pj = 100.0\n',
+         'kind = "flash"\nholds = ["weights", "inputs"]\nsize_bytes = 1048576\n'
+         'line_bytes = 32\nword_bytes = 4\nlatency_cycles = 50\nread_energy_pj = 100.0\n',
+         "memory[1] (DRAM).holds", "can hold only weights"),
     ],
 )
 def test_bad_profiles_name_file_key_and_reason(tmp_path, old, new, key, reason):
