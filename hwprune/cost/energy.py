@@ -107,8 +107,14 @@ def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
 
 @lru_cache(maxsize=4096)
 def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
-             params: SparsityParams) -> Mapping:
-    return find_mapping(nest, dev, flow, params)
+             params: SparsityParams, weight_format: str) -> Mapping:
+    dense = Density()
+    if params == sparsity_params(nest, dev, dense, weight_format)[0]:
+        return find_mapping(nest, dev, flow, params)
+    # Seed with the dense layer's mapping: pruning then never costs more than dense.
+    seed = _mapping(nest, dev, flow, sparsity_params(nest, dev, dense, weight_format)[0],
+                    weight_format)
+    return find_mapping(nest, dev, flow, params, seed)
 
 
 def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
@@ -116,7 +122,7 @@ def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Dens
     """Price one layer's loop nest on ``dev``."""
     arrays = device_arrays(dev)
     params, value_ratio, index_ratio = sparsity_params(nest, dev, density, weight_format)
-    mapping = _mapping(nest, dev, flow, params)
+    mapping = _mapping(nest, dev, flow, params, weight_format)
     g = nest.groups
     acc = mapping.accesses * g
     k = len(arrays.storage)

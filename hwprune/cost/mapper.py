@@ -352,3 +352,51 @@ def search(T0, P, order0, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w,
         T = best_T
         order = best_order
     return best, T, order
+
+
+@njit(cache=True)
+def _jump(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
+    """Step T[lv, d] as far as it goes in ``direction``; False if it cannot move."""
+    moved = False
+    while True:
+        trial = T.copy()
+        if not _step(trial, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
+            return moved
+        T[:, :] = trial
+        moved = True
+
+
+@njit(cache=True)
+def refine(T, P, order, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w, sp,
+           has_noc, holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
+           elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, max_iter):
+    """Iterated local search around a hill-climbed mapping: kick one tile to its
+    smallest or largest legal size, climb again, keep the result if it is cheaper;
+    repeat until no kick helps. Returns ``(energy, T, order)``."""
+    K = T.shape[0]
+    acc = np.zeros((K + 1, 3, 2))
+    best = evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
+                    group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
+                    w_ratio, w_idx_per_mac, i_top_ratio, acc)
+    best_T = T.copy()
+    best_order = order.copy()
+    improved = True
+    while improved:
+        improved = False
+        for lv in range(K - 1):
+            for d in range(7):
+                for direction in (1, -1):
+                    kicked = best_T.copy()
+                    if not _jump(kicked, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
+                        continue
+                    e, t2, o2 = search(kicked, P, best_order, order_free, cand, ncand, minT0,
+                                       D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
+                                       group_cap, backing, rd, wr, noc_pj, mac_pj,
+                                       elem_bytes, f_exec, w_ratio, w_idx_per_mac,
+                                       i_top_ratio, max_iter)
+                    if e < best * (1.0 - 1e-9):
+                        best = e
+                        best_T = t2
+                        best_order = o2
+                        improved = True
+    return best, best_T, best_order

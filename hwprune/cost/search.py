@@ -2,7 +2,9 @@
 
 Spatial unrollings are enumerated from the dataflow (:mod:`hwprune.cost.dataflow`);
 for each, the tiles and loop orders are hill-climbed by :func:`hwprune.cost.mapper.search`
-from the smallest legal tiles upwards. The best result over all starts wins.
+from the smallest legal tiles upwards. The best spatial unrolling is then climbed again from starts whose innermost tile is
+grown along one dimension, and the best result over all starts is refined by iterated local search (kick one
+tile to an extreme, climb again, keep improvements).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..errors import HwpruneError
 from ..hardware.profile import BACKING_KINDS, OPERANDS, DeviceProfile, MemoryLevel
 from .dataflow import STATIONARY, Dataflow, array_axes
 from .loopnest import DIMS, LoopNest
-from .mapper import evaluate, search
+from .mapper import _jump, evaluate, refine, search
 
 MAX_ITER = 400
 MAX_SPATIAL_STARTS = 6
@@ -195,8 +197,13 @@ def _initial_tiles(bounds: np.ndarray, p: np.ndarray, min_t0: np.ndarray, k: int
 
 
 def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
-                 sparsity: SparsityParams) -> Mapping:
-    """The cheapest legal mapping found for one group of ``nest``."""
+                 sparsity: SparsityParams, seed: Mapping | None = None) -> Mapping:
+    """The cheapest legal mapping found for one group of ``nest``.
+
+    ``seed`` (for instance the mapping of the same layer dense) is one more start;
+    since a fixed mapping never costs more at a lower density, seeding a pruned layer
+    with its dense mapping guarantees it never costs more than the dense layer.
+    """
     arrays = device_arrays(dev)
     bounds = np.array(nest.bounds, dtype=np.float64)
     k = len(arrays.storage)
@@ -230,7 +237,30 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
                                           *common, MAX_ITER)
             if energy < best[0]:
                 best = (energy, tiles, order, p)
+    if seed is not None:
+        seed_p = np.array(seed.spatial)
+        seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
+                              dtype=np.int64)
+        energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, not fixed,
+                                      cand, ncand, min_t0, *common, MAX_ITER)
+        if energy < best[0]:
+            best = (energy, tiles, order, seed_p)
     energy, tiles, order, p = best
+    if np.isfinite(energy):
+        # More diverse starts for the best spatial unrolling: the innermost tile grown
+        # as far as it goes along one dimension.
+        t0 = _initial_tiles(bounds, p, min_t0, k, sp)
+        for d in range(7):
+            start_t = t0.copy()
+            if not _jump(start_t, p, sp, 0, d, 1, cand, ncand, min_t0, bounds, k):
+                continue
+            for start in order_starts:
+                e, t2, o2 = search(start_t, p, start, not fixed, cand, ncand, min_t0,
+                                   *common, MAX_ITER)
+                if e < energy:
+                    energy, tiles, order = e, t2, o2
+        energy, tiles, order = refine(tiles, p, order, not fixed, cand, ncand, min_t0,
+                                      *common, MAX_ITER)
     if not np.isfinite(energy):
         raise HwpruneError(
             f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
