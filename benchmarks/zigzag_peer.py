@@ -123,7 +123,9 @@ def example_paths() -> dict[str, str]:
     }
     missing = [p for p in paths.values() if not os.path.isfile(p)]
     if missing:
-        raise FileNotFoundError(f"zigzag-dse {zigzag_version()} does not ship the expected example files: {missing}")
+        raise FileNotFoundError(
+            f"zigzag-dse {zigzag_version()} does not ship the expected example files: {missing}"
+        )
     return paths
 
 

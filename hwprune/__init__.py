@@ -11,7 +11,14 @@ The Python API mirrors the ``hwprune`` command::
 """
 
 from .api import (
-    device, device_detail, devices, energy, energy_detail, network, networks, show,
+    device,
+    device_detail,
+    devices,
+    energy,
+    energy_detail,
+    network,
+    networks,
+    show,
 )
 from .errors import HwpruneError, InputError, ProfileError, ShapeError, UnknownNameError
 

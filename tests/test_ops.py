@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from hwprune.errors import ShapeError
 from hwprune.workload.ops import (
-    Add, BatchNorm, Concat, Conv2d, Flatten, GlobalPool, Linear, Pool2d,
+    Add,
+    BatchNorm,
+    Concat,
+    Conv2d,
+    Flatten,
+    GlobalPool,
+    Linear,
+    Pool2d,
 )
 
 

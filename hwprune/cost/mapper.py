@@ -198,6 +198,16 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
 
 
 @njit(cache=True)
+def _cost(T, P, order, ctx, acc):
+    """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
+    (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
+     noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio) = ctx
+    return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
+                    group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
+                    w_ratio, w_idx_per_mac, i_top_ratio, acc)
+
+
+@njit(cache=True)
 def _accumulate(acc, lv, here, up):
     """Partial sums accumulated at ``lv`` between arriving (``here``) and leaving
     (``up``): ``here - up`` reads and writes at a storage level, or transfers at the
@@ -278,22 +288,21 @@ def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
 
 
 @njit(cache=True)
-def search(T0, P, order0, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w, sp,
-           has_noc, holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
-           elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, max_iter):
+def search(T0, P, order0, order_free, cand, ncand, minT0, ctx, max_iter):
     """Hill-climb from ``T0``/``order0``: single-dimension steps (with the tiles
     above and below following), paired grow-one/shrink-another steps at one level,
     and order changes; take the best improving neighbour until none improves.
 
-    Returns ``(energy, T, order)``; energy is ``inf`` if ``T0`` itself is illegal.
+    ``ctx`` is the tuple of :func:`evaluate`'s arguments after ``order`` and before
+    ``acc``. Returns ``(energy, T, order)``; energy is ``inf`` if ``T0`` is illegal.
     """
+    D = ctx[0]
+    sp = ctx[5]
     K = T0.shape[0]
     acc = np.zeros((K + 1, 3, 2))
     T = T0.copy()
     order = order0.copy()
-    best = evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
-                    group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
-                    w_ratio, w_idx_per_mac, i_top_ratio, acc)
+    best = _cost(T, P, order, ctx, acc)
     if not np.isfinite(best):
         return best, T, order
     for _ in range(max_iter):
@@ -306,10 +315,7 @@ def search(T0, P, order0, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w,
                     trial = T.copy()
                     if not _step(trial, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
                         continue
-                    e = evaluate(trial, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
-                                 holds, group_of, group_cap, backing, rd, wr, noc_pj,
-                                 mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac,
-                                 i_top_ratio, acc)
+                    e = _cost(trial, P, order, ctx, acc)
                     if e < cand_best * (1.0 - 1e-12):
                         cand_best = e
                         best_T = trial
@@ -323,10 +329,7 @@ def search(T0, P, order0, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w,
                         trial2 = trial.copy()
                         if not _step(trial2, P, sp, lv, d2, -1, cand, ncand, minT0, D, K):
                             continue
-                        e = evaluate(trial2, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
-                                     holds, group_of, group_cap, backing, rd, wr, noc_pj,
-                                     mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac,
-                                     i_top_ratio, acc)
+                        e = _cost(trial2, P, order, ctx, acc)
                         if e < cand_best * (1.0 - 1e-12):
                             cand_best = e
                             best_T = trial2
@@ -338,10 +341,7 @@ def search(T0, P, order0, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w,
                         continue
                     trial_order = order.copy()
                     trial_order[lv] = o
-                    e = evaluate(T, P, trial_order, D, sh, sw, in_h, in_w, sp, has_noc,
-                                 holds, group_of, group_cap, backing, rd, wr, noc_pj,
-                                 mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac,
-                                 i_top_ratio, acc)
+                    e = _cost(T, P, trial_order, ctx, acc)
                     if e < cand_best * (1.0 - 1e-12):
                         cand_best = e
                         best_T = T.copy()
@@ -367,17 +367,15 @@ def _jump(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
 
 
 @njit(cache=True)
-def refine(T, P, order, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w, sp,
-           has_noc, holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
-           elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, max_iter):
+def refine(T, P, order, order_free, cand, ncand, minT0, ctx, max_iter):
     """Iterated local search around a hill-climbed mapping: kick one tile to its
     smallest or largest legal size, climb again, keep the result if it is cheaper;
     repeat until no kick helps. Returns ``(energy, T, order)``."""
+    D = ctx[0]
+    sp = ctx[5]
     K = T.shape[0]
     acc = np.zeros((K + 1, 3, 2))
-    best = evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
-                    group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
-                    w_ratio, w_idx_per_mac, i_top_ratio, acc)
+    best = _cost(T, P, order, ctx, acc)
     best_T = T.copy()
     best_order = order.copy()
     improved = True
@@ -390,10 +388,7 @@ def refine(T, P, order, order_free, cand, ncand, minT0, D, sh, sw, in_h, in_w, s
                     if not _jump(kicked, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
                         continue
                     e, t2, o2 = search(kicked, P, best_order, order_free, cand, ncand, minT0,
-                                       D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
-                                       group_cap, backing, rd, wr, noc_pj, mac_pj,
-                                       elem_bytes, f_exec, w_ratio, w_idx_per_mac,
-                                       i_top_ratio, max_iter)
+                                       ctx, max_iter)
                     if e < best * (1.0 - 1e-9):
                         best = e
                         best_T = t2

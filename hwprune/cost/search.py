@@ -2,9 +2,10 @@
 
 Spatial unrollings are enumerated from the dataflow (:mod:`hwprune.cost.dataflow`);
 for each, the tiles and loop orders are hill-climbed by :func:`hwprune.cost.mapper.search`
-from the smallest legal tiles upwards. The best spatial unrolling is then climbed again from starts whose innermost tile is
-grown along one dimension, and the best result over all starts is refined by iterated local search (kick one
-tile to an extreme, climb again, keep improvements).
+from the smallest legal tiles upwards. The best spatial unrolling is then climbed
+again from starts whose innermost tile is grown along one dimension, and the best
+result over all starts is refined by iterated local search (kick one tile to an
+extreme, climb again, keep improvements).
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     fixed = flow.stationary is not None
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
     sp = arrays.sp
-    common = (bounds, sh, sw, in_h, in_w, sp, arrays.noc is not None, arrays.holds,
+    ctx = (bounds, sh, sw, in_h, in_w, sp, arrays.noc is not None, arrays.holds,
               arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
               arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem_bytes,
               sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
@@ -234,7 +235,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
         t0 = _initial_tiles(bounds, p, min_t0, k, sp)
         for start in order_starts:
             energy, tiles, order = search(t0, p, start, not fixed, cand, ncand, min_t0,
-                                          *common, MAX_ITER)
+                                          ctx, MAX_ITER)
             if energy < best[0]:
                 best = (energy, tiles, order, p)
     if seed is not None:
@@ -242,7 +243,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
         seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
                               dtype=np.int64)
         energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, not fixed,
-                                      cand, ncand, min_t0, *common, MAX_ITER)
+                                      cand, ncand, min_t0, ctx, MAX_ITER)
         if energy < best[0]:
             best = (energy, tiles, order, seed_p)
     energy, tiles, order, p = best
@@ -256,11 +257,11 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
                 continue
             for start in order_starts:
                 e, t2, o2 = search(start_t, p, start, not fixed, cand, ncand, min_t0,
-                                   *common, MAX_ITER)
+                                   ctx, MAX_ITER)
                 if e < energy:
                     energy, tiles, order = e, t2, o2
         energy, tiles, order = refine(tiles, p, order, not fixed, cand, ncand, min_t0,
-                                      *common, MAX_ITER)
+                                      ctx, MAX_ITER)
     if not np.isfinite(energy):
         raise HwpruneError(
             f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
@@ -268,7 +269,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
             "the levels' capacities"
         )
     acc = np.zeros((k + 1, 3, 2))
-    evaluate(tiles, p, order, *common, acc)
+    evaluate(tiles, p, order, *ctx, acc)
     stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
     return Mapping(
         tiles=tuple(tuple(float(v) for v in row) for row in tiles),

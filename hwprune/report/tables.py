@@ -77,7 +77,8 @@ def networks_table(nets: Iterable[Network]) -> pd.DataFrame:
 def devices_table(devices: Iterable[DeviceProfile]) -> pd.DataFrame:
     """One row per device profile.
 
-    Columns: ``device`` (id), ``class``, ``name``, ``clock_mhz``, ``units``
+    Columns: ``device`` (id), ``class``, ``name``, ``dataflow`` (default of the energy
+    model), ``clock_mhz``, ``units``
     (cores/SMs/PEs), ``simd`` (``lanes x bits``), ``peak_gmacs`` (device-wide peak,
     GMAC/s), ``mac_pj`` (energy per MAC, pJ), ``memory`` (levels innermost first with
     their per-instance size), ``origin`` (file).
@@ -90,6 +91,7 @@ def devices_table(devices: Iterable[DeviceProfile]) -> pd.DataFrame:
                 "device": dev.id,
                 "class": dev.device_class,
                 "name": dev.name,
+                "dataflow": dev.dataflow,
                 "clock_mhz": dev.clock_hz / 1e6,
                 "units": c.units,
                 "simd": f"{c.simd_lanes}x{c.simd_element_bits}b",
@@ -103,8 +105,9 @@ def devices_table(devices: Iterable[DeviceProfile]) -> pd.DataFrame:
                 "origin": dev.origin,
             }
         )
-    return pd.DataFrame(rows, columns=["device", "class", "name", "clock_mhz", "units", "simd",
-                                       "peak_gmacs", "mac_pj", "memory", "origin"])
+    return pd.DataFrame(rows, columns=["device", "class", "name", "dataflow", "clock_mhz",
+                                       "units", "simd", "peak_gmacs", "mac_pj", "memory",
+                                       "origin"])
 
 
 _LEVEL_FIELDS = (
