@@ -95,6 +95,31 @@ def _cmd_energy(args: argparse.Namespace) -> None:
             print(f"wrote {args.plot}", file=sys.stderr)
 
 
+def _cmd_bench_kernels(args: argparse.Namespace) -> None:
+    from .report.output import render
+    from .sparse import bench
+
+    storage = tuple(s.strip() for s in args.storage.split(",")) if args.storage else bench.STORAGE
+    shapes = args.shapes.split(",") if args.shapes else (
+        bench.QUICK_SHAPES if args.quick else [s.name for s in bench.SHAPES])
+    unknown = [s for s in storage if s not in bench.STORAGE]
+    if unknown:
+        raise InputError(f"unknown storage {unknown[0]!r}; accepted: " + ", ".join(bench.STORAGE))
+    if bench.BASELINE not in storage:
+        storage = (*storage, bench.BASELINE)   # speedups and break-even need the baseline
+    df, bandwidth = bench.run(bench.shapes_by_name(shapes),
+                              bench.QUICK_DENSITIES if args.quick else bench.DENSITIES,
+                              storage, repeats=3 if args.quick else args.repeats,
+                              progress=bench.stderr_progress)
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr)
+    _emit(df, args)
+    if args.format == "table" and not args.out:
+        print("\nbreak-even density (highest density faster than one-thread BLAS dense):")
+        sys.stdout.write(render(bench.summary(df), "table"))
+        print(f"\nsingle-thread streaming read bandwidth: {bandwidth:.1f} GB/s")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -155,6 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_energy)
+
+    bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
+    bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    bench_sub.required = True
+    p = bench_sub.add_parser("kernels", help="every storage format's kernel beside scipy and "
+                             "numpy, across densities, with break-even densities")
+    p.add_argument("--quick", action="store_true",
+                   help="3 shapes, 4 densities, 3 repeats (about a minute)")
+    p.add_argument("--storage", metavar="LIST",
+                   help="comma-separated subset of: dense, csr, group-csr, vector, kernel, "
+                        "compact, scipy-csr, numpy-1t, numpy-mt")
+    p.add_argument("--shapes", metavar="LIST", help="comma-separated subset of: alexnet-fc6, "
+                   "alexnet-fc7, lenet300-fc1, alexnet-conv3, lenet5-conv2")
+    p.add_argument("--repeats", type=_positive_int, default=7, metavar="N",
+                   help="minimum calls per median (default 7)")
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_bench_kernels)
     return parser
 
 
