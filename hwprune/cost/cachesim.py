@@ -1,0 +1,464 @@
+"""Trace-driven, multi-level, set-associative LRU cache simulator (numba).
+
+Every level is write-back and write-allocate. A trace is four arrays of equal length:
+byte ``addr`` (int64), access ``size`` in bytes, ``is_write`` and ``struct`` (an id
+0..S-1 naming the data structure: weight values, indices, inputs, outputs, ...).
+An access that straddles lines touches every line it covers.
+
+Counting follows pycachesim (Hammer et al., RRZE), so the two agree exactly:
+
+* ``loads``/``stores`` count requests arriving at a level (one per access, whatever
+  the number of lines it covers); ``hits``/``misses`` count lines.
+* A load miss fetches the whole line from the next level (a load there), then puts
+  it in the most-recently-used position, evicting the least-recently-used line. A
+  dirty victim is written back: a store of the whole line to the next level.
+* A store marks its lines dirty. A store to a missing line first loads it at the same
+  level (write-allocate): a load and a miss there.
+* ``evictions`` counts valid lines replaced; ``writebacks`` the dirty ones
+  (pycachesim's ``EVICT``).
+* A store that hits a line refreshes its LRU position when ``refresh_on_store`` is
+  true (hardware LRU, the default here). pycachesim leaves the position unchanged;
+  ``refresh_on_store=False`` reproduces that.
+
+The last level loads from and writes back to main memory, whose line loads and stores
+are counted too. The simulator keeps its state between calls, so a trace can be fed
+in chunks of any size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from ..errors import InputError
+from ..hardware.profile import DeviceProfile
+
+# Counter columns (per level x structure).
+LOADS, STORES, HITS, MISSES, EVICTIONS, WRITEBACKS, LOAD_BYTES, STORE_BYTES, HIT_BYTES, \
+    MISS_BYTES = range(10)
+COUNTERS = ("loads", "stores", "hits", "misses", "evictions", "writebacks", "load_bytes",
+            "store_bytes", "hit_bytes", "miss_bytes")
+# Task kinds of the simulator's work stack.
+T_LOAD, T_STORE, T_LINE_LOAD, T_LINE_STORE, T_INJECT, T_DIRTY = range(6)
+STACK = 256
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    """One cache level: ``sets x ways`` lines of ``line_bytes``."""
+
+    name: str
+    sets: int
+    ways: int
+    line_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.sets < 1 or self.ways < 1 or self.line_bytes < 1:
+            raise InputError(f"cache level {self.name!r}: sets, ways and line_bytes must be >= 1")
+        if self.line_bytes & (self.line_bytes - 1):
+            raise InputError(f"cache level {self.name!r}: line_bytes must be a power of two, "
+                             f"got {self.line_bytes}")
+
+    @property
+    def size_bytes(self) -> int:
+        return self.sets * self.ways * self.line_bytes
+
+
+def levels_of(dev: DeviceProfile) -> list[CacheLevel]:
+    """The cache levels of a device profile (one core's view: one instance of each)."""
+    levels = [CacheLevel(lvl.name, lvl.sets, lvl.associativity, lvl.line_bytes)
+              for lvl in dev.memory if lvl.is_cache]
+    if not levels:
+        raise InputError(
+            f"device {dev.id!r} has no cache levels (its memory: "
+            + ", ".join(f"{lvl.name} ({lvl.kind})" for lvl in dev.memory)
+            + "); the cache simulator needs a device with at least one level of kind 'cache'"
+        )
+    return levels
+
+
+@njit(cache=True, inline="always")
+def _set_of(cl, sets, mask):
+    """Set index of line ``cl``: a mask when ``sets`` is a power of two (no division)."""
+    return cl & mask if mask >= 0 else cl % sets
+
+
+@njit(cache=True, inline="always")
+def _find(tags, base, ways, cl):
+    for i in range(ways):
+        if tags[base + i] == cl:
+            return i
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _to_front(tags, dirty, owner, base, loc):
+    """Move way ``loc`` of a set to the most-recently-used position 0."""
+    t = tags[base + loc]
+    d = dirty[base + loc]
+    o = owner[base + loc]
+    for j in range(loc, 0, -1):
+        tags[base + j] = tags[base + j - 1]
+        dirty[base + j] = dirty[base + j - 1]
+        owner[base + j] = owner[base + j - 1]
+    tags[base] = t
+    dirty[base] = d
+    owner[base] = o
+
+
+@njit(cache=True)
+def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, dirty, owner,
+            counts, memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
+    """One request arriving at level ``start``, followed through the hierarchy with a
+    work stack of line tasks (the general path)."""
+    n_levels = sets.shape[0]
+    top = 0
+    stack_kind[0] = T_STORE if write else T_LOAD
+    stack_level[0] = start
+    stack_a[0] = a
+    stack_b[0] = n
+    stack_s[0] = sid
+    top = 1
+    while top > 0:
+        top -= 1
+        kind = stack_kind[top]
+        lv = stack_level[top]
+        ta = stack_a[top]
+        tb = stack_b[top]
+        ts = stack_s[top]
+        if lv == n_levels:
+            # Main memory: whole lines.
+            if kind == T_LOAD:
+                memory[ts, 0] += 1
+                memory[ts, 1] += tb
+            else:
+                memory[ts, 2] += 1
+                memory[ts, 3] += tb
+            continue
+        line = np.int64(1) << shift[lv]
+        if kind == T_LOAD or kind == T_STORE:
+            if kind == T_LOAD:
+                counts[lv, ts, LOADS] += 1
+                counts[lv, ts, LOAD_BYTES] += tb
+            else:
+                counts[lv, ts, STORES] += 1
+                counts[lv, ts, STORE_BYTES] += tb
+            lo = ta >> shift[lv]
+            hi = (ta + tb - 1) >> shift[lv]
+            for cl in range(hi, lo - 1, -1):       # pushed in reverse: lo runs first
+                stack_kind[top] = T_LINE_LOAD if kind == T_LOAD else T_LINE_STORE
+                stack_level[top] = lv
+                stack_a[top] = cl
+                stack_b[top] = tb
+                stack_s[top] = ts
+                top += 1
+        elif kind == T_LINE_LOAD:
+            base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
+            loc = _find(tags, base, ways[lv], ta)
+            if loc >= 0:
+                counts[lv, ts, HITS] += 1
+                counts[lv, ts, HIT_BYTES] += min(tb, line)
+                if loc > 0:
+                    _to_front(tags, dirty, owner, base, loc)
+            else:
+                counts[lv, ts, MISSES] += 1
+                counts[lv, ts, MISS_BYTES] += min(tb, line)
+                # Inject after the next level has delivered the line.
+                stack_kind[top] = T_INJECT
+                stack_level[top] = lv
+                stack_a[top] = ta
+                stack_b[top] = 0
+                stack_s[top] = ts
+                top += 1
+                stack_kind[top] = T_LOAD
+                stack_level[top] = lv + 1
+                stack_a[top] = ta << shift[lv]
+                stack_b[top] = line
+                stack_s[top] = ts
+                top += 1
+        elif kind == T_INJECT:
+            base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
+            victim = base + ways[lv] - 1
+            v_tag = tags[victim]
+            v_dirty = dirty[victim]
+            v_owner = owner[victim]
+            for j in range(ways[lv] - 1, 0, -1):
+                tags[base + j] = tags[base + j - 1]
+                dirty[base + j] = dirty[base + j - 1]
+                owner[base + j] = owner[base + j - 1]
+            tags[base] = ta
+            dirty[base] = tb != 0
+            owner[base] = ts
+            if v_tag >= 0:
+                counts[lv, v_owner, EVICTIONS] += 1
+                if v_dirty:
+                    counts[lv, v_owner, WRITEBACKS] += 1
+                    stack_kind[top] = T_STORE
+                    stack_level[top] = lv + 1
+                    stack_a[top] = v_tag << shift[lv]
+                    stack_b[top] = line
+                    stack_s[top] = v_owner
+                    top += 1
+        elif kind == T_LINE_STORE:
+            base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
+            loc = _find(tags, base, ways[lv], ta)
+            if loc >= 0:
+                dirty[base + loc] = True
+                if refresh_on_store and loc > 0:
+                    _to_front(tags, dirty, owner, base, loc)
+            else:
+                # Write-allocate: load the line here, then mark it dirty.
+                stack_kind[top] = T_DIRTY
+                stack_level[top] = lv
+                stack_a[top] = ta
+                stack_b[top] = 0
+                stack_s[top] = ts
+                top += 1
+                stack_kind[top] = T_LOAD
+                stack_level[top] = lv
+                stack_a[top] = ta << shift[lv]
+                stack_b[top] = line
+                stack_s[top] = ts
+                top += 1
+        else:  # T_DIRTY
+            base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
+            loc = _find(tags, base, ways[lv], ta)
+            if loc >= 0:
+                dirty[base + loc] = True
+
+
+@njit(cache=True, inline="always")
+def _inject(lv, cl, sid, ways, shift, offsets, base, tags, dirty, owner, counts, sets, masks,
+            memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
+    """Put line ``cl`` in the MRU way of its set at ``lv``; write back a dirty victim."""
+    victim = base + ways[lv] - 1
+    v_tag = tags[victim]
+    v_dirty = dirty[victim]
+    v_owner = owner[victim]
+    for j in range(ways[lv] - 1, 0, -1):
+        tags[base + j] = tags[base + j - 1]
+        dirty[base + j] = dirty[base + j - 1]
+        owner[base + j] = owner[base + j - 1]
+    tags[base] = cl
+    dirty[base] = False
+    owner[base] = sid
+    if v_tag >= 0:
+        counts[lv, v_owner, EVICTIONS] += 1
+        if v_dirty:
+            counts[lv, v_owner, WRITEBACKS] += 1
+            line = np.int64(1) << shift[lv]
+            nxt = lv + 1
+            if nxt == sets.shape[0]:
+                memory[v_owner, 2] += 1
+                memory[v_owner, 3] += line
+                return
+            # Usually the next level still holds the line: store to it in place.
+            cl = (v_tag << shift[lv]) >> shift[nxt]
+            if shift[nxt] >= shift[lv]:
+                nb = offsets[nxt] + _set_of(cl, sets[nxt], masks[nxt]) * ways[nxt]
+                loc = _find(tags, nb, ways[nxt], cl)
+                if loc >= 0:
+                    counts[nxt, v_owner, STORES] += 1
+                    counts[nxt, v_owner, STORE_BYTES] += line
+                    dirty[nb + loc] = True
+                    if refresh_on_store and loc > 0:
+                        _to_front(tags, dirty, owner, nb, loc)
+                    return
+            _access(nxt, v_tag << shift[lv], line, True, v_owner, sets, masks, ways, shift,
+                    offsets, tags, dirty, owner, counts, memory, refresh_on_store, stack_kind,
+                    stack_level, stack_a, stack_b, stack_s)
+
+
+@njit(cache=True, inline="always")
+def _miss_chain(line_addr, sid, sets, masks, ways, shift, offsets, tags, dirty, owner, counts,
+                memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
+    """Level 0 missed the line at ``line_addr``: each deeper level receives a load of
+    the previous level's line until one hits (or memory delivers), then the line is
+    injected from the deepest missing level back up to level 0 - pycachesim's order.
+    Valid when line sizes never shrink outwards (then every request is one line)."""
+    n_levels = sets.shape[0]
+    deepest = n_levels
+    for lv in range(1, n_levels):
+        request = np.int64(1) << shift[lv - 1]
+        counts[lv, sid, LOADS] += 1
+        counts[lv, sid, LOAD_BYTES] += request
+        cl = line_addr >> shift[lv]
+        base = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
+        loc = _find(tags, base, ways[lv], cl)
+        used = min(request, np.int64(1) << shift[lv])
+        if loc >= 0:
+            counts[lv, sid, HITS] += 1
+            counts[lv, sid, HIT_BYTES] += used
+            if loc > 0:
+                _to_front(tags, dirty, owner, base, loc)
+            deepest = lv
+            break
+        counts[lv, sid, MISSES] += 1
+        counts[lv, sid, MISS_BYTES] += used
+    if deepest == n_levels:
+        memory[sid, 0] += 1
+        memory[sid, 1] += np.int64(1) << shift[n_levels - 1]
+    for lv in range(deepest - 1, -1, -1):
+        cl = line_addr >> shift[lv]
+        base = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
+        _inject(lv, cl, sid, ways, shift, offsets, base, tags, dirty, owner, counts, sets, masks,
+                memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s)
+
+
+@njit(cache=True)
+def _simulate(addr, size, is_write, struct, sets, masks, ways, shift, offsets, tags, dirty,
+              owner, counts, memory, refresh_on_store, chain):
+    """Run one chunk of a trace through the hierarchy; updates state and counters."""
+    stack_kind = np.empty(STACK, dtype=np.int64)
+    stack_level = np.empty(STACK, dtype=np.int64)
+    stack_a = np.empty(STACK, dtype=np.int64)      # address, or line id
+    stack_b = np.empty(STACK, dtype=np.int64)      # length, or dirty flag
+    stack_s = np.empty(STACK, dtype=np.int64)      # structure id
+    s0 = sets[0]
+    m0 = masks[0]
+    w0 = ways[0]
+    sh0 = shift[0]
+    line0 = np.int64(1) << sh0
+    for k in range(addr.shape[0]):
+        a = addr[k]
+        n = np.int64(size[k])
+        sid = np.int64(struct[k])
+        write = is_write[k]
+        first = a >> sh0
+        last = (a + n - 1) >> sh0
+        # Fast path: a single-line access that hits level 0.
+        if first == last:
+            base = offsets[0] + _set_of(first, s0, m0) * w0
+            loc = _find(tags, base, w0, first)
+            if loc >= 0:
+                if write:
+                    counts[0, sid, STORES] += 1
+                    counts[0, sid, STORE_BYTES] += n
+                    dirty[base + loc] = True
+                    if refresh_on_store and loc > 0:
+                        _to_front(tags, dirty, owner, base, loc)
+                else:
+                    counts[0, sid, LOADS] += 1
+                    counts[0, sid, LOAD_BYTES] += n
+                    counts[0, sid, HITS] += 1
+                    counts[0, sid, HIT_BYTES] += min(n, line0)
+                    if loc > 0:
+                        _to_front(tags, dirty, owner, base, loc)
+                continue
+            if chain:
+                # Single-line miss at level 0: counted here, then the direct chain.
+                line_addr = first << sh0
+                if write:
+                    counts[0, sid, STORES] += 1
+                    counts[0, sid, STORE_BYTES] += n
+                    counts[0, sid, LOADS] += 1
+                    counts[0, sid, LOAD_BYTES] += line0
+                    counts[0, sid, MISSES] += 1
+                    counts[0, sid, MISS_BYTES] += line0
+                else:
+                    counts[0, sid, LOADS] += 1
+                    counts[0, sid, LOAD_BYTES] += n
+                    counts[0, sid, MISSES] += 1
+                    counts[0, sid, MISS_BYTES] += min(n, line0)
+                _miss_chain(line_addr, sid, sets, masks, ways, shift, offsets, tags, dirty, owner,
+                            counts, memory, refresh_on_store, stack_kind, stack_level, stack_a,
+                            stack_b, stack_s)
+                if write:
+                    dirty[base] = True     # the line now sits in way 0 of its set
+                continue
+        _access(0, a, n, write, sid, sets, masks, ways, shift, offsets, tags, dirty, owner,
+                counts, memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b,
+                stack_s)
+
+
+class CacheSimulator:
+    """A cache hierarchy with state; feed it traces with :meth:`run`.
+
+    Args:
+        levels: innermost first.
+        structures: names of the structure ids used in traces (for the result table).
+        refresh_on_store: whether a store hit refreshes LRU order (see module docstring).
+    """
+
+    def __init__(self, levels: list[CacheLevel], structures: tuple[str, ...] = ("data",),
+                 refresh_on_store: bool = True):
+        if not levels:
+            raise InputError("a cache hierarchy needs at least one level")
+        self.levels = list(levels)
+        self.structures = tuple(structures)
+        self.refresh_on_store = bool(refresh_on_store)
+        self._sets = np.array([lv.sets for lv in levels], dtype=np.int64)
+        self._masks = np.array([lv.sets - 1 if lv.sets & (lv.sets - 1) == 0 else -1
+                                for lv in levels], dtype=np.int64)
+        self._ways = np.array([lv.ways for lv in levels], dtype=np.int64)
+        self._shift = np.array([lv.line_bytes.bit_length() - 1 for lv in levels], dtype=np.int64)
+        sizes = self._sets * self._ways
+        self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self._tags = np.full(int(sizes.sum()), -1, dtype=np.int64)
+        self._dirty = np.zeros(int(sizes.sum()), dtype=np.bool_)
+        self._owner = np.zeros(int(sizes.sum()), dtype=np.int64)
+        self.counts = np.zeros((len(levels), len(self.structures), len(COUNTERS)), dtype=np.int64)
+        # The direct miss chain needs every request to cover one line at each level.
+        self._chain = bool(np.all(np.diff(self._shift) >= 0))
+        self.memory = np.zeros((len(self.structures), 4), dtype=np.int64)
+        self.accesses = 0
+
+    def run(self, addr, size=4, is_write=False, struct=0) -> "CacheSimulator":
+        """Simulate one chunk. ``size``, ``is_write`` and ``struct`` may be scalars
+        (broadcast without copying)."""
+        addr = np.ascontiguousarray(addr, dtype=np.int64)
+        n = addr.shape[0]
+        if addr.ndim != 1:
+            raise InputError(f"trace addresses must be a 1-D array, got shape {addr.shape}")
+        columns = []
+        for value, dtype in ((size, np.int64), (is_write, np.bool_), (struct, np.int64)):
+            arr = np.asarray(value, dtype=dtype)
+            if arr.ndim == 0:
+                arr = np.broadcast_to(arr, (n,))
+            elif arr.shape != (n,):
+                raise InputError(f"trace columns must all have {n} entries, got shape {arr.shape}")
+            columns.append(arr)
+        size, is_write, struct = columns
+        if n and (addr.min() < 0 or size.min() < 1):
+            raise InputError("trace addresses must be >= 0 and access sizes >= 1")
+        if n and (struct.min() < 0 or struct.max() >= len(self.structures)):
+            raise InputError(f"trace structure ids must be in 0..{len(self.structures) - 1}")
+        _simulate(addr, size, is_write, struct, self._sets, self._masks, self._ways,
+                  self._shift, self._offsets, self._tags, self._dirty, self._owner,
+                  self.counts, self.memory, self.refresh_on_store, self._chain)
+        self.accesses += n
+        return self
+
+    def table(self) -> pd.DataFrame:
+        """One row per (level, structure), then a total row per level, then main memory.
+
+        Columns: ``level``, ``structure`` (``all`` for totals), ``accesses``
+        (loads + stores arriving), ``loads``, ``stores``, ``hits``, ``misses``
+        (lines), ``evictions``, ``writebacks``, ``load_bytes``, ``store_bytes``,
+        ``hit_bytes``, ``miss_bytes``, ``miss_rate`` (misses / (hits + misses)).
+        Main memory rows count whole-line ``loads`` and ``stores``.
+        """
+        rows = []
+        for li, level in enumerate(self.levels):
+            per = [(name, self.counts[li, si]) for si, name in enumerate(self.structures)]
+            per.append(("all", self.counts[li].sum(axis=0)))
+            for name, c in per:
+                row = {"level": level.name, "structure": name,
+                       "accesses": int(c[LOADS] + c[STORES])}
+                row.update({counter: int(c[i]) for i, counter in enumerate(COUNTERS)})
+                lines = c[HITS] + c[MISSES]
+                row["miss_rate"] = float(c[MISSES] / lines) if lines else 0.0
+                rows.append(row)
+        for si, name in enumerate([*self.structures, "all"]):
+            m = self.memory.sum(axis=0) if name == "all" else self.memory[si]
+            rows.append({"level": "memory", "structure": name, "accesses": int(m[0] + m[2]),
+                         "loads": int(m[0]), "stores": int(m[2]), "load_bytes": int(m[1]),
+                         "store_bytes": int(m[3])})
+        df = pd.DataFrame(rows)
+        for col in COUNTERS:
+            df[col] = df[col].fillna(0).astype(np.int64)
+        df["miss_rate"] = df["miss_rate"].fillna(0.0)
+        return df[["level", "structure", "accesses", *COUNTERS, "miss_rate"]]

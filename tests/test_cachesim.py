@@ -1,0 +1,107 @@
+"""Cache simulator: hand-computed cases, invariants, and identical counts to pycachesim."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hwprune
+from hwprune.cost.cachesim import COUNTERS, CacheLevel, CacheSimulator, levels_of
+from hwprune.errors import InputError
+
+cachesim = pytest.importorskip("cachesim")   # pycachesim, a test dependency
+
+
+def pycachesim(levels):
+    memory = cachesim.MainMemory()
+    caches, below = [], None
+    for lv in reversed(levels):
+        cache = cachesim.Cache(lv.name, lv.sets, lv.ways, lv.line_bytes, "LRU", write_back=True,
+                               write_allocate=True, store_to=below, load_from=below)
+        caches.insert(0, cache)
+        below = cache
+    memory.load_to(caches[-1])
+    memory.store_from(caches[-1])
+    return cachesim.CacheSimulator(caches[0], memory), caches
+
+
+PAIRS = [("LOAD_count", "loads"), ("STORE_count", "stores"), ("HIT_count", "hits"),
+         ("MISS_count", "misses"), ("EVICT_count", "writebacks"), ("LOAD_byte", "load_bytes"),
+         ("STORE_byte", "store_bytes"), ("HIT_byte", "hit_bytes"), ("MISS_byte", "miss_bytes")]
+
+
+def assert_same_as_pycachesim(levels, addr, size, write):
+    ours = CacheSimulator(levels, refresh_on_store=False).run(addr, size, write).table()
+    ours = ours.set_index(["level", "structure"])
+    peer, caches = pycachesim(levels)
+    for a, s, w in zip(addr.tolist(), np.broadcast_to(size, addr.shape).tolist(),
+                       np.broadcast_to(write, addr.shape).tolist()):
+        (peer.store if w else peer.load)(a, s)
+    for cache in caches:
+        stats = cache.stats()
+        row = ours.loc[(cache.name, "all")]
+        assert {k: stats[k] for k, _ in PAIRS} == {k: int(row[m]) for k, m in PAIRS}, cache.name
+
+
+HIERARCHY = [CacheLevel("L1", 4, 2, 16), CacheLevel("L2", 8, 4, 32), CacheLevel("L3", 16, 4, 64)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**20), n=st.integers(1, 3000), span=st.sampled_from([512, 4096, 1 << 16]),
+       write_share=st.floats(0, 0.6))
+def test_random_traces_match_pycachesim(seed, n, span, write_share):
+    rng = np.random.default_rng(seed)
+    addr = rng.integers(0, span, n)
+    size = rng.choice([1, 2, 4, 8, 16, 40], n)
+    write = rng.random(n) < write_share
+    assert_same_as_pycachesim(HIERARCHY, addr, size, write)
+
+
+def test_core_i7_hierarchy_matches_pycachesim_on_a_strided_trace():
+    levels = levels_of(hwprune.device("core-i7"))
+    addr = np.concatenate([np.arange(0, 1 << 20, 68), np.arange(0, 1 << 20, 4096)])
+    write = (np.arange(addr.size) % 5) == 0
+    assert_same_as_pycachesim(levels, addr, 4, write)
+
+
+def test_hand_computed_direct_mapped_case():
+    # One level, 2 sets x 1 way x 16 B. Lines 0 and 2 share set 0.
+    sim = CacheSimulator([CacheLevel("L1", 2, 1, 16)])
+    sim.run(np.array([0, 4, 32, 0, 16, 20]), 4, np.array([False, True, False, False, False, False]))
+    row = sim.table().set_index(["level", "structure"]).loc[("L1", "all")]
+    # 0 miss; 4 store hit (dirty); 32 miss evicts dirty line 0 (write-back); 0 miss evicts
+    # line 2; 16 miss (set 1, empty); 20 hit.
+    assert (row["loads"], row["stores"], row["hits"], row["misses"]) == (5, 1, 1, 4)
+    assert (row["evictions"], row["writebacks"]) == (2, 1)
+    memory = sim.table().set_index(["level", "structure"]).loc[("memory", "all")]
+    assert (memory["loads"], memory["stores"]) == (4, 1)
+
+
+def test_chunks_equal_one_run_and_structures_add_up():
+    rng = np.random.default_rng(7)
+    addr = rng.integers(0, 1 << 15, 5000)
+    struct = rng.integers(0, 3, 5000)
+    write = rng.random(5000) < 0.2
+    whole = CacheSimulator(HIERARCHY, ("w", "x", "y")).run(addr, 4, write, struct).table()
+    chunked = CacheSimulator(HIERARCHY, ("w", "x", "y"))
+    for lo in range(0, 5000, 777):
+        chunked.run(addr[lo:lo + 777], 4, write[lo:lo + 777], struct[lo:lo + 777])
+    assert whole.equals(chunked.table())
+    for level, group in whole.groupby("level"):
+        parts = group[group["structure"] != "all"][list(COUNTERS)].sum()
+        total = group[group["structure"] == "all"][list(COUNTERS)].iloc[0]
+        assert (parts == total).all(), level
+        if level != "memory":
+            assert total["hits"] + total["misses"] >= total["loads"]
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="power of two"):
+        CacheLevel("L1", 4, 2, 48)
+    with pytest.raises(InputError, match="no cache levels"):
+        levels_of(hwprune.device("cortex-m4"))
+    sim = CacheSimulator(HIERARCHY)
+    with pytest.raises(InputError, match="structure ids"):
+        sim.run(np.array([0]), 4, False, 3)
+    with pytest.raises(InputError, match=">= 0"):
+        sim.run(np.array([-8]))
