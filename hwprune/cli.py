@@ -120,6 +120,37 @@ def _cmd_bench_kernels(args: argparse.Namespace) -> None:
         print(f"\nsingle-thread streaming read bandwidth: {bandwidth:.1f} GB/s")
 
 
+def _cmd_cachesim(args: argparse.Namespace) -> None:
+    from .cost.cache_runs import simulate_layer, simulate_trace
+
+    dev = api.device(args.device, args.profiles)
+    if args.trace:
+        if args.network or args.layer or args.scheme or args.density is not None:
+            raise UsageError("--trace takes no NETWORK, --layer, --scheme or --density")
+        _emit(simulate_trace(args.trace, dev, not args.pycachesim_lru), args)
+        return
+    missing = [opt for opt, value in (("NETWORK", args.network), ("--layer", args.layer),
+                                      ("--scheme", args.scheme), ("--density", args.density))
+               if value is None]
+    if missing:
+        raise UsageError("give --trace FILE.npy, or NETWORK with --layer, --scheme and "
+                         f"--density (missing: {', '.join(missing)})")
+    layer = api.network(args.network)[args.layer]
+    table = simulate_layer(layer, dev, args.scheme, args.density, args.seed,
+                           not args.pycachesim_lru)
+    _emit(table, args)
+
+
+def _density(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -180,6 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_energy)
+
+    from .cost.cache_runs import SCHEMES
+    p = sub.add_parser("cachesim", help="cache hits, misses and write-backs of a layer's kernel "
+                       "or of a trace, per level and data structure")
+    p.add_argument("network", metavar="NETWORK", nargs="?", help="built-in network name")
+    p.add_argument("--layer", metavar="NAME", help="conv or fc layer of NETWORK")
+    p.add_argument("--device", required=True, metavar="DEVICE",
+                   help="device id or .toml profile with cache levels")
+    p.add_argument("--scheme", choices=SCHEMES, help="storage format of the pruned weights")
+    p.add_argument("--density", type=_density, metavar="D", help="fraction of weights kept")
+    p.add_argument("--trace", metavar="FILE.npy", help="simulate a trace file instead: (n,) "
+                   "int64 addresses (4-byte reads) or (n, 3) int64 (address, size, is_write)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and mask")
+    p.add_argument("--pycachesim-lru", action="store_true",
+                   help="store hits do not refresh LRU order (pycachesim's behaviour)")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_cachesim)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
     bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

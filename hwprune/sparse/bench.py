@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import InputError
 from . import formats as F
 from .kernels import im2col
+from .masks import random_mask
 
 
 @dataclass(frozen=True)
@@ -97,19 +98,12 @@ def stream_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
 
 
 def _mask(kind: str, shape: Shape, density: float, rng: np.random.Generator) -> np.ndarray:
-    rows, cols = shape.rows, shape.cols
-    if density >= 1.0:
-        return np.ones((rows, cols), dtype=np.bool_)
-    if kind == "rows":
-        keep = rng.random(rows) < density
-        return np.repeat(keep[:, None], cols, axis=1)
-    if kind == "fine":
-        return rng.random((rows, cols)) < density
+    """A random mask with the granularity of storage ``kind``."""
+    if kind in ("rows", "fine"):
+        return random_mask(kind, shape.rows, shape.cols, density, rng)
     block = {"group-csr": GROUP, "vector": shape.kernel[1],
              "kernel": shape.kernel[0] * shape.kernel[1]}[kind]
-    groups = math.ceil(cols / block)
-    keep = rng.random((rows, groups)) < density
-    return np.repeat(keep, block, axis=1)[:, :cols]
+    return random_mask("group", shape.rows, shape.cols, density, rng, block)
 
 
 def _storage_for(shape: Shape, storage: Sequence[str]) -> list[str]:

@@ -1,0 +1,118 @@
+"""Run the cache simulator on a network layer's kernel, or on a trace file.
+
+A layer runs the kernel hwprune would use for it at batch 1: a matrix-vector product
+for a fully connected layer, im2col and a matrix-matrix product for a convolution
+(one group after another for grouped convolutions). Its weights are random (seeded;
+the access pattern does not depend on their values) and pruned at ``density`` with
+the scheme's granularity:
+
+* ``dense``: fine mask, zeros stored and computed;
+* ``csr``: fine mask;
+* ``group-csr``: aligned groups of the device's SIMD width (Scalpel);
+* ``vector`` / ``kernel``: groups of one kernel row / one whole kernel (Mao et al.);
+* ``compact``: whole output rows (node pruning), removed columns too.
+
+The hierarchy is the device's cache levels as one core sees them (one instance each).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..hardware.profile import DeviceProfile
+from ..sparse import formats as F
+from ..sparse.masks import random_mask
+from ..workload.layer import Layer
+from ..workload.ops import Conv2d, Linear
+from . import traces as T
+from .cachesim import CacheSimulator, levels_of
+
+SCHEMES = ("dense", "csr", "group-csr", "vector", "kernel", "compact")
+
+
+def _matrix(scheme: str, rows: int, cols: int, kernel: tuple[int, int], density: float,
+            rng: np.random.Generator, simd: int) -> F.SparseMatrix:
+    weights = rng.standard_normal((rows, cols)).astype(np.float32)
+    if scheme in ("dense", "csr"):
+        mask = random_mask("fine", rows, cols, density, rng)
+        return F.make_matrix(scheme, weights, mask)
+    if scheme == "compact":
+        return F.CompactMatrix.from_dense(weights, random_mask("rows", rows, cols, density, rng))
+    group = {"group-csr": simd, "vector": kernel[1], "kernel": kernel[0] * kernel[1]}[scheme]
+    mask = random_mask("group", rows, cols, density, rng, group)
+    return F.GroupCSRMatrix.from_dense(weights, mask, group)
+
+
+def simulate_layer(layer: Layer, dev: DeviceProfile, scheme: str, density: float, seed: int = 0,
+                   refresh_on_store: bool = True) -> pd.DataFrame:
+    """Cache counts of ``layer``'s kernel on ``dev`` (see :meth:`CacheSimulator.table`)."""
+    if scheme not in SCHEMES:
+        raise InputError(f"unknown scheme {scheme!r}; accepted: " + ", ".join(SCHEMES))
+    if not isinstance(density, (int, float)) or not 0 < density <= 1:
+        raise InputError(f"density must be in (0, 1], got {density!r}")
+    op = layer.op
+    if not isinstance(op, (Conv2d, Linear)):
+        raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; the cache simulator "
+                         "runs conv and fc layers")
+    if scheme in ("vector", "kernel") and not isinstance(op, Conv2d):
+        raise InputError(f"scheme {scheme!r} prunes convolution kernels; layer {layer.name!r} "
+                         "is fully connected (use csr, group-csr or compact)")
+    sim = CacheSimulator(levels_of(dev), T.STRUCTURES, refresh_on_store)
+    rng = np.random.default_rng(seed)
+    simd = dev.compute.simd_lanes
+    rows, cols = layer.weight_shape[0], int(np.prod(layer.weight_shape[1:]))
+    if isinstance(op, Linear):
+        runs = [T.matvec_trace(_matrix(scheme, rows, cols, (1, 1), density, rng, simd))]
+    else:
+        c, h, w = layer.input_shape
+        g = op.groups
+        runs = [T.conv_trace(_matrix(scheme, rows // g, cols, op.kernel, density, rng, simd),
+                             (c // g, h, w), op.kernel, op.stride, op.padding)
+                for _ in range(g)]
+    for run in runs:
+        for chunk in run:
+            sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
+    return sim.table()
+
+
+def read_trace(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Addresses, sizes and write flags from a ``.npy`` file: either a 1-D int64 array
+    of byte addresses (4-byte reads) or an ``(n, 3)`` int64 array of
+    ``(address, size, is_write)``."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"trace file {path}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"trace file {path}: not a numpy .npy array ({exc})") from None
+    if data.dtype.kind not in "iu":
+        raise InputError(f"trace file {path}: dtype {data.dtype} is not accepted; use int64")
+    data = data.astype(np.int64, copy=False)
+    if data.ndim == 1:
+        addr, size, write = data, np.full(data.shape, 4, np.int64), np.zeros(data.shape, np.bool_)
+    elif data.ndim == 2 and data.shape[1] == 3:
+        addr, size, write = data[:, 0], data[:, 1], data[:, 2]
+        if not np.isin(write, (0, 1)).all():
+            raise InputError(f"trace file {path}: column 3 (is_write) must hold 0 or 1")
+        write = write.astype(np.bool_)
+    else:
+        raise InputError(f"trace file {path}: shape {data.shape} is not accepted; use (n,) "
+                         "addresses or (n, 3) rows of (address, size, is_write)")
+    if addr.size and (addr.min() < 0 or size.min() < 1):
+        raise InputError(f"trace file {path}: addresses must be >= 0 and sizes >= 1")
+    return np.ascontiguousarray(addr), np.ascontiguousarray(size), np.ascontiguousarray(write)
+
+
+def simulate_trace(path: str | Path, dev: DeviceProfile, refresh_on_store: bool = True,
+                   chunk: int = T.CHUNK) -> pd.DataFrame:
+    """Cache counts of a trace file on ``dev``'s cache levels."""
+    addr, size, write = read_trace(path)
+    sim = CacheSimulator(levels_of(dev), ("data",), refresh_on_store)
+    for lo in range(0, addr.shape[0], chunk):
+        sim.run(addr[lo:lo + chunk], size[lo:lo + chunk], write[lo:lo + chunk])
+    return sim.table()
