@@ -231,147 +231,191 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
 
 
 @njit(cache=True, inline="always")
-def _inject(lv, cl, sid, ways, shift, offsets, base, tags, dirty, owner, counts, sets, masks,
-            memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
-    """Put line ``cl`` in the MRU way of its set at ``lv``; write back a dirty victim."""
-    victim = base + ways[lv] - 1
-    v_tag = tags[victim]
-    v_dirty = dirty[victim]
-    v_owner = owner[victim]
-    for j in range(ways[lv] - 1, 0, -1):
+def _place(tags, dirty, owner, base, ways, cl, sid):
+    """Shift a set's ways down by one and put ``cl`` in way 0 (clean)."""
+    for j in range(ways - 1, 0, -1):
         tags[base + j] = tags[base + j - 1]
         dirty[base + j] = dirty[base + j - 1]
         owner[base + j] = owner[base + j - 1]
     tags[base] = cl
     dirty[base] = False
     owner[base] = sid
-    if v_tag >= 0:
-        counts[lv, v_owner, EVICTIONS] += 1
-        if v_dirty:
-            counts[lv, v_owner, WRITEBACKS] += 1
-            line = np.int64(1) << shift[lv]
-            nxt = lv + 1
-            if nxt == sets.shape[0]:
-                memory[v_owner, 2] += 1
-                memory[v_owner, 3] += line
-                return
-            # Usually the next level still holds the line: store to it in place.
-            cl = (v_tag << shift[lv]) >> shift[nxt]
-            if shift[nxt] >= shift[lv]:
-                nb = offsets[nxt] + _set_of(cl, sets[nxt], masks[nxt]) * ways[nxt]
-                loc = _find(tags, nb, ways[nxt], cl)
-                if loc >= 0:
-                    counts[nxt, v_owner, STORES] += 1
-                    counts[nxt, v_owner, STORE_BYTES] += line
-                    dirty[nb + loc] = True
-                    if refresh_on_store and loc > 0:
-                        _to_front(tags, dirty, owner, nb, loc)
-                    return
-            _access(nxt, v_tag << shift[lv], line, True, v_owner, sets, masks, ways, shift,
-                    offsets, tags, dirty, owner, counts, memory, refresh_on_store, stack_kind,
-                    stack_level, stack_a, stack_b, stack_s)
-
-
-@njit(cache=True, inline="always")
-def _miss_chain(line_addr, sid, sets, masks, ways, shift, offsets, tags, dirty, owner, counts,
-                memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
-    """Level 0 missed the line at ``line_addr``: each deeper level receives a load of
-    the previous level's line until one hits (or memory delivers), then the line is
-    injected from the deepest missing level back up to level 0 - pycachesim's order.
-    Valid when line sizes never shrink outwards (then every request is one line)."""
-    n_levels = sets.shape[0]
-    deepest = n_levels
-    for lv in range(1, n_levels):
-        request = np.int64(1) << shift[lv - 1]
-        counts[lv, sid, LOADS] += 1
-        counts[lv, sid, LOAD_BYTES] += request
-        cl = line_addr >> shift[lv]
-        base = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
-        loc = _find(tags, base, ways[lv], cl)
-        used = min(request, np.int64(1) << shift[lv])
-        if loc >= 0:
-            counts[lv, sid, HITS] += 1
-            counts[lv, sid, HIT_BYTES] += used
-            if loc > 0:
-                _to_front(tags, dirty, owner, base, loc)
-            deepest = lv
-            break
-        counts[lv, sid, MISSES] += 1
-        counts[lv, sid, MISS_BYTES] += used
-    if deepest == n_levels:
-        memory[sid, 0] += 1
-        memory[sid, 1] += np.int64(1) << shift[n_levels - 1]
-    for lv in range(deepest - 1, -1, -1):
-        cl = line_addr >> shift[lv]
-        base = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
-        _inject(lv, cl, sid, ways, shift, offsets, base, tags, dirty, owner, counts, sets, masks,
-                memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s)
 
 
 @njit(cache=True)
-def _simulate(addr, size, is_write, struct, sets, masks, ways, shift, offsets, tags, dirty,
-              owner, counts, memory, refresh_on_store, chain):
-    """Run one chunk of a trace through the hierarchy; updates state and counters."""
-    stack_kind = np.empty(STACK, dtype=np.int64)
-    stack_level = np.empty(STACK, dtype=np.int64)
-    stack_a = np.empty(STACK, dtype=np.int64)      # address, or line id
-    stack_b = np.empty(STACK, dtype=np.int64)      # length, or dirty flag
-    stack_s = np.empty(STACK, dtype=np.int64)      # structure id
+def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, offsets, tags,
+              dirty, owner, counts, memory, refresh_on_store, chain):
+    """Run accesses ``start..`` of a chunk; returns the index of the first access this
+    fast loop cannot take (a straddling access, or a miss whose dirty victim would need
+    a write-allocate one level down), or the chunk length when all are done.
+
+    The loop makes no calls to the general path: every decision that could need it is
+    taken before any state changes, so that :func:`_one` can take the access instead.
+    """
+    n_levels = sets.shape[0]
     s0 = sets[0]
     m0 = masks[0]
     w0 = ways[0]
     sh0 = shift[0]
     line0 = np.int64(1) << sh0
-    for k in range(addr.shape[0]):
+    # Level-0 hits are tallied here and added to ``counts`` on return: for an access
+    # within one line, its hit bytes equal its load bytes.
+    n_struct = counts.shape[1]
+    hit_n = np.zeros(n_struct, dtype=np.int64)
+    hit_b = np.zeros(n_struct, dtype=np.int64)
+    store_n = np.zeros(n_struct, dtype=np.int64)
+    store_b = np.zeros(n_struct, dtype=np.int64)
+    stop = addr.shape[0]
+    for k in range(start, addr.shape[0]):
         a = addr[k]
         n = np.int64(size[k])
         sid = np.int64(struct[k])
         write = is_write[k]
         first = a >> sh0
-        last = (a + n - 1) >> sh0
-        # Fast path: a single-line access that hits level 0.
-        if first == last:
-            base = offsets[0] + _set_of(first, s0, m0) * w0
-            loc = _find(tags, base, w0, first)
-            if loc >= 0:
-                if write:
-                    counts[0, sid, STORES] += 1
-                    counts[0, sid, STORE_BYTES] += n
-                    dirty[base + loc] = True
-                    if refresh_on_store and loc > 0:
-                        _to_front(tags, dirty, owner, base, loc)
-                else:
-                    counts[0, sid, LOADS] += 1
-                    counts[0, sid, LOAD_BYTES] += n
-                    counts[0, sid, HITS] += 1
-                    counts[0, sid, HIT_BYTES] += min(n, line0)
-                    if loc > 0:
-                        _to_front(tags, dirty, owner, base, loc)
+        if first != (a + n - 1) >> sh0 or not chain:
+            stop = k
+            break
+        base = offsets[0] + _set_of(first, s0, m0) * w0
+        loc = _find(tags, base, w0, first)
+        if loc >= 0:
+            if write:
+                store_n[sid] += 1
+                store_b[sid] += n
+                dirty[base + loc] = True
+                if refresh_on_store and loc > 0:
+                    _to_front(tags, dirty, owner, base, loc)
+            else:
+                hit_n[sid] += 1
+                hit_b[sid] += n
+                if loc > 0:
+                    _to_front(tags, dirty, owner, base, loc)
+            continue
+        # Miss at level 0. Find the first level holding the line (without side effects).
+        line_addr = first << sh0
+        deepest = n_levels
+        for lv in range(1, n_levels):
+            cl = line_addr >> shift[lv]
+            b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
+            if _find(tags, b, ways[lv], cl) >= 0:
+                deepest = lv
+                break
+        # Every dirty victim of levels 0..deepest-1 must find its line one level down
+        # (after that level's own injection), or go to memory; otherwise bail out.
+        safe = True
+        for lv in range(deepest):
+            cl = line_addr >> shift[lv]
+            b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
+            victim = b + ways[lv] - 1
+            if tags[victim] < 0 or not dirty[victim] or lv + 1 == n_levels:
                 continue
-            if chain:
-                # Single-line miss at level 0: counted here, then the direct chain.
-                line_addr = first << sh0
-                if write:
-                    counts[0, sid, STORES] += 1
-                    counts[0, sid, STORE_BYTES] += n
-                    counts[0, sid, LOADS] += 1
-                    counts[0, sid, LOAD_BYTES] += line0
-                    counts[0, sid, MISSES] += 1
-                    counts[0, sid, MISS_BYTES] += line0
-                else:
-                    counts[0, sid, LOADS] += 1
-                    counts[0, sid, LOAD_BYTES] += n
-                    counts[0, sid, MISSES] += 1
-                    counts[0, sid, MISS_BYTES] += min(n, line0)
-                _miss_chain(line_addr, sid, sets, masks, ways, shift, offsets, tags, dirty, owner,
-                            counts, memory, refresh_on_store, stack_kind, stack_level, stack_a,
-                            stack_b, stack_s)
-                if write:
-                    dirty[base] = True     # the line now sits in way 0 of its set
+            vline = tags[victim] << shift[lv]
+            nxt = lv + 1
+            if shift[nxt] < shift[lv]:
+                safe = False
+                break
+            vcl = vline >> shift[nxt]
+            nb = offsets[nxt] + _set_of(vcl, sets[nxt], masks[nxt]) * ways[nxt]
+            vloc = _find(tags, nb, ways[nxt], vcl)
+            if vloc < 0:
+                safe = False
+                break
+            if nxt < deepest:
+                # The next level injects the requested line first; if that lands in the
+                # victim's set, its last way is evicted.
+                ncl = line_addr >> shift[nxt]
+                same_set = _set_of(ncl, sets[nxt], masks[nxt]) == _set_of(vcl, sets[nxt],
+                                                                          masks[nxt])
+                if same_set and vloc == ways[nxt] - 1:
+                    safe = False
+                    break
+        if not safe:
+            stop = k
+            break
+        # Safe: do it. Level 0 counters first.
+        if write:
+            counts[0, sid, STORES] += 1
+            counts[0, sid, STORE_BYTES] += n
+            counts[0, sid, LOADS] += 1
+            counts[0, sid, LOAD_BYTES] += line0
+            counts[0, sid, MISSES] += 1
+            counts[0, sid, MISS_BYTES] += line0
+        else:
+            counts[0, sid, LOADS] += 1
+            counts[0, sid, LOAD_BYTES] += n
+            counts[0, sid, MISSES] += 1
+            counts[0, sid, MISS_BYTES] += min(n, line0)
+        for lv in range(1, n_levels):
+            request = np.int64(1) << shift[lv - 1]
+            counts[lv, sid, LOADS] += 1
+            counts[lv, sid, LOAD_BYTES] += request
+            cl = line_addr >> shift[lv]
+            b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
+            used = min(request, np.int64(1) << shift[lv])
+            if lv == deepest:
+                hl = _find(tags, b, ways[lv], cl)
+                counts[lv, sid, HITS] += 1
+                counts[lv, sid, HIT_BYTES] += used
+                if hl > 0:
+                    _to_front(tags, dirty, owner, b, hl)
+                break
+            counts[lv, sid, MISSES] += 1
+            counts[lv, sid, MISS_BYTES] += used
+        if deepest == n_levels:
+            memory[sid, 0] += 1
+            memory[sid, 1] += np.int64(1) << shift[n_levels - 1]
+        for lv in range(deepest - 1, -1, -1):
+            cl = line_addr >> shift[lv]
+            b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
+            victim = b + ways[lv] - 1
+            v_tag = tags[victim]
+            v_dirty = dirty[victim]
+            v_owner = owner[victim]
+            _place(tags, dirty, owner, b, ways[lv], cl, sid)
+            if v_tag < 0:
                 continue
-        _access(0, a, n, write, sid, sets, masks, ways, shift, offsets, tags, dirty, owner,
-                counts, memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b,
-                stack_s)
+            counts[lv, v_owner, EVICTIONS] += 1
+            if not v_dirty:
+                continue
+            counts[lv, v_owner, WRITEBACKS] += 1
+            vline = v_tag << shift[lv]
+            wb = np.int64(1) << shift[lv]
+            nxt = lv + 1
+            if nxt == n_levels:
+                memory[v_owner, 2] += 1
+                memory[v_owner, 3] += wb
+                continue
+            vcl = vline >> shift[nxt]
+            nb = offsets[nxt] + _set_of(vcl, sets[nxt], masks[nxt]) * ways[nxt]
+            vloc = _find(tags, nb, ways[nxt], vcl)
+            counts[nxt, v_owner, STORES] += 1
+            counts[nxt, v_owner, STORE_BYTES] += wb
+            dirty[nb + vloc] = True
+            if refresh_on_store and vloc > 0:
+                _to_front(tags, dirty, owner, nb, vloc)
+        if write:
+            dirty[base] = True     # the line now sits in way 0 of its set
+    for sid in range(n_struct):
+        counts[0, sid, LOADS] += hit_n[sid]
+        counts[0, sid, LOAD_BYTES] += hit_b[sid]
+        counts[0, sid, HITS] += hit_n[sid]
+        counts[0, sid, HIT_BYTES] += hit_b[sid]
+        counts[0, sid, STORES] += store_n[sid]
+        counts[0, sid, STORE_BYTES] += store_b[sid]
+    return stop
+
+
+@njit(cache=True)
+def _one(k, addr, size, is_write, struct, sets, masks, ways, shift, offsets, tags, dirty, owner,
+         counts, memory, refresh_on_store):
+    """Access ``k`` through the general path (the work stack)."""
+    stack_kind = np.empty(STACK, dtype=np.int64)
+    stack_level = np.empty(STACK, dtype=np.int64)
+    stack_a = np.empty(STACK, dtype=np.int64)
+    stack_b = np.empty(STACK, dtype=np.int64)
+    stack_s = np.empty(STACK, dtype=np.int64)
+    _access(0, addr[k], np.int64(size[k]), is_write[k], np.int64(struct[k]), sets, masks, ways,
+            shift, offsets, tags, dirty, owner, counts, memory, refresh_on_store, stack_kind,
+            stack_level, stack_a, stack_b, stack_s)
 
 
 class CacheSimulator:
@@ -426,9 +470,14 @@ class CacheSimulator:
             raise InputError("trace addresses must be >= 0 and access sizes >= 1")
         if n and (struct.min() < 0 or struct.max() >= len(self.structures)):
             raise InputError(f"trace structure ids must be in 0..{len(self.structures) - 1}")
-        _simulate(addr, size, is_write, struct, self._sets, self._masks, self._ways,
-                  self._shift, self._offsets, self._tags, self._dirty, self._owner,
-                  self.counts, self.memory, self.refresh_on_store, self._chain)
+        state = (self._sets, self._masks, self._ways, self._shift, self._offsets, self._tags,
+                 self._dirty, self._owner, self.counts, self.memory, self.refresh_on_store)
+        k = 0
+        while k < n:
+            k = _simulate(addr, size, is_write, struct, k, *state, self._chain)
+            if k < n:
+                _one(k, addr, size, is_write, struct, *state)
+                k += 1
         self.accesses += n
         return self
 
