@@ -3,13 +3,12 @@ identical cache counts to pycachesim."""
 
 import numpy as np
 import pytest
+from test_cachesim import assert_same_as_pycachesim
 
 import hwprune
 from hwprune.cost import traces as T
 from hwprune.cost.cachesim import CacheLevel, CacheSimulator, levels_of
 from hwprune.sparse import formats as F
-
-from test_cachesim import assert_same_as_pycachesim
 
 
 def concat(chunks):
