@@ -26,26 +26,11 @@ import numpy as np
 
 import hwprune
 from hwprune.cost import traces as T
-from hwprune.cost.cachesim import CacheSimulator, levels_of
+from hwprune.cost.cachesim import CacheSimulator, levels_of, to_pycachesim
 from hwprune.sparse import formats as F
 
 PAIRS = [("LOAD_count", "loads"), ("STORE_count", "stores"), ("HIT_count", "hits"),
          ("MISS_count", "misses"), ("EVICT_count", "writebacks")]
-
-
-def pycachesim_for(levels):
-    import cachesim
-
-    memory = cachesim.MainMemory()
-    caches, below = [], None
-    for lv in reversed(levels):
-        cache = cachesim.Cache(lv.name, lv.sets, lv.ways, lv.line_bytes, "LRU", write_back=True,
-                               write_allocate=True, store_to=below, load_from=below)
-        caches.insert(0, cache)
-        below = cache
-    memory.load_to(caches[-1])
-    memory.store_from(caches[-1])
-    return cachesim.CacheSimulator(caches[0], memory), caches
 
 
 def median_time(fn, repeats):
@@ -96,7 +81,7 @@ def main(argv=None) -> int:
 
     def peer(feed):
         def run():
-            sim, caches = pycachesim_for(levels)
+            sim, caches = to_pycachesim(levels)
             feed(sim)
             return caches
         return run

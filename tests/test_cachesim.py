@@ -6,23 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hwprune
-from hwprune.cost.cachesim import COUNTERS, CacheLevel, CacheSimulator, levels_of
+from hwprune.cost.cachesim import (
+    COUNTERS,
+    CacheLevel,
+    CacheSimulator,
+    levels_of,
+    to_pycachesim,
+)
 from hwprune.errors import InputError
 
-cachesim = pytest.importorskip("cachesim")   # pycachesim, a test dependency
-
-
-def pycachesim(levels):
-    memory = cachesim.MainMemory()
-    caches, below = [], None
-    for lv in reversed(levels):
-        cache = cachesim.Cache(lv.name, lv.sets, lv.ways, lv.line_bytes, "LRU", write_back=True,
-                               write_allocate=True, store_to=below, load_from=below)
-        caches.insert(0, cache)
-        below = cache
-    memory.load_to(caches[-1])
-    memory.store_from(caches[-1])
-    return cachesim.CacheSimulator(caches[0], memory), caches
+pytest.importorskip("cachesim")   # pycachesim, a test dependency
 
 
 PAIRS = [("LOAD_count", "loads"), ("STORE_count", "stores"), ("HIT_count", "hits"),
@@ -33,7 +26,7 @@ PAIRS = [("LOAD_count", "loads"), ("STORE_count", "stores"), ("HIT_count", "hits
 def assert_same_as_pycachesim(levels, addr, size, write):
     ours = CacheSimulator(levels, refresh_on_store=False).run(addr, size, write).table()
     ours = ours.set_index(["level", "structure"])
-    peer, caches = pycachesim(levels)
+    peer, caches = to_pycachesim(levels)
     for a, s, w in zip(addr.tolist(), np.broadcast_to(size, addr.shape).tolist(),
                        np.broadcast_to(write, addr.shape).tolist()):
         (peer.store if w else peer.load)(a, s)

@@ -67,6 +67,25 @@ class CacheLevel:
         return self.sets * self.ways * self.line_bytes
 
 
+def to_pycachesim(levels: list[CacheLevel]):
+    """The same hierarchy in pycachesim (LRU, write-back, write-allocate), for
+    cross-checks: returns ``(simulator, caches)``. Needs ``pip install pycachesim``."""
+    try:
+        import cachesim
+    except ImportError:
+        raise InputError("pycachesim is not installed; pip install pycachesim") from None
+    memory = cachesim.MainMemory()
+    caches, below = [], None
+    for lv in reversed(levels):
+        cache = cachesim.Cache(lv.name, lv.sets, lv.ways, lv.line_bytes, "LRU", write_back=True,
+                               write_allocate=True, store_to=below, load_from=below)
+        caches.insert(0, cache)
+        below = cache
+    memory.load_to(caches[-1])
+    memory.store_from(caches[-1])
+    return cachesim.CacheSimulator(caches[0], memory), caches
+
+
 def levels_of(dev: DeviceProfile) -> list[CacheLevel]:
     """The cache levels of a device profile (one core's view: one instance of each)."""
     levels = [CacheLevel(lvl.name, lvl.sets, lvl.associativity, lvl.line_bytes)
@@ -107,6 +126,18 @@ def _to_front(tags, dirty, owner, base, loc):
     tags[base] = t
     dirty[base] = d
     owner[base] = o
+
+
+@njit(cache=True, inline="always")
+def _place(tags, dirty, owner, base, ways, cl, sid):
+    """Shift a set's ways down by one and put ``cl`` in way 0 (clean)."""
+    for j in range(ways - 1, 0, -1):
+        tags[base + j] = tags[base + j - 1]
+        dirty[base + j] = dirty[base + j - 1]
+        owner[base + j] = owner[base + j - 1]
+    tags[base] = cl
+    dirty[base] = False
+    owner[base] = sid
 
 
 @njit(cache=True)
@@ -185,13 +216,7 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
             v_tag = tags[victim]
             v_dirty = dirty[victim]
             v_owner = owner[victim]
-            for j in range(ways[lv] - 1, 0, -1):
-                tags[base + j] = tags[base + j - 1]
-                dirty[base + j] = dirty[base + j - 1]
-                owner[base + j] = owner[base + j - 1]
-            tags[base] = ta
-            dirty[base] = tb != 0
-            owner[base] = ts
+            _place(tags, dirty, owner, base, ways[lv], ta, ts)     # injected lines are clean
             if v_tag >= 0:
                 counts[lv, v_owner, EVICTIONS] += 1
                 if v_dirty:
@@ -228,18 +253,6 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
             loc = _find(tags, base, ways[lv], ta)
             if loc >= 0:
                 dirty[base + loc] = True
-
-
-@njit(cache=True, inline="always")
-def _place(tags, dirty, owner, base, ways, cl, sid):
-    """Shift a set's ways down by one and put ``cl`` in way 0 (clean)."""
-    for j in range(ways - 1, 0, -1):
-        tags[base + j] = tags[base + j - 1]
-        dirty[base + j] = dirty[base + j - 1]
-        owner[base + j] = owner[base + j - 1]
-    tags[base] = cl
-    dirty[base] = False
-    owner[base] = sid
 
 
 @njit(cache=True)
