@@ -96,5 +96,7 @@ def test_bad_input():
     sim = CacheSimulator(HIERARCHY)
     with pytest.raises(InputError, match="structure ids"):
         sim.run(np.array([0]), 4, False, 3)
-    with pytest.raises(InputError, match=">= 0"):
+    with pytest.raises(InputError, match=r"in \[0, 2\^48\)"):
         sim.run(np.array([-8]))
+    with pytest.raises(InputError, match=r"in \[0, 2\^48\)"):
+        sim.run(np.array([1 << 50]))

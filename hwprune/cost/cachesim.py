@@ -99,6 +99,15 @@ def levels_of(dev: DeviceProfile) -> list[CacheLevel]:
     return levels
 
 
+# A way's entry packs its line id, owner structure and dirty bit into one int64
+# (-1: invalid), so that a whole set is one contiguous run of memory.
+OWNER_SHIFT = 48
+DIRTY_BIT = np.int64(1) << 62
+LINE_MASK = (np.int64(1) << OWNER_SHIFT) - 1
+OWNER_MASK = (np.int64(1) << 14) - 1
+MAX_ADDRESS = 1 << 48
+
+
 @njit(cache=True, inline="always")
 def _set_of(cl, sets, mask):
     """Set index of line ``cl``: a mask when ``sets`` is a power of two (no division)."""
@@ -108,45 +117,38 @@ def _set_of(cl, sets, mask):
 @njit(cache=True, inline="always")
 def _find(tags, base, ways, cl):
     for i in range(ways):
-        if tags[base + i] == cl:
+        e = tags[base + i]
+        if e >= 0 and (e & LINE_MASK) == cl:
             return i
     return -1
 
 
 @njit(cache=True, inline="always")
-def _to_front(tags, dirty, owner, base, loc):
+def _to_front(tags, base, loc):
     """Move way ``loc`` of a set to the most-recently-used position 0."""
-    t = tags[base + loc]
-    d = dirty[base + loc]
-    o = owner[base + loc]
+    e = tags[base + loc]
     for j in range(loc, 0, -1):
         tags[base + j] = tags[base + j - 1]
-        dirty[base + j] = dirty[base + j - 1]
-        owner[base + j] = owner[base + j - 1]
-    tags[base] = t
-    dirty[base] = d
-    owner[base] = o
+    tags[base] = e
 
 
 @njit(cache=True, inline="always")
-def _place(tags, dirty, owner, base, ways, cl, sid):
-    """Shift a set's ways down by one and put ``cl`` in way 0 (clean)."""
+def _place(tags, base, ways, cl, sid):
+    """Shift a set's ways down by one and put ``cl`` (clean, owned by ``sid``) in way 0.
+    Returns the entry that fell out of the last way."""
+    victim = tags[base + ways - 1]
     for j in range(ways - 1, 0, -1):
         tags[base + j] = tags[base + j - 1]
-        dirty[base + j] = dirty[base + j - 1]
-        owner[base + j] = owner[base + j - 1]
-    tags[base] = cl
-    dirty[base] = False
-    owner[base] = sid
+    tags[base] = cl | (sid << OWNER_SHIFT)
+    return victim
 
 
 @njit(cache=True)
-def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, dirty, owner,
-            counts, memory, refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
+def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, counts, memory,
+            refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
     """One request arriving at level ``start``, followed through the hierarchy with a
     work stack of line tasks (the general path)."""
     n_levels = sets.shape[0]
-    top = 0
     stack_kind[0] = T_STORE if write else T_LOAD
     stack_level[0] = start
     stack_a[0] = a
@@ -193,7 +195,7 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
                 counts[lv, ts, HITS] += 1
                 counts[lv, ts, HIT_BYTES] += min(tb, line)
                 if loc > 0:
-                    _to_front(tags, dirty, owner, base, loc)
+                    _to_front(tags, base, loc)
             else:
                 counts[lv, ts, MISSES] += 1
                 counts[lv, ts, MISS_BYTES] += min(tb, line)
@@ -212,18 +214,15 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
                 top += 1
         elif kind == T_INJECT:
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
-            victim = base + ways[lv] - 1
-            v_tag = tags[victim]
-            v_dirty = dirty[victim]
-            v_owner = owner[victim]
-            _place(tags, dirty, owner, base, ways[lv], ta, ts)     # injected lines are clean
-            if v_tag >= 0:
+            victim = _place(tags, base, ways[lv], ta, ts)     # injected lines are clean
+            if victim >= 0:
+                v_owner = (victim >> OWNER_SHIFT) & OWNER_MASK
                 counts[lv, v_owner, EVICTIONS] += 1
-                if v_dirty:
+                if victim & DIRTY_BIT:
                     counts[lv, v_owner, WRITEBACKS] += 1
                     stack_kind[top] = T_STORE
                     stack_level[top] = lv + 1
-                    stack_a[top] = v_tag << shift[lv]
+                    stack_a[top] = (victim & LINE_MASK) << shift[lv]
                     stack_b[top] = line
                     stack_s[top] = v_owner
                     top += 1
@@ -231,9 +230,9 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             loc = _find(tags, base, ways[lv], ta)
             if loc >= 0:
-                dirty[base + loc] = True
+                tags[base + loc] |= DIRTY_BIT
                 if refresh_on_store and loc > 0:
-                    _to_front(tags, dirty, owner, base, loc)
+                    _to_front(tags, base, loc)
             else:
                 # Write-allocate: load the line here, then mark it dirty.
                 stack_kind[top] = T_DIRTY
@@ -252,12 +251,12 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, di
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             loc = _find(tags, base, ways[lv], ta)
             if loc >= 0:
-                dirty[base + loc] = True
+                tags[base + loc] |= DIRTY_BIT
 
 
 @njit(cache=True)
 def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, offsets, tags,
-              dirty, owner, counts, memory, refresh_on_store, chain):
+              counts, memory, refresh_on_store, chain):
     """Run accesses ``start..`` of a chunk; returns the index of the first access this
     fast loop cannot take (a straddling access, or a miss whose dirty victim would need
     a write-allocate one level down), or the chunk length when all are done.
@@ -294,22 +293,24 @@ def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, off
             if write:
                 store_n[sid] += 1
                 store_b[sid] += n
-                dirty[base + loc] = True
+                tags[base + loc] |= DIRTY_BIT
                 if refresh_on_store and loc > 0:
-                    _to_front(tags, dirty, owner, base, loc)
+                    _to_front(tags, base, loc)
             else:
                 hit_n[sid] += 1
                 hit_b[sid] += n
                 if loc > 0:
-                    _to_front(tags, dirty, owner, base, loc)
+                    _to_front(tags, base, loc)
             continue
         # Miss at level 0. Find the first level holding the line (without side effects).
         line_addr = first << sh0
         deepest = n_levels
+        hit_loc = -1
         for lv in range(1, n_levels):
             cl = line_addr >> shift[lv]
             b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
-            if _find(tags, b, ways[lv], cl) >= 0:
+            hit_loc = _find(tags, b, ways[lv], cl)
+            if hit_loc >= 0:
                 deepest = lv
                 break
         # Every dirty victim of levels 0..deepest-1 must find its line one level down
@@ -318,15 +319,14 @@ def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, off
         for lv in range(deepest):
             cl = line_addr >> shift[lv]
             b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
-            victim = b + ways[lv] - 1
-            if tags[victim] < 0 or not dirty[victim] or lv + 1 == n_levels:
+            victim = tags[b + ways[lv] - 1]
+            if victim < 0 or not (victim & DIRTY_BIT) or lv + 1 == n_levels:
                 continue
-            vline = tags[victim] << shift[lv]
             nxt = lv + 1
             if shift[nxt] < shift[lv]:
                 safe = False
                 break
-            vcl = vline >> shift[nxt]
+            vcl = ((victim & LINE_MASK) << shift[lv]) >> shift[nxt]
             nb = offsets[nxt] + _set_of(vcl, sets[nxt], masks[nxt]) * ways[nxt]
             vloc = _find(tags, nb, ways[nxt], vcl)
             if vloc < 0:
@@ -357,56 +357,51 @@ def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, off
             counts[0, sid, LOAD_BYTES] += n
             counts[0, sid, MISSES] += 1
             counts[0, sid, MISS_BYTES] += min(n, line0)
-        for lv in range(1, n_levels):
+        for lv in range(1, min(deepest + 1, n_levels)):
             request = np.int64(1) << shift[lv - 1]
             counts[lv, sid, LOADS] += 1
             counts[lv, sid, LOAD_BYTES] += request
-            cl = line_addr >> shift[lv]
-            b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
             used = min(request, np.int64(1) << shift[lv])
             if lv == deepest:
-                hl = _find(tags, b, ways[lv], cl)
                 counts[lv, sid, HITS] += 1
                 counts[lv, sid, HIT_BYTES] += used
-                if hl > 0:
-                    _to_front(tags, dirty, owner, b, hl)
-                break
-            counts[lv, sid, MISSES] += 1
-            counts[lv, sid, MISS_BYTES] += used
+                if hit_loc > 0:
+                    cl = line_addr >> shift[lv]
+                    _to_front(tags, offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv],
+                              hit_loc)
+            else:
+                counts[lv, sid, MISSES] += 1
+                counts[lv, sid, MISS_BYTES] += used
         if deepest == n_levels:
             memory[sid, 0] += 1
             memory[sid, 1] += np.int64(1) << shift[n_levels - 1]
         for lv in range(deepest - 1, -1, -1):
             cl = line_addr >> shift[lv]
             b = offsets[lv] + _set_of(cl, sets[lv], masks[lv]) * ways[lv]
-            victim = b + ways[lv] - 1
-            v_tag = tags[victim]
-            v_dirty = dirty[victim]
-            v_owner = owner[victim]
-            _place(tags, dirty, owner, b, ways[lv], cl, sid)
-            if v_tag < 0:
+            victim = _place(tags, b, ways[lv], cl, sid)
+            if victim < 0:
                 continue
+            v_owner = (victim >> OWNER_SHIFT) & OWNER_MASK
             counts[lv, v_owner, EVICTIONS] += 1
-            if not v_dirty:
+            if not (victim & DIRTY_BIT):
                 continue
             counts[lv, v_owner, WRITEBACKS] += 1
-            vline = v_tag << shift[lv]
             wb = np.int64(1) << shift[lv]
             nxt = lv + 1
             if nxt == n_levels:
                 memory[v_owner, 2] += 1
                 memory[v_owner, 3] += wb
                 continue
-            vcl = vline >> shift[nxt]
+            vcl = ((victim & LINE_MASK) << shift[lv]) >> shift[nxt]
             nb = offsets[nxt] + _set_of(vcl, sets[nxt], masks[nxt]) * ways[nxt]
             vloc = _find(tags, nb, ways[nxt], vcl)
             counts[nxt, v_owner, STORES] += 1
             counts[nxt, v_owner, STORE_BYTES] += wb
-            dirty[nb + vloc] = True
+            tags[nb + vloc] |= DIRTY_BIT
             if refresh_on_store and vloc > 0:
-                _to_front(tags, dirty, owner, nb, vloc)
+                _to_front(tags, nb, vloc)
         if write:
-            dirty[base] = True     # the line now sits in way 0 of its set
+            tags[base] |= DIRTY_BIT     # the line now sits in way 0 of its set
     for sid in range(n_struct):
         counts[0, sid, LOADS] += hit_n[sid]
         counts[0, sid, LOAD_BYTES] += hit_b[sid]
@@ -418,8 +413,20 @@ def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, off
 
 
 @njit(cache=True)
-def _one(k, addr, size, is_write, struct, sets, masks, ways, shift, offsets, tags, dirty, owner,
-         counts, memory, refresh_on_store):
+def _min_max(values):
+    lo = values[0]
+    hi = values[0]
+    for v in values:
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    return lo, hi
+
+
+@njit(cache=True)
+def _one(k, addr, size, is_write, struct, sets, masks, ways, shift, offsets, tags, counts,
+         memory, refresh_on_store):
     """Access ``k`` through the general path (the work stack)."""
     stack_kind = np.empty(STACK, dtype=np.int64)
     stack_level = np.empty(STACK, dtype=np.int64)
@@ -427,8 +434,8 @@ def _one(k, addr, size, is_write, struct, sets, masks, ways, shift, offsets, tag
     stack_b = np.empty(STACK, dtype=np.int64)
     stack_s = np.empty(STACK, dtype=np.int64)
     _access(0, addr[k], np.int64(size[k]), is_write[k], np.int64(struct[k]), sets, masks, ways,
-            shift, offsets, tags, dirty, owner, counts, memory, refresh_on_store, stack_kind,
-            stack_level, stack_a, stack_b, stack_s)
+            shift, offsets, tags, counts, memory, refresh_on_store, stack_kind, stack_level,
+            stack_a, stack_b, stack_s)
 
 
 class CacheSimulator:
@@ -455,8 +462,6 @@ class CacheSimulator:
         sizes = self._sets * self._ways
         self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self._tags = np.full(int(sizes.sum()), -1, dtype=np.int64)
-        self._dirty = np.zeros(int(sizes.sum()), dtype=np.bool_)
-        self._owner = np.zeros(int(sizes.sum()), dtype=np.int64)
         self.counts = np.zeros((len(levels), len(self.structures), len(COUNTERS)), dtype=np.int64)
         # The direct miss chain needs every request to cover one line at each level.
         self._chain = bool(np.all(np.diff(self._shift) >= 0))
@@ -470,21 +475,32 @@ class CacheSimulator:
         n = addr.shape[0]
         if addr.ndim != 1:
             raise InputError(f"trace addresses must be a 1-D array, got shape {addr.shape}")
-        columns = []
+        columns, lows, highs = [], [], []
         for value, dtype in ((size, np.int64), (is_write, np.bool_), (struct, np.int64)):
             arr = np.asarray(value, dtype=dtype)
             if arr.ndim == 0:
+                lows.append(arr.item())
+                highs.append(arr.item())
                 arr = np.broadcast_to(arr, (n,))
             elif arr.shape != (n,):
                 raise InputError(f"trace columns must all have {n} entries, got shape {arr.shape}")
+            elif n:
+                lows.append(arr.min())
+                highs.append(arr.max())
+            else:
+                lows.append(0)
+                highs.append(0)
             columns.append(arr)
         size, is_write, struct = columns
-        if n and (addr.min() < 0 or size.min() < 1):
-            raise InputError("trace addresses must be >= 0 and access sizes >= 1")
-        if n and (struct.min() < 0 or struct.max() >= len(self.structures)):
-            raise InputError(f"trace structure ids must be in 0..{len(self.structures) - 1}")
+        if n:
+            lo, hi = _min_max(addr)
+            if lo < 0 or lows[0] < 1 or hi + highs[0] > MAX_ADDRESS:
+                raise InputError("trace addresses must be in [0, 2^48) and access sizes >= 1")
+            if lows[2] < 0 or highs[2] >= len(self.structures):
+                raise InputError(
+                    f"trace structure ids must be in 0..{len(self.structures) - 1}")
         state = (self._sets, self._masks, self._ways, self._shift, self._offsets, self._tags,
-                 self._dirty, self._owner, self.counts, self.memory, self.refresh_on_store)
+                 self.counts, self.memory, self.refresh_on_store)
         k = 0
         while k < n:
             k = _simulate(addr, size, is_write, struct, k, *state, self._chain)
