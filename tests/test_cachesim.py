@@ -100,3 +100,14 @@ def test_bad_input():
         sim.run(np.array([-8]))
     with pytest.raises(InputError, match=r"in \[0, 2\^48\)"):
         sim.run(np.array([1 << 50]))
+
+
+def test_long_and_huge_accesses_are_safe():
+    """Regression: a request covering many lines once overflowed the work stack."""
+    sim = CacheSimulator(HIERARCHY)
+    sim.run(np.array([0, 4096]), np.array([64 * 300, 100_000]))
+    row = sim.table().set_index(["level", "structure"]).loc[("L1", "all")]
+    # 16-byte lines: 64 * 300 / 16 = 1,200 lines, then 100,000 / 16 = 6,250 lines.
+    assert row["loads"] == 2 and row["hits"] + row["misses"] == 1_200 + 6_250
+    with pytest.raises(InputError, match=r"2\^48"):
+        sim.run(np.array([2**62, 2**63 - 1]), 4)

@@ -21,7 +21,7 @@ def test_csr_matvec_trace_is_the_kernels_access_sequence():
     weights = np.array([[1, 0, 2], [0, 0, 3]], dtype=np.float32)
     matrix = F.CSRMatrix.from_dense(weights, weights != 0)   # data [1 2 3], indices [0 2 2]
     addr, write, struct = concat(T.matvec_trace(matrix))
-    bw, bi, bp, bx, by = T.layout(12, 12, 12, 12, 8)
+    bw, bi, bp, bx, by, _ = T.layout(12, 12, 12, 12, 8)
     expected = [
         (bp, 0, 1), (bp + 4, 0, 1),                                  # indptr[0], indptr[1]
         (bw, 0, 0), (bi, 0, 1), (bx, 0, 2),                          # 1 * x[0]
@@ -95,3 +95,29 @@ def test_fc6_trace_streams_through_the_i7_hierarchy():
     # Weights and indices stream: about one L1 miss per 64-byte line.
     lines = matrix.data.nbytes / 64
     assert table.loc[("L1", "weights"), "misses"] == pytest.approx(lines, rel=0.01)
+
+
+def test_conv_trace_keeps_input_weights_and_groups_apart():
+    """Regression: the input image and the weights once shared addresses, and every
+    group of a grouped convolution reused the first group's."""
+    rng = np.random.default_rng(4)
+    weights = rng.standard_normal((4, 2 * 9)).astype(np.float32)
+    matrix = F.make_matrix("dense", weights, np.ones(weights.shape, bool))
+    addr, _, struct = concat(T.conv_trace(matrix, (2, 6, 6), (3, 3), (1, 1), (1, 1)))
+    w_lines = set((addr[struct == T.W_ID] // 64).tolist())
+    other_lines = set((addr[struct != T.W_ID] // 64).tolist())
+    assert not w_lines & other_lines
+    span = T.conv_layout_bytes(matrix, (2, 6, 6), 36)
+    addr2, _, _ = concat(T.conv_trace(matrix, (2, 6, 6), (3, 3), (1, 1), (1, 1),
+                                      start=T.BASE + span))
+    assert addr.max() < addr2.min()
+
+
+def test_depthwise_layer_touches_every_group():
+    from hwprune.cost.cache_runs import simulate_layer
+
+    layer = hwprune.network("mobilenet-v1")["Conv2d_1_depthwise"]
+    table = simulate_layer(layer, hwprune.device("core-i7"), "dense", 1.0)
+    memory = table.set_index(["level", "structure"]).loc[("memory", "outputs")]
+    # 32 channels x 112 x 112 float32 outputs = 1.6 MB = 25,088 lines, all written.
+    assert memory["loads"] >= 25_088

@@ -2,7 +2,8 @@
 
 A layer runs the kernel hwprune would use for it at batch 1: a matrix-vector product
 for a fully connected layer, im2col and a matrix-matrix product for a convolution
-(one group after another for grouped convolutions). Its weights are random (seeded;
+(one group after another for grouped convolutions, each group's tensors laid out
+after the previous group's). Its weights are random (seeded;
 the access pattern does not depend on their values) and pruned at ``density`` with
 the scheme's granularity:
 
@@ -70,9 +71,13 @@ def simulate_layer(layer: Layer, dev: DeviceProfile, scheme: str, density: float
     else:
         c, h, w = layer.input_shape
         g = op.groups
-        runs = [T.conv_trace(_matrix(scheme, rows // g, cols, op.kernel, density, rng, simd),
-                             (c // g, h, w), op.kernel, op.stride, op.padding)
-                for _ in range(g)]
+        out_elements = layer.output_shape[1] * layer.output_shape[2]
+        runs, start = [], T.BASE
+        for _ in range(g):       # each group's tensors after the previous group's
+            matrix = _matrix(scheme, rows // g, cols, op.kernel, density, rng, simd)
+            runs.append(T.conv_trace(matrix, (c // g, h, w), op.kernel, op.stride, op.padding,
+                                     start=start))
+            start += T.conv_layout_bytes(matrix, (c // g, h, w), out_elements)
     for run in runs:
         for chunk in run:
             sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)

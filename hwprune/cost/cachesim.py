@@ -42,7 +42,7 @@ LOADS, STORES, HITS, MISSES, EVICTIONS, WRITEBACKS, LOAD_BYTES, STORE_BYTES, HIT
 COUNTERS = ("loads", "stores", "hits", "misses", "evictions", "writebacks", "load_bytes",
             "store_bytes", "hit_bytes", "miss_bytes")
 # Task kinds of the simulator's work stack.
-T_LOAD, T_STORE, T_LINE_LOAD, T_LINE_STORE, T_INJECT, T_DIRTY = range(6)
+T_LOAD, T_STORE, T_LINE_LOAD, T_LINE_STORE, T_INJECT, T_DIRTY, T_LINES_LOAD, T_LINES_STORE = range(8)
 STACK = 256
 
 
@@ -145,7 +145,7 @@ def _place(tags, base, ways, cl, sid):
 
 @njit(cache=True)
 def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, counts, memory,
-            refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_s):
+            refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s):
     """One request arriving at level ``start``, followed through the hierarchy with a
     work stack of line tasks (the general path)."""
     n_levels = sets.shape[0]
@@ -179,15 +179,31 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, co
             else:
                 counts[lv, ts, STORES] += 1
                 counts[lv, ts, STORE_BYTES] += tb
-            lo = ta >> shift[lv]
-            hi = (ta + tb - 1) >> shift[lv]
-            for cl in range(hi, lo - 1, -1):       # pushed in reverse: lo runs first
-                stack_kind[top] = T_LINE_LOAD if kind == T_LOAD else T_LINE_STORE
+            # A cursor over the request's lines: one line is expanded at a time, so the
+            # stack stays a few entries deep per level however long the access is.
+            stack_kind[top] = T_LINES_LOAD if kind == T_LOAD else T_LINES_STORE
+            stack_level[top] = lv
+            stack_a[top] = ta >> shift[lv]
+            stack_b[top] = tb
+            stack_c[top] = (ta + tb - 1) >> shift[lv]
+            stack_s[top] = ts
+            top += 1
+        elif kind == T_LINES_LOAD or kind == T_LINES_STORE:
+            last = stack_c[top]
+            if ta < last:                          # the rest of the range, after this line
+                stack_kind[top] = kind
                 stack_level[top] = lv
-                stack_a[top] = cl
+                stack_a[top] = ta + 1
                 stack_b[top] = tb
+                stack_c[top] = last
                 stack_s[top] = ts
                 top += 1
+            stack_kind[top] = T_LINE_LOAD if kind == T_LINES_LOAD else T_LINE_STORE
+            stack_level[top] = lv
+            stack_a[top] = ta
+            stack_b[top] = tb
+            stack_s[top] = ts
+            top += 1
         elif kind == T_LINE_LOAD:
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             loc = _find(tags, base, ways[lv], ta)
@@ -432,10 +448,11 @@ def _one(k, addr, size, is_write, struct, sets, masks, ways, shift, offsets, tag
     stack_level = np.empty(STACK, dtype=np.int64)
     stack_a = np.empty(STACK, dtype=np.int64)
     stack_b = np.empty(STACK, dtype=np.int64)
+    stack_c = np.empty(STACK, dtype=np.int64)
     stack_s = np.empty(STACK, dtype=np.int64)
     _access(0, addr[k], np.int64(size[k]), is_write[k], np.int64(struct[k]), sets, masks, ways,
             shift, offsets, tags, counts, memory, refresh_on_store, stack_kind, stack_level,
-            stack_a, stack_b, stack_s)
+            stack_a, stack_b, stack_c, stack_s)
 
 
 class CacheSimulator:
@@ -494,7 +511,7 @@ class CacheSimulator:
         size, is_write, struct = columns
         if n:
             lo, hi = _min_max(addr)
-            if lo < 0 or lows[0] < 1 or hi + highs[0] > MAX_ADDRESS:
+            if int(lo) < 0 or int(lows[0]) < 1 or int(hi) + int(highs[0]) > MAX_ADDRESS:
                 raise InputError("trace addresses must be in [0, 2^48) and access sizes >= 1")
             if lows[2] < 0 or highs[2] >= len(self.structures):
                 raise InputError(

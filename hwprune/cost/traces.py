@@ -17,6 +17,7 @@ accumulators), 3 outputs (y, Y).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -46,13 +47,14 @@ class Chunk:
         return self.addr.shape[0]
 
 
-def layout(*nbytes: int) -> list[int]:
-    """Base addresses for arrays of the given sizes, each aligned to 4 KiB."""
-    bases, cursor = [], BASE
+def layout(*nbytes: int, start: int = BASE) -> list[int]:
+    """Base addresses for arrays of the given sizes, each aligned to 4 KiB, from
+    ``start``; the last entry is the first free address after them."""
+    bases, cursor = [], start
     for n in nbytes:
         bases.append(cursor)
         cursor += -(-max(n, 1) // ALIGN) * ALIGN
-    return bases
+    return bases + [cursor]
 
 
 @njit(cache=True)
@@ -307,13 +309,13 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
     """The access sequence of ``matrix.matvec(x)``."""
     rows, cols = matrix.shape
     if isinstance(matrix, F.DenseMatrix):
-        bw, bx, by = layout(rows * cols * 4, cols * 4, rows * 4)
+        bw, bx, by, _ = layout(rows * cols * 4, cols * 4, rows * 4)
         per_row = 2 * cols + 1
         return _chunks(rows, per_row, lambda r0, r1: _run(
             _dense_matvec, (r1 - r0) * per_row, rows, cols, r0, r1, bw, bx, by))
     if isinstance(matrix, F.CSRMatrix):
-        bw, bi, bp, bx, by = layout(matrix.data.nbytes, matrix.indices.nbytes,
-                                    matrix.indptr.nbytes, cols * 4, rows * 4)
+        bw, bi, bp, bx, by, _ = layout(matrix.data.nbytes, matrix.indices.nbytes,
+                                       matrix.indptr.nbytes, cols * 4, rows * 4)
         ip = matrix.indptr
         per_row = 3 * matrix.data.size / max(rows, 1) + 3
         return _chunks(rows, per_row, lambda r0, r1: _run(
@@ -322,8 +324,8 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
     if isinstance(matrix, F.GroupCSRMatrix):
         g = matrix.group
         padded = -(-cols // g) * g
-        bw, bc, bp, bx, by, bl = layout(matrix.data.nbytes, matrix.group_col.nbytes,
-                                        matrix.indptr.nbytes, padded * 4, rows * 4, g * 4)
+        bw, bc, bp, bx, by, bl, _ = layout(matrix.data.nbytes, matrix.group_col.nbytes,
+                                           matrix.indptr.nbytes, padded * 4, rows * 4, g * 4)
         ip, gc = matrix.indptr, matrix.group_col
         if g == 8:
             per_row = 17 * (ip[-1] / max(rows, 1)) + 3
@@ -336,8 +338,9 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
             g, r0, r1, bw, bc, bp, bx, by, bl))
     if isinstance(matrix, F.CompactMatrix):
         kr, kc = matrix.values.shape
-        bw, bri, bci, bx, bxc, by = layout(matrix.values.nbytes, matrix.row_index.nbytes,
-                                           matrix.col_index.nbytes, cols * 4, kc * 4, rows * 4)
+        bw, bri, bci, bx, bxc, by, _ = layout(matrix.values.nbytes, matrix.row_index.nbytes,
+                                              matrix.col_index.nbytes, cols * 4, kc * 4,
+                                              rows * 4)
 
         def chunks() -> Iterator[Chunk]:
             addr, write, struct = _run(_compact_gather, 3 * kc + rows, matrix.col_index, bci,
@@ -350,9 +353,11 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
     raise InputError(f"no trace generator for {type(matrix).__name__}")
 
 
-def matmat_trace(matrix: F.SparseMatrix, n: int, x_base: int | None = None) -> Iterator[Chunk]:
-    """The access sequence of ``matrix.matmat(X)`` with ``X`` of ``n`` columns.
-    ``x_base`` places ``X`` (for a convolution, where im2col wrote it)."""
+def matmat_trace(matrix: F.SparseMatrix, n: int, x_base: int | None = None,
+                 start: int = BASE) -> Iterator[Chunk]:
+    """The access sequence of ``matrix.matmat(X)`` with ``X`` of ``n`` columns, arrays
+    laid out from ``start``. ``x_base`` places ``X`` instead (for a convolution, where
+    im2col wrote it)."""
     rows, cols = matrix.shape
     group = getattr(matrix, "group", 1)
     x_rows = -(-cols // group) * group
@@ -368,7 +373,8 @@ def matmat_trace(matrix: F.SparseMatrix, n: int, x_base: int | None = None) -> I
                                          matrix.col_index.nbytes)
     else:
         raise InputError(f"no trace generator for {type(matrix).__name__}")
-    bw, bi, bp, bx, by = layout(w_bytes, idx_bytes, ptr_bytes, x_rows * n * 4, rows * n * 4)
+    bw, bi, bp, bx, by, _ = layout(w_bytes, idx_bytes, ptr_bytes, x_rows * n * 4, rows * n * 4,
+                                   start=start)
     if x_base is not None:
         bx = x_base
     if isinstance(matrix, F.DenseMatrix):
@@ -393,11 +399,24 @@ def matmat_trace(matrix: F.SparseMatrix, n: int, x_base: int | None = None) -> I
         matrix.row_index, matrix.col_index, n, r0, r1, rows, bw, bi, bp, bx, by))
 
 
+def conv_layout_bytes(matrix: F.SparseMatrix, in_shape: tuple[int, int, int],
+                      out_elements: int) -> int:
+    """Bytes of address space one convolution trace lays out (input, columns, the
+    matmat's arrays), so that a next group can start after it."""
+    group = getattr(matrix, "group", 1)
+    rows, cols = matrix.shape
+    x_rows = -(-cols // group) * group
+    total = [math.prod(in_shape) * 4, x_rows * out_elements * 4, matrix.storage.total_bytes + 8,
+             x_rows * out_elements * 4, rows * out_elements * 4, 3 * ALIGN]
+    return layout(*total, start=0)[-1] + 4 * ALIGN
+
+
 def conv_trace(matrix: F.SparseMatrix, in_shape: tuple[int, int, int], kernel: tuple[int, int],
-               stride: tuple[int, int] = (1, 1),
-               padding: tuple[int, int] = (0, 0)) -> Iterator[Chunk]:
+               stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
+               start: int = BASE) -> Iterator[Chunk]:
     """The access sequence of :func:`hwprune.sparse.formats.conv2d`: im2col, then the
-    format's matmat on the columns."""
+    format's matmat on the columns. The input and the columns are laid out from
+    ``start``, the matmat's weights, indices and output after them."""
     c, h, w = in_shape
     kh, kw = kernel
     out_h = (h + 2 * padding[0] - kh) // stride[0] + 1
@@ -405,8 +424,7 @@ def conv_trace(matrix: F.SparseMatrix, in_shape: tuple[int, int, int], kernel: t
     n = out_h * out_w
     group = getattr(matrix, "group", 1)
     x_rows = -(-(c * kh * kw) // group) * group
-    bx, bcols = layout(c * h * w * 4, x_rows * n * 4)
-    bcols += 1 << 27     # keep clear of the matmat layout's own arrays
+    bx, bcols, after = layout(c * h * w * 4, x_rows * n * 4, start=start)
     per_channel = kh * kw * n * 2
 
     def chunks() -> Iterator[Chunk]:
@@ -415,5 +433,5 @@ def conv_trace(matrix: F.SparseMatrix, in_shape: tuple[int, int, int], kernel: t
         yield from _chunks(c, per_channel, lambda c0, c1: _run(
             _im2col, (c1 - c0) * per_channel, c, h, w, kh, kw, stride[0], stride[1], padding[0],
             padding[1], out_h, out_w, c0, c1, bx, bcols))
-        yield from matmat_trace(matrix, n, x_base=bcols)
+        yield from matmat_trace(matrix, n, x_base=bcols, start=after)
     return chunks()
