@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import api
 from .errors import HwpruneError, InputError
-from .report.output import FORMATS, render, write_atomic
+from .report.output import FORMATS, check_out_path, render, write_atomic
 
 PROG = "hwprune"
 
@@ -73,6 +73,8 @@ def _cmd_energy(args: argparse.Namespace) -> None:
     from .report.plots import check_plot_path, plot_energy
 
     if args.plot:
+        if args.detail:
+            raise UsageError("--plot draws the per-layer table; leave out --detail")
         check_plot_path(args.plot)
     dev = api.device(args.device, args.profiles)
     net = api.network(args.network)
@@ -80,28 +82,31 @@ def _cmd_energy(args: argparse.Namespace) -> None:
                   weight_format=args.weight_format)
     if args.detail:
         _emit(api.energy_detail(net, dev, **kwargs), args)
-    else:
-        df = api.energy(net, dev, **kwargs)
-        _emit(df, args)
-        if args.format == "table" and not args.out:
-            total = df["energy_pj"].sum()
-            print(f"total {total:.4g} pJ = {total / dev.compute.mac_energy_pj:.4g} MAC-energies "
-                  f"over {len(df)} layers; {total / df['macs'].sum():.3g} pJ per MAC "
-                  f"(dataflow {df['dataflow'].iloc[0]}, weights {df['weight_format'].iloc[0]})")
-        if args.plot:
-            unit = "MAC energies" if dev.id == "eyeriss" else "pJ"
-            plot_energy(df, level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
-                        unit, args.plot)
-            print(f"wrote {args.plot}", file=sys.stderr)
+        return
+    df = api.energy(net, dev, **kwargs)
+    if args.plot:       # drawn first: a failure leaves no table behind
+        plot_energy(df, level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
+                    "pJ", args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    _emit(df, args)
+    if args.format == "table" and not args.out:
+        total = df["energy_pj"].sum()
+        print(f"total {total:.4g} pJ = {total / dev.compute.mac_energy_pj:.4g} MAC energies "
+              f"over {len(df)} layers; {total / df['macs'].sum():.3g} pJ per MAC "
+              f"(dataflow {df['dataflow'].iloc[0]}, weights {df['weight_format'].iloc[0]})")
 
 
 def _cmd_bench_kernels(args: argparse.Namespace) -> None:
     from .report.output import render
     from .sparse import bench
 
-    storage = tuple(s.strip() for s in args.storage.split(",")) if args.storage else bench.STORAGE
-    shapes = args.shapes.split(",") if args.shapes else (
-        bench.QUICK_SHAPES if args.quick else [s.name for s in bench.SHAPES])
+    for option, value in (("--storage", args.storage), ("--shapes", args.shapes)):
+        if value is not None and not value.replace(",", "").strip():
+            raise UsageError(f"{option} needs a comma-separated list; got {value!r}")
+    storage = (tuple(s.strip() for s in args.storage.split(",") if s.strip()) if args.storage
+               else bench.STORAGE)
+    shapes = ([s.strip() for s in args.shapes.split(",") if s.strip()] if args.shapes else (
+        bench.QUICK_SHAPES if args.quick else [s.name for s in bench.SHAPES]))
     unknown = [s for s in storage if s not in bench.STORAGE]
     if unknown:
         raise InputError(f"unknown storage {unknown[0]!r}; accepted: " + ", ".join(bench.STORAGE))
@@ -125,8 +130,9 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
 
     dev = api.device(args.device, args.profiles)
     if args.trace:
-        if args.network or args.layer or args.scheme or args.density is not None:
-            raise UsageError("--trace takes no NETWORK, --layer, --scheme or --density")
+        if args.network or args.layer or args.scheme or args.density is not None \
+                or args.seed is not None:
+            raise UsageError("--trace takes no NETWORK, --layer, --scheme, --density or --seed")
         _emit(simulate_trace(args.trace, dev, not args.pycachesim_lru), args)
         return
     missing = [opt for opt, value in (("NETWORK", args.network), ("--layer", args.layer),
@@ -136,18 +142,39 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
         raise UsageError("give --trace FILE.npy, or NETWORK with --layer, --scheme and "
                          f"--density (missing: {', '.join(missing)})")
     layer = api.network(args.network)[args.layer]
-    table = simulate_layer(layer, dev, args.scheme, args.density, args.seed,
+    table = simulate_layer(layer, dev, args.scheme, args.density, args.seed or 0,
                            not args.pycachesim_lru)
     _emit(table, args)
 
 
 def _density(text: str) -> float:
     try:
+        if "_" in text:
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
+def _batch(text: str) -> int:
+    from .cost.energy import MAX_BATCH
+
+    value = _positive_int(text)
+    if value > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BATCH}, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
     return value
 
 
@@ -197,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", metavar="NETWORK", help="built-in network name")
     p.add_argument("--device", required=True, metavar="DEVICE",
                    help="device id or path to a .toml profile")
-    p.add_argument("--batch", type=_positive_int, default=1, metavar="N",
-                   help="inputs processed together; weights are reused across them (default 1)")
+    p.add_argument("--batch", type=_batch, default=1, metavar="N",
+                   help="inputs processed together, 1 to 65536; weights are reused across "
+                        "them (default 1)")
     p.add_argument("--densities", metavar="FILE",
                    help="CSV with header layer,weight_density,act_density (default: dense)")
     p.add_argument("--dataflow", choices=DATAFLOWS, help="dataflow preset (default: the device's)")
@@ -223,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--density", type=_density, metavar="D", help="fraction of weights kept")
     p.add_argument("--trace", metavar="FILE.npy", help="simulate a trace file instead: (n,) "
                    "int64 addresses (4-byte reads) or (n, 3) int64 (address, size, is_write)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and mask")
+    p.add_argument("--seed", type=_seed, default=None,
+                   help="seed of the random weights and mask (default 0)")
     p.add_argument("--pycachesim-lru", action="store_true",
                    help="store hits do not refresh LRU order (pycachesim's behaviour)")
     _add_profiles_option(p)
@@ -253,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "out", None):
+            check_out_path(args.out)          # before any long work
         args.func(args)
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -161,3 +162,84 @@ def test_energy_bad_densities_row_is_named(capsys, tmp_path):
     dens.write_text("layer,weight_density,act_density\nconv1,0.5,0.5\nfc6,1.7,1\n")
     code, _, err = run(capsys, "energy", "alexnet", "--device", "eyeriss", "--densities", str(dens))
     assert code == 2 and "line 3 ('fc6'): weight_density '1.7' is outside (0, 1]" in err
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["energy", "alexnet", "--device", "eyeriss", "--batch", "99999999999"], "at most 65536"),
+        (["energy", "alexnet", "--device", "eyeriss", "--detail", "--plot", "x.png"],
+         "leave out --detail"),
+        (["show", "alexnet", "--out", "/proc/x.csv"], "cannot write"),
+        (["cachesim", "alexnet", "--layer", "fc6", "--device", "core-i7", "--scheme", "csr",
+          "--density", "0.1", "--seed", "-1"], "integer >= 0"),
+        (["cachesim", "alexnet", "--layer", "fc6", "--device", "core-i7", "--scheme", "csr",
+          "--density", "1_0"], "must be a number"),
+        (["bench", "kernels", "--shapes", ""], "comma-separated list"),
+    ],
+)
+def test_review_regressions_are_one_line_errors(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err
+
+
+def test_out_to_a_directory_and_file_mode(capsys, tmp_path):
+    code, _, err = run(capsys, "show", "lenet-5", "--out", str(tmp_path) + "/")
+    assert code == 2 and "is a directory" in err
+    target = tmp_path / "t.csv"
+    old = os.umask(0o022)
+    try:
+        assert run(capsys, "show", "lenet-5", "--format", "csv", "--out", str(target))[0] == 0
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_failed_plot_leaves_no_table(capsys, tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    out_csv = tmp_path / "e.csv"
+    code, out, err = run(capsys, "energy", "lenet-5", "--device", "eyeriss", "--out",
+                         str(out_csv), "--plot", str(tmp_path / "dir.png"))
+    assert code == 2 and not out_csv.exists() and "is a directory" in err
+
+
+def test_trace_file_errors(capsys, tmp_path):
+    npz = tmp_path / "t.npz"
+    np.savez(npz, a=np.arange(4))
+    floats = tmp_path / "f.npy"
+    np.save(floats, np.arange(4, dtype=np.float64))
+    for path, needle in ((npz, "several arrays"), (floats, "dtype float64")):
+        code, _, err = run(capsys, "cachesim", "--trace", str(path), "--device", "core-i7")
+        assert code == 2 and needle in err
+
+
+def test_profiles_directory_named_twice_is_read_once(capsys, tmp_path):
+    from test_profiles import MINIMAL
+
+    (tmp_path / "toy.toml").write_text(MINIMAL)
+    code, out, _ = run(capsys, "devices", "--profiles", str(tmp_path), "--profiles",
+                       str(tmp_path), "--format", "csv")
+    assert code == 0 and out.count("\ntoy,") == 1
+
+
+def test_densities_csv_with_a_spreadsheet_bom(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("\ufefflayer,weight_density\nconv2,0.5\n", encoding="utf-8")
+    df = hwprune.energy("lenet-5", "eyeriss", densities=str(path)).set_index("layer")
+    assert df.loc["conv2", "weight_density"] == 0.5
+
+
+def test_index_bits_and_unmappable_profiles_are_input_errors(capsys, tmp_path):
+    from test_profiles import MINIMAL
+
+    big = tmp_path / "big.toml"
+    big.write_text(MINIMAL.replace("[compute]", "[sparsity]\nindex_bits = 2000\n[compute]"))
+    code, _, err = run(capsys, "device", str(big))
+    assert code == 2 and "from 1 to 64" in err
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(MINIMAL.replace("size_bytes = 4096", "size_bytes = 64")
+                    .replace("line_bytes = 32\nword_bytes = 4\nassociativity = 4",
+                             "line_bytes = 32\nword_bytes = 4\nassociativity = 1")
+                    .replace("simd_element_bits = 16", "simd_element_bits = 256"))
+    code, _, err = run(capsys, "energy", "lenet-5", "--device", str(tiny))
+    assert code == 2 and "no legal mapping" in err

@@ -326,7 +326,7 @@ def test_bad_densities_file_names_the_row(tmp_path, text, message):
 
 
 def test_bad_options_are_clear_errors():
-    with pytest.raises(InputError, match="batch must be an integer >= 1"):
+    with pytest.raises(InputError, match="batch must be an integer from 1 to 65536"):
         hwprune.energy("lenet-5", "eyeriss", batch=0)
     with pytest.raises(UnknownNameError, match="unknown dataflow 'zigzag'"):
         hwprune.energy("lenet-5", "eyeriss", dataflow="zigzag")

@@ -95,6 +95,8 @@ def read_trace(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise InputError(f"trace file {path}: no such file") from None
     except (ValueError, OSError) as exc:
         raise InputError(f"trace file {path}: not a numpy .npy array ({exc})") from None
+    if not isinstance(data, np.ndarray):
+        raise InputError(f"trace file {path}: holds several arrays (.npz); give one .npy array")
     if data.dtype.kind not in "iu":
         raise InputError(f"trace file {path}: dtype {data.dtype} is not accepted; use int64")
     data = data.astype(np.int64, copy=False)

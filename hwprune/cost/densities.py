@@ -38,6 +38,8 @@ class Density:
 
 def _check(value: Any, what: str, where: str) -> float:
     try:
+        if isinstance(value, str) and "_" in value:
+            raise ValueError(value)
         number = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{where}: {what} {value!r} is not a number; "
@@ -101,7 +103,7 @@ def read_densities_csv(path: str | Path) -> dict[str, Density]:
     """Read ``layer,weight_density,act_density`` rows; errors name the file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")     # tolerate a spreadsheet's BOM
     except FileNotFoundError:
         raise InputError(f"densities file {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ Sparsity (per the device's ``[sparsity]`` table, see docs/energy-model.md):
   skips them (``zero_weights``). Stored compressed (``csr``, ``rle``, ``simd-group``):
   zeros are neither stored, moved nor multiplied, and every level the weights cross
   is charged their index and pointer bytes.
-* A MAC with a zero input activation is not charged, nor are its weight read and
+* A MAC with a zero input activation is not charged, nor are its operand reads and
   partial-sum update at the innermost level, if the device gates or skips zeros
   (``zero_activations``).
 * Activations stored run-length coded (``activation_format = "rle"``) shrink the input
@@ -197,17 +197,27 @@ def level_columns(dev: DeviceProfile) -> list[str]:
     return [name.lower() for name, _ in _level_rows(dev)]
 
 
-def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
-                   dataflow: str | None = None,
-                   weight_format: str | None = None) -> pd.DataFrame:
-    """One row per conv/fc layer of ``net`` on ``dev``; see :func:`hwprune.energy`."""
-    if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
-        raise InputError(f"batch must be an integer >= 1, got {batch!r}")
+MAX_BATCH = 1 << 16
+
+
+def _options(net: Network, dev: DeviceProfile, densities: Any, batch: Any,
+             dataflow: str | None, weight_format: str | None):
+    """Checked (dataflow, weight format, densities) for an energy estimate."""
+    if (not isinstance(batch, (int, np.integer)) or isinstance(batch, bool)
+            or not 1 <= batch <= MAX_BATCH):
+        raise InputError(f"batch must be an integer from 1 to {MAX_BATCH}, got {batch!r}")
     flow = get_dataflow(dataflow or dev.dataflow, dev)
     fmt = weight_format or dev.sparsity.weight_format
     if fmt not in WEIGHT_FORMATS:
         raise InputError(f"unknown weight format {fmt!r}; accepted: " + ", ".join(WEIGHT_FORMATS))
-    dens = resolve_densities(densities, net)
+    return flow, fmt, resolve_densities(densities, net)
+
+
+def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
+                   dataflow: str | None = None,
+                   weight_format: str | None = None) -> pd.DataFrame:
+    """One row per conv/fc layer of ``net`` on ``dev``; see :func:`hwprune.energy`."""
+    flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
     level_rows = _level_rows(dev)
     scale = _word_scale(dev)
     storage_names = tuple(lvl.name for lvl in device_arrays(dev).storage)
@@ -245,9 +255,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
                      weight_format: str | None = None) -> pd.DataFrame:
     """Long table: one row per (layer, level, operand) with element reads and writes,
     word accesses and energy; the NoC row's reads are transfers."""
-    flow = get_dataflow(dataflow or dev.dataflow, dev)
-    fmt = weight_format or dev.sparsity.weight_format
-    dens = resolve_densities(densities, net)
+    flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
     arrays = device_arrays(dev)
     cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
     cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import HwpruneError
+from ..errors import InputError
 from ..hardware.profile import BACKING_KINDS, OPERANDS, DeviceProfile, MemoryLevel
 from .dataflow import STATIONARY, Dataflow, array_axes
 from .loopnest import DIMS, LoopNest
@@ -263,10 +263,12 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
         energy, tiles, order = refine(tiles, p, order, not fixed, cand, ncand, min_t0,
                                       ctx, MAX_ITER)
     if not np.isfinite(energy):
-        raise HwpruneError(
+        raise InputError(
             f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
-            f"{dev.id!r} with dataflow {flow.name!r}: even the smallest tiles do not fit "
-            "the levels' capacities"
+            f"{dev.id!r} ({dev.origin}) with dataflow {flow.name!r}: even the smallest tiles "
+            "do not fit the capacities of its levels " + ", ".join(
+                f"{lvl.name} ({lvl.size_bytes} B)" for lvl in arrays.storage
+                if lvl.kind not in BACKING_KINDS)
         )
     acc = np.zeros((k + 1, 3, 2))
     evaluate(tiles, p, order, *ctx, acc)

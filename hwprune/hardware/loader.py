@@ -264,6 +264,8 @@ def _parse_sparsity(ck: _Checker, data: Mapping[str, Any]) -> tuple[SparsitySupp
         for key, options in choices.items()
     }
     bits = ck.number(table, "index_bits", "int", prefix, required=False)
+    if bits is not None and bits > 64:
+        raise ck.fail(prefix + "index_bits", f"must be an integer from 1 to 64, got {bits}")
     values["index_bits"] = bits or defaults.index_bits
     sources = ck.sources(table, {"index_bits"} if bits else set(), prefix)
     return SparsitySupport(**values), sources

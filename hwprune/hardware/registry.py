@@ -43,7 +43,8 @@ def profile_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
         if not path.is_dir():
             raise InputError(f"profile directory {raw!r} (from {via}) does not exist or is "
                              "not a directory; pass a directory of *.toml device profiles")
-        dirs.append(path)
+        if path.resolve() not in {d.resolve() for d in dirs}:    # named twice: read once
+            dirs.append(path)
     return dirs
 
 

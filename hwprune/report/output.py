@@ -61,19 +61,43 @@ def render(df: pd.DataFrame, fmt: str) -> str:
     raise InputError(f"unknown format {fmt!r}; accepted formats: " + ", ".join(FORMATS))
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and
-    a rename, so that a failure never leaves a partial file behind."""
+def check_out_path(path: str | Path) -> Path:
+    """``path`` if a file can be written there, else an :class:`InputError` (checked
+    before long work starts, so that a typo costs nothing)."""
+    text = str(path)
     path = Path(path)
+    if text.endswith(("/", "\\")) or path.is_dir():
+        raise InputError(f"cannot write {text}: it is a directory; give a file name")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"cannot write {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise InputError(f"cannot write {path}: directory {directory} is not writable")
+    return path
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and
+    a rename, so that a failure never leaves a partial file behind. The file gets the
+    usual permissions (0666 less the umask)."""
+    path = check_out_path(path)
+    directory = path.parent if str(path.parent) else Path(".")
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
             fh.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import InputError  # noqa: E402
-from .output import write_atomic  # noqa: E402
+from .output import check_out_path, write_atomic  # noqa: E402
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 OPERAND_LABELS = {
@@ -23,13 +23,10 @@ OPERAND_LABELS = {
 
 def check_plot_path(path: str | Path) -> Path:
     """``path`` if its suffix is a format we draw, else an :class:`InputError`."""
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_SUFFIXES:
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES or str(path).endswith(("/", "\\")):
         raise InputError(f"cannot draw {path}: the file name must end in one of "
                          + ", ".join(PLOT_SUFFIXES))
-    if not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
-    return path
+    return check_out_path(path)
 
 
 def save_figure(fig, path: str | Path) -> None:

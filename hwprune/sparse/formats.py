@@ -173,7 +173,7 @@ class GroupCSRMatrix:
     @classmethod
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray, group: int) -> "GroupCSRMatrix":
         weights, mask = _check(weights, mask)
-        if not isinstance(group, (int, np.integer)) or group < 1:
+        if not isinstance(group, (int, np.integer)) or isinstance(group, bool) or group < 1:
             raise InputError(f"group width must be an integer >= 1, got {group!r}")
         rows, cols = weights.shape
         n_groups = math.ceil(cols / group)
@@ -313,6 +313,9 @@ def conv2d(matrix: SparseMatrix, x: np.ndarray, kernel: tuple[int, int],
         raise InputError(f"convolution input must be (C, H, W), got shape {x.shape}")
     c, h, w = x.shape
     r, s = kernel
+    if min(stride) < 1 or min(padding) < 0 or min(kernel) < 1:
+        raise InputError(f"kernel and stride must be >= 1 and padding >= 0, got kernel {kernel}, "
+                         f"stride {stride}, padding {padding}")
     if matrix.shape[1] != c * r * s:
         raise InputError(f"weight matrix has {matrix.shape[1]} columns, but C*R*S = "
                          f"{c}*{r}*{s} = {c * r * s}")

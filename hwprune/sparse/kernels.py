@@ -1,9 +1,10 @@
 """Numba kernels that execute each storage format, and numpy references for them.
 
 Every kernel is single-threaded, ``nopython`` and cached (``cache=True``), and
-accumulates in float32. ``fastmath`` lets LLVM reorder the float32 sums so that the
-inner loops vectorize. Results therefore equal the numpy references within float32
-rounding, not bit for bit.
+accumulates in float32. Most use ``fastmath``, which lets LLVM reorder the float32
+sums so that inner loops vectorize; the CSR matrix-vector kernel does not (vectorizing
+its gather was slower). Results equal the numpy references within float32 rounding,
+not bit for bit.
 
 Matrix layouts (all C-contiguous):
 
