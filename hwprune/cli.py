@@ -159,33 +159,24 @@ def _density(text: str) -> float:
     return value
 
 
-def _batch(text: str) -> int:
-    from .cost.energy import MAX_BATCH
+def _int_between(low: int, high: int | None = None):
+    """An argparse type: an integer from ``low`` to ``high`` (no upper bound if None)."""
+    accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
 
-    value = _positive_int(text)
-    if value > MAX_BATCH:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_BATCH}, got {text!r}")
-    return value
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}")
+        return value
 
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+_positive_int = _int_between(1)
+_seed = _int_between(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", metavar="NETWORK", help="built-in network name")
     p.add_argument("--device", required=True, metavar="DEVICE",
                    help="device id or path to a .toml profile")
-    p.add_argument("--batch", type=_batch, default=1, metavar="N",
+    from .cost.energy import MAX_BATCH
+    p.add_argument("--batch", type=_int_between(1, MAX_BATCH), default=1, metavar="N",
                    help="inputs processed together, 1 to 65536; weights are reused across "
                         "them (default 1)")
     p.add_argument("--densities", metavar="FILE",

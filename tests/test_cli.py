@@ -167,7 +167,8 @@ def test_energy_bad_densities_row_is_named(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["energy", "alexnet", "--device", "eyeriss", "--batch", "99999999999"], "at most 65536"),
+        (["energy", "alexnet", "--device", "eyeriss", "--batch", "99999999999"],
+         "an integer from 1 to 65536"),
         (["energy", "alexnet", "--device", "eyeriss", "--detail", "--plot", "x.png"],
          "leave out --detail"),
         (["show", "alexnet", "--out", "/proc/x.csv"], "cannot write"),

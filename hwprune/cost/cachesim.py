@@ -143,18 +143,27 @@ def _place(tags, base, ways, cl, sid):
     return victim
 
 
+@njit(cache=True, inline="always")
+def _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top, kind, lv, a, b, c,
+          sid):
+    """Push one task on the work stack; returns the new top."""
+    stack_kind[top] = kind
+    stack_level[top] = lv
+    stack_a[top] = a
+    stack_b[top] = b
+    stack_c[top] = c
+    stack_s[top] = sid
+    return top + 1
+
+
 @njit(cache=True)
 def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, counts, memory,
             refresh_on_store, stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s):
     """One request arriving at level ``start``, followed through the hierarchy with a
     work stack of line tasks (the general path)."""
     n_levels = sets.shape[0]
-    stack_kind[0] = T_STORE if write else T_LOAD
-    stack_level[0] = start
-    stack_a[0] = a
-    stack_b[0] = n
-    stack_s[0] = sid
-    top = 1
+    top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, 0,
+                T_STORE if write else T_LOAD, start, a, n, 0, sid)
     while top > 0:
         top -= 1
         kind = stack_kind[top]
@@ -181,29 +190,16 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, co
                 counts[lv, ts, STORE_BYTES] += tb
             # A cursor over the request's lines: one line is expanded at a time, so the
             # stack stays a few entries deep per level however long the access is.
-            stack_kind[top] = T_LINES_LOAD if kind == T_LOAD else T_LINES_STORE
-            stack_level[top] = lv
-            stack_a[top] = ta >> shift[lv]
-            stack_b[top] = tb
-            stack_c[top] = (ta + tb - 1) >> shift[lv]
-            stack_s[top] = ts
-            top += 1
+            top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                        T_LINES_LOAD if kind == T_LOAD else T_LINES_STORE, lv,
+                        ta >> shift[lv], tb, (ta + tb - 1) >> shift[lv], ts)
         elif kind == T_LINES_LOAD or kind == T_LINES_STORE:
             last = stack_c[top]
             if ta < last:                          # the rest of the range, after this line
-                stack_kind[top] = kind
-                stack_level[top] = lv
-                stack_a[top] = ta + 1
-                stack_b[top] = tb
-                stack_c[top] = last
-                stack_s[top] = ts
-                top += 1
-            stack_kind[top] = T_LINE_LOAD if kind == T_LINES_LOAD else T_LINE_STORE
-            stack_level[top] = lv
-            stack_a[top] = ta
-            stack_b[top] = tb
-            stack_s[top] = ts
-            top += 1
+                top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                            kind, lv, ta + 1, tb, last, ts)
+            top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                        T_LINE_LOAD if kind == T_LINES_LOAD else T_LINE_STORE, lv, ta, tb, 0, ts)
         elif kind == T_LINE_LOAD:
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             loc = _find(tags, base, ways[lv], ta)
@@ -216,18 +212,10 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, co
                 counts[lv, ts, MISSES] += 1
                 counts[lv, ts, MISS_BYTES] += min(tb, line)
                 # Inject after the next level has delivered the line.
-                stack_kind[top] = T_INJECT
-                stack_level[top] = lv
-                stack_a[top] = ta
-                stack_b[top] = 0
-                stack_s[top] = ts
-                top += 1
-                stack_kind[top] = T_LOAD
-                stack_level[top] = lv + 1
-                stack_a[top] = ta << shift[lv]
-                stack_b[top] = line
-                stack_s[top] = ts
-                top += 1
+                top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                            T_INJECT, lv, ta, 0, 0, ts)
+                top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                            T_LOAD, lv + 1, ta << shift[lv], line, 0, ts)
         elif kind == T_INJECT:
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             victim = _place(tags, base, ways[lv], ta, ts)     # injected lines are clean
@@ -236,12 +224,8 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, co
                 counts[lv, v_owner, EVICTIONS] += 1
                 if victim & DIRTY_BIT:
                     counts[lv, v_owner, WRITEBACKS] += 1
-                    stack_kind[top] = T_STORE
-                    stack_level[top] = lv + 1
-                    stack_a[top] = (victim & LINE_MASK) << shift[lv]
-                    stack_b[top] = line
-                    stack_s[top] = v_owner
-                    top += 1
+                    top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                                T_STORE, lv + 1, (victim & LINE_MASK) << shift[lv], line, 0, v_owner)
         elif kind == T_LINE_STORE:
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             loc = _find(tags, base, ways[lv], ta)
@@ -251,18 +235,10 @@ def _access(start, a, n, write, sid, sets, masks, ways, shift, offsets, tags, co
                     _to_front(tags, base, loc)
             else:
                 # Write-allocate: load the line here, then mark it dirty.
-                stack_kind[top] = T_DIRTY
-                stack_level[top] = lv
-                stack_a[top] = ta
-                stack_b[top] = 0
-                stack_s[top] = ts
-                top += 1
-                stack_kind[top] = T_LOAD
-                stack_level[top] = lv
-                stack_a[top] = ta << shift[lv]
-                stack_b[top] = line
-                stack_s[top] = ts
-                top += 1
+                top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                            T_DIRTY, lv, ta, 0, 0, ts)
+                top = _push(stack_kind, stack_level, stack_a, stack_b, stack_c, stack_s, top,
+                            T_LOAD, lv, ta << shift[lv], line, 0, ts)
         else:  # T_DIRTY
             base = offsets[lv] + _set_of(ta, sets[lv], masks[lv]) * ways[lv]
             loc = _find(tags, base, ways[lv], ta)

@@ -41,7 +41,7 @@ from ..workload.network import Network
 from .dataflow import Dataflow, get_dataflow
 from .densities import Density, resolve_densities
 from .loopnest import LoopNest
-from .search import Mapping, SparsityParams, device_arrays, find_mapping
+from .search import Mapping, SparsityParams, device_arrays, find_mapping, price_mapping
 
 OPERAND_COLUMNS = ("weights_pj", "index_pj", "inputs_pj", "outputs_pj", "compute_pj")
 
@@ -105,16 +105,48 @@ def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
     return params, cost.value_ratio, cost.index_ratio
 
 
-@lru_cache(maxsize=4096)
-def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
-             params: SparsityParams, weight_format: str) -> Mapping:
-    dense = Density()
-    if params == sparsity_params(nest, dev, dense, weight_format)[0]:
+LADDER = (1.0,) + tuple(2.0 ** (-k / 2) for k in range(1, 15))
+"""Densities at which mappings are searched: 1 and two per octave down to 2^-7."""
+
+
+@lru_cache(maxsize=8192)
+def _ladder_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, weight_format: str,
+                    weight: float, act: float) -> Mapping:
+    """The mapping searched at ladder densities (``weight``, ``act``); a pruned point
+    starts from the dense point's mapping too."""
+    params = sparsity_params(nest, dev, Density(weight, act), weight_format)[0]
+    if weight == 1.0 and act == 1.0:
         return find_mapping(nest, dev, flow, params)
-    # Seed with the dense layer's mapping: pruning then never costs more than dense.
-    seed = _mapping(nest, dev, flow, sparsity_params(nest, dev, dense, weight_format)[0],
-                    weight_format)
+    seed = _ladder_mapping(nest, dev, flow, weight_format, 1.0, 1.0)
     return find_mapping(nest, dev, flow, params, seed)
+
+
+def _rungs(value: float, matters: bool) -> list[float]:
+    return [g for g in LADDER if g >= value * (1 - 1e-12)] if matters else [1.0]
+
+
+@lru_cache(maxsize=4096)
+def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
+             weight_format: str) -> Mapping:
+    """The cheapest of the ladder mappings at or above ``density`` (in weight and in
+    activation density), priced at ``density``.
+
+    A fixed mapping never costs more at a lower density, and a lower density only adds
+    ladder points, so energy never increases as either density decreases. A ladder
+    axis that does not change the sparsity parameters is skipped.
+    """
+    params = sparsity_params(nest, dev, density, weight_format)[0]
+    w_matters = params != sparsity_params(nest, dev, Density(1.0, density.act), weight_format)[0]
+    a_matters = params != sparsity_params(nest, dev, Density(density.weight, 1.0),
+                                          weight_format)[0]
+    best = None
+    for gw in _rungs(density.weight, w_matters):
+        for ga in _rungs(density.act, a_matters):
+            found = _ladder_mapping(nest, dev, flow, weight_format, gw, ga)
+            priced = price_mapping(found, nest, dev, params)
+            if best is None or priced.energy_pj < best.energy_pj:
+                best = priced
+    return best
 
 
 def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
@@ -122,7 +154,7 @@ def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Dens
     """Price one layer's loop nest on ``dev``."""
     arrays = device_arrays(dev)
     params, value_ratio, index_ratio = sparsity_params(nest, dev, density, weight_format)
-    mapping = _mapping(nest, dev, flow, params, weight_format)
+    mapping = _mapping(nest, dev, flow, density, weight_format)
     g = nest.groups
     acc = mapping.accesses * g
     k = len(arrays.storage)

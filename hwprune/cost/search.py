@@ -197,6 +197,32 @@ def _initial_tiles(bounds: np.ndarray, p: np.ndarray, min_t0: np.ndarray, k: int
     return t
 
 
+def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
+    """The loop bounds and the constants tuple the numba kernels take."""
+    arrays = device_arrays(dev)
+    bounds = np.array(nest.bounds, dtype=np.float64)
+    sh, sw = (float(s) for s in nest.stride)
+    in_h, in_w = (float(x) for x in nest.in_hw)
+    ctx = (bounds, sh, sw, in_h, in_w, arrays.sp, arrays.noc is not None, arrays.holds,
+           arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
+           arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem_bytes,
+           sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
+           sparsity.input_top_ratio)
+    return bounds, ctx
+
+
+def price_mapping(mapping: Mapping, nest: LoopNest, dev: DeviceProfile,
+                  sparsity: SparsityParams) -> Mapping:
+    """The same tiles, spatial unrolling and orders priced under other sparsity
+    (energy ``inf`` if the tiles no longer fit)."""
+    _, ctx = _context(nest, dev, sparsity)
+    k = len(mapping.tiles)
+    acc = np.zeros((k + 1, 3, 2))
+    order = np.array([0] + [STATIONARY.index(x) for x in mapping.stationary[1:]], dtype=np.int64)
+    energy = evaluate(np.array(mapping.tiles), np.array(mapping.spatial), order, *ctx, acc)
+    return Mapping(mapping.tiles, mapping.spatial, mapping.stationary, float(energy), acc)
+
+
 def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
                  sparsity: SparsityParams, seed: Mapping | None = None) -> Mapping:
     """The cheapest legal mapping found for one group of ``nest``.
@@ -206,7 +232,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     with its dense mapping guarantees it never costs more than the dense layer.
     """
     arrays = device_arrays(dev)
-    bounds = np.array(nest.bounds, dtype=np.float64)
+    bounds, ctx = _context(nest, dev, sparsity)
     k = len(arrays.storage)
     cand_lists = [_candidates(b) for b in nest.bounds]
     width = max(len(c) for c in cand_lists)
@@ -217,17 +243,9 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     min_t0 = np.ones(7)
     for d in flow.pinned:
         min_t0[DIMS.index(d)] = bounds[DIMS.index(d)]
-    sh, sw = (float(s) for s in nest.stride)
-    in_h, in_w = (float(x) for x in nest.in_hw)
     fixed = flow.stationary is not None
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
     sp = arrays.sp
-    ctx = (bounds, sh, sw, in_h, in_w, sp, arrays.noc is not None, arrays.holds,
-              arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
-              arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem_bytes,
-              sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
-              sparsity.input_top_ratio)
-
     best = (np.inf, None, None, None)
     order_starts = [order0] if fixed else [np.full(k, o, dtype=np.int64) for o in range(3)]
     spatial = spatial_candidates(nest, dev, flow) if sp >= 0 else [np.ones(7)]
