@@ -111,3 +111,88 @@ def test_long_and_huge_accesses_are_safe():
     assert row["loads"] == 2 and row["hits"] + row["misses"] == 1_200 + 6_250
     with pytest.raises(InputError, match=r"2\^48"):
         sim.run(np.array([2**62, 2**63 - 1]), 4)
+
+
+class ReferenceLRU:
+    """A plain-Python write-back, write-allocate LRU hierarchy (lists, MRU first), with
+    the same counting rules as the simulator; ``refresh_on_store`` as in hwprune."""
+
+    def __init__(self, levels, refresh_on_store):
+        self.levels = levels
+        self.refresh = refresh_on_store
+        self.sets = [[[] for _ in range(lv.sets)] for lv in levels]   # [line, dirty]
+        self.c = [dict(loads=0, stores=0, hits=0, misses=0, evictions=0, writebacks=0)
+                  for _ in levels]
+        self.memory = [0, 0]
+
+    def _lines(self, lv, addr, n):
+        b = self.levels[lv].line_bytes
+        return range(addr // b, (addr + n - 1) // b + 1)
+
+    def load(self, lv, addr, n):
+        if lv == len(self.levels):
+            self.memory[0] += 1
+            return
+        self.c[lv]["loads"] += 1
+        for line in self._lines(lv, addr, n):
+            self._load_line(lv, line)
+
+    def _load_line(self, lv, line):
+        ways = self.sets[lv][line % self.levels[lv].sets]
+        for i, entry in enumerate(ways):
+            if entry[0] == line:
+                self.c[lv]["hits"] += 1
+                ways.insert(0, ways.pop(i))
+                return
+        self.c[lv]["misses"] += 1
+        b = self.levels[lv].line_bytes
+        self.load(lv + 1, line * b, b)
+        ways.insert(0, [line, False])
+        if len(ways) > self.levels[lv].ways:
+            victim = ways.pop()
+            self.c[lv]["evictions"] += 1
+            if victim[1]:
+                self.c[lv]["writebacks"] += 1
+                self.store(lv + 1, victim[0] * b, b)
+
+    def store(self, lv, addr, n):
+        if lv == len(self.levels):
+            self.memory[1] += 1
+            return
+        self.c[lv]["stores"] += 1
+        for line in self._lines(lv, addr, n):
+            ways = self.sets[lv][line % self.levels[lv].sets]
+            hit = [i for i, e in enumerate(ways) if e[0] == line]
+            if hit:
+                ways[hit[0]][1] = True
+                if self.refresh:
+                    ways.insert(0, ways.pop(hit[0]))
+            else:
+                self.c[lv]["loads"] += 1
+                self._load_line(lv, line)
+                ways[0][1] = True
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**20), n=st.integers(1, 2000), span=st.sampled_from([256, 2048, 1 << 14]),
+       write_share=st.floats(0, 0.7), refresh=st.booleans(),
+       hierarchy=st.sampled_from([
+           HIERARCHY,
+           [CacheLevel("L1", 3, 2, 16), CacheLevel("L2", 5, 3, 32)],        # not powers of two
+           [CacheLevel("L1", 1, 4, 32), CacheLevel("L2", 4, 2, 32)],        # fully associative L1
+       ]))
+def test_both_lru_policies_match_a_python_reference(seed, n, span, write_share, refresh, hierarchy):
+    rng = np.random.default_rng(seed)
+    addr = rng.integers(0, span, n)
+    size = rng.choice([1, 4, 8, 24], n)
+    write = rng.random(n) < write_share
+    ref = ReferenceLRU(hierarchy, refresh)
+    for a, s, w in zip(addr.tolist(), size.tolist(), write.tolist()):
+        (ref.store if w else ref.load)(0, a, s)
+    ours = CacheSimulator(hierarchy, refresh_on_store=refresh).run(addr, size, write).table()
+    ours = ours.set_index(["level", "structure"])
+    for lv, counts in zip(hierarchy, ref.c):
+        row = ours.loc[(lv.name, "all")]
+        assert counts == {k: int(row[k]) for k in counts}, lv.name
+    assert ref.memory == [int(ours.loc[("memory", "all"), "loads"]),
+                          int(ours.loc[("memory", "all"), "stores"])]
