@@ -147,6 +147,43 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
     _emit(table, args)
 
 
+def _cmd_latency(args: argparse.Namespace) -> None:
+    from .latency import network_latency
+
+    dev = api.device(args.device, args.profiles)
+    df = network_latency(api.network(args.network), dev, args.scheme, args.density)
+    _emit(df, args)
+    if args.format == "table" and not args.out:
+        print(f"total {df['seconds'].sum() * 1e3:.4g} ms on {dev.id} ({dev.device_class} model), "
+              f"scheme {args.scheme}" + ("" if args.scheme == "dense" else f" at density {args.density}"))
+
+
+def _cmd_breakeven(args: argparse.Namespace) -> None:
+    from .latency import breakeven, latency_curves
+    from .report.plots import check_plot_path, plot_breakeven
+
+    if args.plot:
+        check_plot_path(args.plot)
+    schemes = tuple(s.strip() for s in args.formats.split(",") if s.strip())
+    if not schemes:
+        raise UsageError(f"--formats needs a comma-separated list; got {args.formats!r}")
+    dev = api.device(args.device, args.profiles)
+    net = api.network(args.network)
+    table = breakeven(net, dev, schemes)
+    if args.plot:
+        plot_breakeven(latency_curves(net, dev, schemes),
+                       f"{net.name} on {dev.id}: latency against density", args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    shown = table.copy()
+    if args.format == "table":
+        shown["breakeven_density"] = [("never" if pd.isna(v) else f"{v:.3f}")
+                                      for v in shown["breakeven_density"]]
+    _emit(shown, args)
+    if args.format == "table" and not args.out:
+        print("breakeven_density: below it the format is faster than dense; 'never': not "
+              "above 1% density")
+
+
 def _density(text: str) -> float:
     try:
         if "_" in text:
@@ -250,6 +287,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_cachesim)
+
+    from .latency import SCHEMES as LATENCY_SCHEMES
+    p = sub.add_parser("latency", help="predicted latency per layer on a device, with the "
+                       "terms it came from")
+    p.add_argument("network", metavar="NETWORK", help="built-in network name")
+    p.add_argument("--device", required=True, metavar="DEVICE",
+                   help="device id or path to a .toml profile")
+    p.add_argument("--scheme", choices=LATENCY_SCHEMES, default="dense",
+                   help="how the weights are pruned and stored (default dense)")
+    p.add_argument("--density", type=_density, default=1.0, metavar="D",
+                   help="fraction of weights (groups, rows for compact) kept (default 1)")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_latency)
+
+    p = sub.add_parser("breakeven", help="per layer and format, the density below which the "
+                       "sparse format is faster than dense")
+    p.add_argument("network", metavar="NETWORK", help="built-in network name")
+    p.add_argument("--device", required=True, metavar="DEVICE",
+                   help="device id or path to a .toml profile")
+    p.add_argument("--formats", default="csr,group-csr,compact", metavar="LIST",
+                   help="comma-separated sparse formats to compare with dense, from: "
+                        + ", ".join(s for s in LATENCY_SCHEMES if s != "dense")
+                        + " (default csr,group-csr,compact)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw latency against density, one line per format, per layer")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_breakeven)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
     bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

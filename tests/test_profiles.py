@@ -76,8 +76,9 @@ def _numeric_keys(table: dict, prefix: str = ""):
 def test_every_builtin_number_names_its_source(path):
     data = tomllib.loads(path.read_text())
     tables = [("", data), ("compute.", data["compute"])]
-    if "sparsity" in data:
-        tables.append(("sparsity.", data["sparsity"]))
+    for table in ("sparsity", "latency"):
+        if table in data:
+            tables.append((f"{table}.", data[table]))
     tables += [(f"memory.{lvl['name']}.", lvl) for lvl in data["memory"]]
     missing = [
         prefix + key

@@ -291,10 +291,12 @@ def _buffers(n: int):
     return (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64))
 
 
-def _chunks(total_rows: int, per_row: float, step) -> Iterator[Chunk]:
+def _chunks(total_rows: int, per_row: float, step, window: tuple[int, int] | None = None
+            ) -> Iterator[Chunk]:
+    first, last = window if window is not None else (0, total_rows)
     rows_per_chunk = max(1, int(CHUNK // max(per_row, 1.0)))
-    for r0 in range(0, total_rows, rows_per_chunk):
-        r1 = min(total_rows, r0 + rows_per_chunk)
+    for r0 in range(first, last, rows_per_chunk):
+        r1 = min(last, r0 + rows_per_chunk)
         addr, write, struct = step(r0, r1)
         yield Chunk(addr, np.full(addr.shape[0], 4, dtype=np.int64), write, struct)
 
@@ -305,14 +307,21 @@ def _run(fn, capacity, *args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return addr[:k], write[:k], struct[:k]
 
 
-def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
-    """The access sequence of ``matrix.matvec(x)``."""
+def matvec_trace(matrix: F.SparseMatrix, rows: tuple[int, int] | None = None) -> Iterator[Chunk]:
+    """The access sequence of ``matrix.matvec(x)``; ``rows=(first, stop)`` gives only the
+    accesses of those output rows (for compact matrices: of those kept rows, and the
+    input gather only when ``first`` is 0)."""
+    window = rows
     rows, cols = matrix.shape
+    if window is not None:
+        limit = matrix.values.shape[0] if isinstance(matrix, F.CompactMatrix) else rows
+        if not 0 <= window[0] <= window[1] <= limit:
+            raise InputError(f"row window {window} is outside the matrix's {limit} rows")
     if isinstance(matrix, F.DenseMatrix):
         bw, bx, by, _ = layout(rows * cols * 4, cols * 4, rows * 4)
         per_row = 2 * cols + 1
         return _chunks(rows, per_row, lambda r0, r1: _run(
-            _dense_matvec, (r1 - r0) * per_row, rows, cols, r0, r1, bw, bx, by))
+            _dense_matvec, (r1 - r0) * per_row, rows, cols, r0, r1, bw, bx, by), window)
     if isinstance(matrix, F.CSRMatrix):
         bw, bi, bp, bx, by, _ = layout(matrix.data.nbytes, matrix.indices.nbytes,
                                        matrix.indptr.nbytes, cols * 4, rows * 4)
@@ -320,7 +329,7 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
         per_row = 3 * matrix.data.size / max(rows, 1) + 3
         return _chunks(rows, per_row, lambda r0, r1: _run(
             _csr_matvec, 3 * (ip[r1] - ip[r0]) + 3 * (r1 - r0), ip, matrix.indices, r0, r1,
-            bw, bi, bp, bx, by))
+            bw, bi, bp, bx, by), window)
     if isinstance(matrix, F.GroupCSRMatrix):
         g = matrix.group
         padded = -(-cols // g) * g
@@ -331,11 +340,11 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
             per_row = 17 * (ip[-1] / max(rows, 1)) + 3
             return _chunks(rows, per_row, lambda r0, r1: _run(
                 _group8_matvec, 17 * (ip[r1] - ip[r0]) + 3 * (r1 - r0), ip, gc, r0, r1,
-                bw, bc, bp, bx, by))
+                bw, bc, bp, bx, by), window)
         per_row = (4 * g + 1) * (ip[-1] / max(rows, 1)) + 2 * g + 3
         return _chunks(rows, per_row, lambda r0, r1: _run(
             _group_matvec, (4 * g + 1) * (ip[r1] - ip[r0]) + (2 * g + 3) * (r1 - r0), ip, gc,
-            g, r0, r1, bw, bc, bp, bx, by, bl))
+            g, r0, r1, bw, bc, bp, bx, by, bl), window)
     if isinstance(matrix, F.CompactMatrix):
         kr, kc = matrix.values.shape
         bw, bri, bci, bx, bxc, by, _ = layout(matrix.values.nbytes, matrix.row_index.nbytes,
@@ -343,12 +352,13 @@ def matvec_trace(matrix: F.SparseMatrix) -> Iterator[Chunk]:
                                               rows * 4)
 
         def chunks() -> Iterator[Chunk]:
-            addr, write, struct = _run(_compact_gather, 3 * kc + rows, matrix.col_index, bci,
-                                       bx, bxc, by, rows)
-            yield Chunk(addr, np.full(addr.shape[0], 4, dtype=np.int64), write, struct)
+            if window is None or window[0] == 0:
+                addr, write, struct = _run(_compact_gather, 3 * kc + rows, matrix.col_index,
+                                           bci, bx, bxc, by, rows)
+                yield Chunk(addr, np.full(addr.shape[0], 4, dtype=np.int64), write, struct)
             yield from _chunks(kr, 2 * kc + 2, lambda r0, r1: _run(
                 _compact_matvec, (r1 - r0) * (2 * kc + 2), matrix.row_index, kc, r0, r1, bw,
-                bri, bxc, by))
+                bri, bxc, by), window)
         return chunks()
     raise InputError(f"no trace generator for {type(matrix).__name__}")
 

@@ -51,6 +51,7 @@ from .profile import (
     BACKING_KINDS,
     DATAFLOWS,
     DEVICE_CLASSES,
+    LATENCY_KEYS,
     MEMORY_KINDS,
     OPERANDS,
     WEIGHT_FORMATS,
@@ -64,7 +65,7 @@ from .profile import (
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "sources", "compute",
-            "memory", "sparsity"}
+            "memory", "sparsity", "latency"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
                  "index_bits", "sources"}
 DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
@@ -210,6 +211,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
     _check_hierarchy(ck, levels)
     sparsity, sparsity_sources = _parse_sparsity(ck, data)
     top_sources.update({f"sparsity.{k}": v for k, v in sparsity_sources.items()})
+    latency, latency_sources = _parse_latency(ck, data, device_class)
+    top_sources.update({f"latency.{k}": v for k, v in latency_sources.items()})
 
     return DeviceProfile(
         id=dev_id,
@@ -223,6 +226,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         description=description,
         origin=origin,
         sources=MappingProxyType(top_sources),
+        latency=MappingProxyType(latency),
     )
 
 
@@ -269,6 +273,21 @@ def _parse_sparsity(ck: _Checker, data: Mapping[str, Any]) -> tuple[SparsitySupp
     values["index_bits"] = bits or defaults.index_bits
     sources = ck.sources(table, {"index_bits"} if bits else set(), prefix)
     return SparsitySupport(**values), sources
+
+
+def _parse_latency(ck: _Checker, data: Mapping[str, Any],
+                   device_class: str) -> tuple[dict[str, float], dict[str, str]]:
+    if "latency" not in data:
+        return {}, {}
+    table = ck.table(data["latency"], "latency")
+    prefix = "latency."
+    accepted = LATENCY_KEYS[device_class]
+    extra = sorted(set(table) - {*accepted, "sources"})
+    if extra:
+        raise ck.fail(prefix + extra[0], f"unknown key for a {device_class} device; accepted keys "
+                      "here are: " + (", ".join(sorted(accepted)) or "none"))
+    values = {k: float(ck.number(table, k, "positive", prefix)) for k in accepted if k in table}
+    return values, ck.sources(table, set(values), prefix)
 
 
 def _parse_holds(ck: _Checker, table: Mapping[str, Any], prefix: str, kind: str,

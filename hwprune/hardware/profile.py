@@ -45,6 +45,37 @@ DATAFLOWS = ("row-stationary", "weight-stationary", "output-stationary", "cache-
 """Dataflow presets of the energy model (:mod:`hwprune.cost.dataflow`)."""
 
 
+LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "mcu": MappingProxyType({
+        "load_cycles": "cycles of one load instruction from SRAM",
+        "mac_cycles": "cycles of one multiply-accumulate instruction (MLA, or SMLAD for two 16-bit MACs)",
+        "branch_cycles": "cycles of a taken loop branch, pipeline refill included",
+        "loop_unroll": "loop iterations per taken branch (unrolling)",
+        "row_cycles": "cycles of per-row work: pointer loads, reduction, store, loop set-up",
+    }),
+    "cpu": MappingProxyType({
+        "dense_mac_cycles": "cycles per MAC of the dense matrix-vector kernel, data in L1",
+        "csr_nnz_cycles": "cycles per stored nonzero of the CSR matrix-vector kernel, data in L1",
+        "group_value_cycles": "cycles per stored value of the group-CSR matrix-vector kernel, data in L1",
+        "row_cycles": "cycles of per-row work of the matrix-vector kernels",
+        "axpy_element_cycles": "cycles per element of the matrix-matrix kernels' inner y += w * x loop",
+        "axpy_cycles": "cycles of one inner-loop start of the matrix-matrix kernels (per stored weight)",
+        "im2col_element_cycles": "cycles per element im2col writes",
+        "memory_parallelism": "cache misses of gathered loads in flight at once (fill buffers)",
+    }),
+    "gpu": MappingProxyType({
+        "warp_size": "threads per warp",
+        "max_warps_per_unit": "resident warps per streaming multiprocessor",
+        "launch_cycles": "kernel launch overhead, cycles",
+        "transaction_bytes": "bytes of one memory transaction (sector)",
+        "gemm_efficiency": "fraction of peak MAC throughput a dense GEMM reaches",
+    }),
+    "accelerator": MappingProxyType({}),
+})
+"""Accepted keys of a profile's optional ``[latency]`` table, per device class, with
+what each holds (the latency models of :mod:`hwprune.latency` read them)."""
+
+
 def _no_sources() -> Mapping[str, str]:
     return MappingProxyType({})
 
@@ -173,7 +204,9 @@ class DeviceProfile:
         description: one line for listings.
         origin: the file the profile was read from.
         sources: where each top-level and compute value comes from, keyed by the
-            dotted key (``clock_hz``, ``compute.units``).
+            dotted key (``clock_hz``, ``compute.units``, ``latency.row_cycles``).
+        latency: the class's latency-model parameters (:data:`LATENCY_KEYS`), in the
+            units each key names; empty when the profile has no ``[latency]`` table.
     """
 
     id: str
@@ -187,6 +220,7 @@ class DeviceProfile:
     description: str = ""
     origin: str = ""
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
+    latency: Mapping[str, float] = field(default_factory=_no_sources, compare=False)
 
     def level(self, name: str) -> MemoryLevel:
         """The memory level called ``name`` (case-sensitive)."""

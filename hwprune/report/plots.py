@@ -64,3 +64,42 @@ def plot_energy(df: pd.DataFrame, level_names: list[str], title: str, unit: str,
     axes[-1].set_xticklabels(layers, rotation=60, ha="right", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+MAX_PANELS = 16
+
+
+def plot_breakeven(curves: pd.DataFrame, title: str, path: str | Path) -> None:
+    """Latency against density, one line per format, one panel per layer (or per layer
+    group when a network has more than 16 conv/fc layers: consecutive layers summed)."""
+    layers = list(dict.fromkeys(curves["layer"]))
+    per_panel = -(-len(layers) // MAX_PANELS)
+    panels = [layers[i:i + per_panel] for i in range(0, len(layers), per_panel)]
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    schemes = list(dict.fromkeys(curves["scheme"]))
+    cmap = plt.get_cmap("tab10")
+    for ax, group in zip(axes.flat, panels):
+        part = curves[curves["layer"].isin(group)]
+        summed = part.groupby(["scheme", "density"], sort=False)["seconds"].sum().reset_index()
+        for i, scheme in enumerate(schemes):
+            line = summed[summed["scheme"] == scheme].sort_values("density")
+            if line.empty:
+                continue
+            ax.plot(line["density"], line["seconds"] * 1e3, label=scheme, color=cmap(i % 10),
+                    linestyle="--" if scheme == "dense" else "-", marker="." if scheme != "dense" else "")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.invert_xaxis()
+        ax.set_title(group[0] if len(group) == 1 else f"{group[0]} .. {group[-1]}", fontsize=9)
+        ax.set_xlabel("density (fraction kept)", fontsize=8)
+        ax.set_ylabel("latency (ms)", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

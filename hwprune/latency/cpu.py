@@ -1,0 +1,165 @@
+"""CPU latency: instruction issue from operation counts, miss penalties from the cache
+simulator, bandwidth rooflines, one core.
+
+* **Issue** (cycles per operation from the profile's ``[latency]`` table, which
+  encodes the SIMD width and load/store ports: an 8-lane FMA fed by two loads per
+  cycle is 0.125 cycles per MAC):
+
+  - matrix-vector: ``MACs x dense_mac_cycles`` (dense, compact),
+    ``stored x csr_nnz_cycles`` (csr), ``stored x group_value_cycles`` (group
+    schemes), plus ``csr_nnz_cycles`` per gathered column of compact, plus
+    ``row_cycles`` per row;
+  - matrix-matrix (convolutions): ``MACs x axpy_element_cycles`` (the axpy over the
+    ``n`` output positions) + ``stored x axpy_cycles`` + zeroing the output +
+    ``im2col_element_cycles`` per im2col element.
+
+* **Miss penalties** (matrix-vector): the kernel's exact address trace runs through
+  the cache simulator (:mod:`hwprune.cost.cachesim`) on the device's cache levels.
+  Large layers are sampled: a window of rows warms the caches, the next window of the
+  same size is counted, and its counts are scaled to all rows. Misses of *gathered*
+  loads (inputs addressed through an index) stall: ``sum over levels of (loads that
+  level serves) x its latency_cycles / memory_parallelism``. Sequential streams are
+  left to the hardware prefetcher: they cost bandwidth, not latency.
+* **Bandwidth**: bytes each level delivers (from the simulator's line fills; memory
+  loads and write-backs for DRAM) over that level's ``bandwidth_bytes_per_cycle``.
+  For convolutions the simulator is not run (a trace has ``3 x MACs`` accesses); the
+  im2col matrix is re-read once per stored weight row from the first cache level it
+  fits in, and the tensors cross DRAM once.
+* **Overlap**: ``cycles = max(issue + stall, slowest level)``: an out-of-order core
+  overlaps streaming with computation but not the latency of dependent gathers.
+
+Simplifications: one core (the kernels are single-threaded), no TLB misses, no
+frequency scaling; the im2col reuse model for convolutions is analytic.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..cost import traces as T
+from ..cost.cachesim import HITS, LOAD_BYTES, STORE_BYTES, CacheSimulator, levels_of
+from ..hardware.profile import DeviceProfile
+from ..sparse import formats as F
+from ..sparse.masks import random_mask
+from .estimate import LatencyEstimate, latency_param, make_estimate
+from .work import KernelShape, KernelWork
+
+SAMPLE_ACCESSES = 600_000
+"""Accesses of the counted window of a sampled matrix-vector simulation."""
+
+GATHERED = T.IN_ID
+
+
+def _matrix(scheme: str, rows: int, cols: int, density: float, group: int,
+            rng: np.random.Generator) -> F.SparseMatrix:
+    weights = rng.standard_normal((rows, cols)).astype(np.float32)
+    if scheme in ("dense", "csr"):
+        return F.make_matrix(scheme, weights, random_mask("fine", rows, cols, density, rng))
+    if scheme == "compact":
+        return F.CompactMatrix.from_dense(weights, random_mask("rows", rows, cols, density, rng))
+    mask = random_mask("group", rows, cols, density, rng, group)
+    return F.GroupCSRMatrix.from_dense(weights, mask, group)
+
+
+@lru_cache(maxsize=4096)
+def matvec_counts(shape: KernelShape, scheme: str, density: float, group: int,
+                  dev: DeviceProfile, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Cache-simulator counts of a matrix-vector kernel, scaled to the whole layer:
+    ``(counts[level, structure, counter], memory[structure, 4])`` (see
+    :class:`hwprune.cost.cachesim.CacheSimulator`)."""
+    rows, cols = shape.rows, shape.cols
+    kept_density = density if scheme != "dense" else 1.0
+    per_row = 3 * kept_density * cols + 3 if scheme != "dense" else 2 * cols + 1
+    window = max(1, int(SAMPLE_ACCESSES // per_row))
+    rng = np.random.default_rng(seed)
+    sim = CacheSimulator(levels_of(dev), T.STRUCTURES)
+    if 2 * window >= rows:
+        matrix = _matrix(scheme, rows, cols, density, group, rng)
+        for chunk in T.matvec_trace(matrix):
+            sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
+        return sim.counts.copy() * shape.groups, sim.memory.copy() * shape.groups
+    matrix = _matrix(scheme, 2 * window, cols, density, group, rng)
+    kept = matrix.values.shape[0] if isinstance(matrix, F.CompactMatrix) else 2 * window
+    half = max(1, kept // 2)
+    for chunk in T.matvec_trace(matrix, (0, half)):
+        sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
+    warm_counts, warm_memory = sim.counts.copy(), sim.memory.copy()
+    for chunk in T.matvec_trace(matrix, (half, kept)):
+        sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
+    scale = rows / (2 * window - window) * shape.groups
+    return (sim.counts - warm_counts) * scale, (sim.memory - warm_memory) * scale
+
+
+def _issue(work: KernelWork, dev: DeviceProfile) -> tuple[float, float]:
+    """(kernel issue cycles, im2col issue cycles)."""
+    shape = work.shape
+    if shape.is_matvec:
+        if work.scheme == "dense":
+            inner = work.macs * latency_param(dev, "dense_mac_cycles")
+        elif work.scheme == "compact":
+            inner = (work.macs * latency_param(dev, "dense_mac_cycles")
+                     + work.gathers * latency_param(dev, "csr_nnz_cycles"))
+        elif work.scheme == "csr":
+            inner = work.stored * latency_param(dev, "csr_nnz_cycles")
+        else:
+            inner = work.stored * latency_param(dev, "group_value_cycles")
+        return inner + work.rows * latency_param(dev, "row_cycles"), 0.0
+    element = latency_param(dev, "axpy_element_cycles")
+    inner = ((work.macs + work.rows * shape.n) * element
+             + work.stored * latency_param(dev, "axpy_cycles"))
+    return inner, work.im2col_elements * latency_param(dev, "im2col_element_cycles")
+
+
+def _matvec_memory(work: KernelWork, dev: DeviceProfile) -> tuple[float, dict[str, float]]:
+    """(gather stall cycles, bandwidth cycles per level) from the cache simulator."""
+    counts, memory = matvec_counts(work.shape, work.scheme, work.density, work.group, dev)
+    caches = [lvl for lvl in dev.memory if lvl.is_cache]
+    backing = dev.memory[-1]
+    mlp = latency_param(dev, "memory_parallelism")
+    stall = 0.0
+    for i, lvl in enumerate(caches[1:], start=1):
+        stall += counts[i, GATHERED, HITS] * lvl.latency_cycles
+    stall += memory[GATHERED, 0] * backing.latency_cycles
+    stall /= mlp
+    bandwidth: dict[str, float] = {}
+    for i, lvl in enumerate(caches[1:], start=1):
+        moved = counts[i, :, LOAD_BYTES].sum() + counts[i, :, STORE_BYTES].sum()
+        bandwidth[lvl.name] = moved / lvl.bandwidth_bytes_per_cycle
+    dram_bytes = memory[:, 1].sum() + memory[:, 3].sum()
+    bandwidth[backing.name] = dram_bytes / backing.bandwidth_bytes_per_cycle
+    return stall, bandwidth
+
+
+def _matmat_memory(work: KernelWork, dev: DeviceProfile) -> dict[str, float]:
+    shape = work.shape
+    elem = 4.0
+    x_bytes = shape.cols * shape.n * elem
+    y_row = shape.n * elem
+    backing = dev.memory[-1]
+    caches = [lvl for lvl in dev.memory if lvl.is_cache]
+    reread = work.stored * shape.n * elem            # one X row per stored weight
+    source = next((lvl for lvl in caches[1:] if lvl.size_bytes >= x_bytes + y_row), backing)
+    bandwidth = {source.name: reread / source.bandwidth_bytes_per_cycle}
+    once = (work.stored * elem + work.index_entries * 4 + 2 * x_bytes * shape.groups
+            + work.rows * y_row + shape.cols * shape.groups * elem)
+    bandwidth[backing.name] = bandwidth.get(backing.name, 0.0) + once / backing.bandwidth_bytes_per_cycle
+    return bandwidth
+
+
+def cpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
+    issue, im2col = _issue(work, dev)
+    if work.shape.is_matvec:
+        stall, bandwidth = _matvec_memory(work, dev)
+    else:
+        stall, bandwidth = 0.0, _matmat_memory(work, dev)
+    core = issue + im2col + stall
+    slowest = max(bandwidth, key=bandwidth.get)
+    parts = {"issue": issue, "im2col": im2col, "stall": stall,
+             **{f"{name.lower()}_bandwidth": v for name, v in bandwidth.items()}}
+    if core >= bandwidth[slowest]:
+        bound = "stall" if stall > issue + im2col else "issue"
+    else:
+        bound = f"{slowest.lower()}_bandwidth"
+    return make_estimate(dev, max(core, bandwidth[slowest]), bound, parts)

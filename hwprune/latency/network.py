@@ -1,0 +1,148 @@
+"""Latency of a network's layers per device class, latency-density curves and
+break-even densities."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..hardware.profile import DeviceProfile
+from ..workload.layer import Layer
+from ..workload.network import Network
+from .accelerator import accelerator_latency
+from .cpu import cpu_latency
+from .estimate import LatencyEstimate
+from .gpu import gpu_latency
+from .mcu import mcu_latency
+from .work import SCHEMES, KernelShape, kernel_work
+
+BREAKEVEN_SCHEMES = ("csr", "group-csr", "compact")
+"""Formats :func:`breakeven` compares against dense by default."""
+
+FLOOR = 0.01
+"""Lowest density :func:`breakeven` looks at ("never" means: not above 1%)."""
+
+CURVE_DENSITIES = tuple(float(d) for d in np.round(np.concatenate(
+    [np.linspace(1.0, 0.1, 10), np.geomspace(0.1, FLOOR, 5)[1:]]), 4))
+"""Densities of the latency-density curves (1 down to 1%)."""
+
+
+def layer_latency(layer: Layer, dev: DeviceProfile, scheme: str = "dense", density: float = 1.0,
+                  act_density: float = 1.0) -> LatencyEstimate:
+    """Predicted latency of ``layer``'s kernel on ``dev`` at batch 1, with its weights
+    pruned by ``scheme`` to ``density`` (see :mod:`hwprune.latency.work`)."""
+    work = kernel_work(KernelShape.of(layer), scheme, density, dev.compute.simd_lanes)
+    cls = dev.device_class
+    if cls == "mcu":
+        return mcu_latency(work, dev)
+    if cls == "cpu":
+        return cpu_latency(work, dev)
+    if cls == "gpu":
+        return gpu_latency(work, dev)
+    return accelerator_latency(work, layer, dev, act_density)
+
+
+def _check_scheme(scheme: str) -> None:
+    if scheme not in SCHEMES:
+        raise InputError(f"unknown scheme {scheme!r}; accepted: " + ", ".join(SCHEMES))
+
+
+def _schemes_for(layer: Layer, schemes: Sequence[str]) -> list[str]:
+    fc = KernelShape.of(layer).is_matvec
+    return [s for s in schemes if not (fc and s in ("vector", "kernel"))]
+
+
+def network_latency(net: Network, dev: DeviceProfile, scheme: str = "dense",
+                    density: float = 1.0) -> pd.DataFrame:
+    """One row per conv/fc layer: ``layer``, ``kind``, ``scheme``, ``density``,
+    ``cycles``, ``seconds``, ``bound`` (the limiting term) and one ``<term>_cycles``
+    column per term of the device class's model. fc layers keep their weights for
+    ``vector``/``kernel`` (those schemes prune conv kernels) and are priced dense."""
+    _check_scheme(scheme)
+    rows = []
+    for layer in net.weighted_layers:
+        used = scheme if _schemes_for(layer, [scheme]) else "dense"
+        est = layer_latency(layer, dev, used, density)
+        row = {"layer": layer.name, "kind": layer.kind, "scheme": used,
+               "density": 1.0 if used == "dense" else float(density),
+               "cycles": est.cycles, "seconds": est.seconds, "bound": est.bound}
+        row.update({f"{k}_cycles": v for k, v in est.parts.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def latency_curves(net: Network, dev: DeviceProfile,
+                   schemes: Sequence[str] = BREAKEVEN_SCHEMES,
+                   densities: Sequence[float] = CURVE_DENSITIES) -> pd.DataFrame:
+    """Long table of predicted seconds: ``layer``, ``scheme`` (``dense`` included once
+    per layer), ``density``, ``seconds``, ``cycles``, ``bound``."""
+    for s in schemes:
+        _check_scheme(s)
+    rows = []
+    for layer in net.weighted_layers:
+        dense = layer_latency(layer, dev, "dense")
+        for d in densities:
+            rows.append({"layer": layer.name, "scheme": "dense", "density": float(d),
+                         "seconds": dense.seconds, "cycles": dense.cycles, "bound": dense.bound})
+        for s in _schemes_for(layer, schemes):
+            for d in densities:
+                est = layer_latency(layer, dev, s, float(d))
+                rows.append({"layer": layer.name, "scheme": s, "density": float(d),
+                             "seconds": est.seconds, "cycles": est.cycles, "bound": est.bound})
+    return pd.DataFrame(rows)
+
+
+def crossing(seconds_at, dense_seconds: float, lo: float = FLOOR, steps: int = 7) -> float:
+    """Largest density in ``[lo, 1]`` at which ``seconds_at(density) < dense_seconds``
+    (strictly faster), assuming one crossing: 1.0 when sparse is already faster at full
+    density, NaN when it is not faster even at ``lo``. A coarse scan, then ``steps`` bisections (the result
+    is within ``(hi - lo) / 2^steps`` of the crossing)."""
+    if seconds_at(1.0) < dense_seconds:
+        return 1.0
+    grid = [1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.12, 0.07, 0.04, 0.02, lo]
+    above = 1.0
+    for d in grid[1:]:
+        if seconds_at(d) < dense_seconds:
+            below = d
+            break
+        above = d
+    else:
+        return math.nan
+    for _ in range(steps):
+        mid = (above + below) / 2
+        if seconds_at(mid) < dense_seconds:
+            below = mid
+        else:
+            above = mid
+    return below
+
+
+def breakeven(net: Network, dev: DeviceProfile,
+              schemes: Sequence[str] = BREAKEVEN_SCHEMES) -> pd.DataFrame:
+    """Per layer and format, the density below which the format beats dense.
+
+    Columns: ``layer``, ``kind``, ``scheme``, ``dense_seconds``, ``breakeven_density``
+    (NaN: never faster above 1% density; 1.0: faster even unpruned),
+    ``seconds_at_10pct`` (the format at density 0.1) and ``speedup_at_10pct``
+    (dense seconds / that).
+    """
+    for s in schemes:
+        _check_scheme(s)
+        if s == "dense":
+            raise InputError("breakeven compares sparse formats with dense; drop 'dense' "
+                             "from the formats")
+    rows = []
+    for layer in net.weighted_layers:
+        dense = layer_latency(layer, dev, "dense").seconds
+        for s in _schemes_for(layer, schemes):
+            def seconds_at(d: float, s=s, layer=layer) -> float:
+                return layer_latency(layer, dev, s, d).seconds
+            tenth = seconds_at(0.1)
+            rows.append({"layer": layer.name, "kind": layer.kind, "scheme": s,
+                         "dense_seconds": dense, "breakeven_density": crossing(seconds_at, dense),
+                         "seconds_at_10pct": tenth, "speedup_at_10pct": dense / tenth})
+    return pd.DataFrame(rows)

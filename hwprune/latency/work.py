@@ -1,0 +1,142 @@
+"""What one layer's kernel has to do: the lowered shape and its operation counts.
+
+A conv or fc layer runs as hwprune's kernels run it (:mod:`hwprune.sparse.kernels`) at
+batch 1: a fully connected layer is a matrix-vector product ``y = W x`` with ``W`` of
+``rows x cols``; a convolution is im2col followed by a matrix-matrix product with
+``n = E * F`` columns, once per group. Pruning schemes and what ``density`` means:
+
+* ``dense``: every weight stored and multiplied (``density`` is ignored);
+* ``csr``: a fraction ``density`` of the weights, one int index each;
+* ``group-csr``: aligned groups of ``group`` consecutive weights of a row (Scalpel's
+  SIMD-aware pruning; ``vector``/``kernel`` are Mao et al.'s kernel-row and whole-kernel
+  groups), a fraction ``density`` of the groups, one index per group;
+* ``compact``: node pruning, a fraction ``density`` of the rows (output neurons or
+  filters) kept, the matrix physically smaller (a gather of the inputs for fc layers).
+
+Counts are expected values for a uniformly random mask (rounded to whole elements),
+not a particular mask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..workload.layer import Layer
+from ..workload.ops import Conv2d, Linear
+
+SCHEMES = ("dense", "csr", "group-csr", "vector", "kernel", "compact")
+"""Pruning schemes the latency models price (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class KernelShape:
+    """A layer lowered to hwprune's kernels.
+
+    Attributes:
+        rows: output rows of one group's weight matrix (output channels per group).
+        cols: columns of that matrix (``C / groups * R * S``).
+        n: output positions (``E * F``; 1 for a fully connected layer).
+        groups: convolution groups (1 for fc).
+        kernel: ``(R, S)`` of a convolution, ``(1, 1)`` for fc.
+    """
+
+    rows: int
+    cols: int
+    n: int
+    groups: int = 1
+    kernel: tuple[int, int] = (1, 1)
+
+    @property
+    def is_matvec(self) -> bool:
+        return self.n == 1 and self.kernel == (1, 1)
+
+    @classmethod
+    def of(cls, layer: Layer) -> "KernelShape":
+        op = layer.op
+        if isinstance(op, Linear):
+            return cls(rows=layer.weight_shape[0], cols=int(math.prod(layer.weight_shape[1:])), n=1)
+        if isinstance(op, Conv2d):
+            g = op.groups
+            return cls(rows=layer.weight_shape[0] // g, cols=int(math.prod(layer.weight_shape[1:])),
+                       n=layer.output_shape[1] * layer.output_shape[2], groups=g,
+                       kernel=tuple(op.kernel))
+        raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; latency is modelled "
+                         "for conv and fc layers")
+
+
+@dataclass(frozen=True)
+class KernelWork:
+    """Operation counts of one layer's kernel (all groups), expected for ``density``.
+
+    Attributes:
+        scheme: the pruning scheme (:data:`SCHEMES`).
+        density: fraction kept (weights, groups or rows, see the module docstring).
+        group: group width of group schemes (1 otherwise).
+        rows: output rows computed (all groups; kept rows for ``compact``).
+        stored: stored weight values (all groups).
+        index_entries: stored indices (nonzeros for csr, groups for group schemes,
+            kept columns for compact; 0 for dense).
+        macs: multiply-accumulates executed (stored values x ``n``).
+        gathers: input loads addressed through an index (per output column).
+        im2col_elements: elements im2col writes (0 for fc).
+        shape: the lowered layer.
+    """
+
+    scheme: str
+    density: float
+    group: int
+    rows: int
+    stored: int
+    index_entries: int
+    macs: int
+    gathers: int
+    im2col_elements: int
+    shape: KernelShape
+
+
+def group_width(scheme: str, shape: KernelShape, simd_lanes: int) -> int:
+    """Group width of a scheme: the device's SIMD width for ``group-csr``, a kernel row
+    (``S``) for ``vector``, a whole kernel (``R * S``) for ``kernel``, else 1."""
+    if scheme == "group-csr":
+        return max(1, int(simd_lanes))
+    if scheme in ("vector", "kernel"):
+        if shape.is_matvec:
+            raise InputError(f"scheme {scheme!r} prunes convolution kernels; a fully connected "
+                             "layer takes dense, csr, group-csr or compact")
+        r, s = shape.kernel
+        return s if scheme == "vector" else r * s
+    return 1
+
+
+def kernel_work(shape: KernelShape, scheme: str, density: float, simd_lanes: int = 8) -> KernelWork:
+    """Counts of ``shape``'s kernel under ``scheme`` at ``density`` (a fraction in (0, 1])."""
+    if scheme not in SCHEMES:
+        raise InputError(f"unknown scheme {scheme!r}; accepted: " + ", ".join(SCHEMES))
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
+        raise InputError(f"density must be a number in (0, 1], got {density!r}")
+    g = group_width(scheme, shape, simd_lanes)
+    m, k, n, groups = shape.rows, shape.cols, shape.n, shape.groups
+    rows, gathers = m, 0
+    if scheme == "dense":
+        density = 1.0
+        stored, index = m * k, 0
+    elif scheme == "csr":
+        stored = max(1, round(density * m * k))
+        index = stored
+        gathers = stored if shape.is_matvec else 0
+    elif scheme == "compact":
+        rows = max(1, round(density * m))
+        stored, index = rows * k, k
+        gathers = k if shape.is_matvec else 0
+    else:
+        per_row = -(-k // g)
+        kept = max(1, round(density * m * per_row))
+        stored, index = kept * g, kept
+        gathers = stored if shape.is_matvec else 0
+    im2col = 0 if shape.is_matvec else k * n
+    return KernelWork(scheme=scheme, density=float(density), group=g, rows=rows * groups,
+                      stored=stored * groups, index_entries=index * groups,
+                      macs=stored * groups * n, gathers=gathers * groups,
+                      im2col_elements=im2col * groups, shape=shape)
