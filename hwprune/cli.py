@@ -184,6 +184,21 @@ def _cmd_breakeven(args: argparse.Namespace) -> None:
               "above 1% density")
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    import tomllib
+
+    from .hardware.calibrate import calibrate
+    from .hardware.loader import parse_profile
+
+    text = calibrate(lambda step: print(f"calibrating: {step} ...", file=sys.stderr))
+    parse_profile(tomllib.loads(text), "calibrated profile")   # never write a bad profile
+    if args.out:
+        write_atomic(args.out, text)
+        print(f"wrote {args.out} (use it as --device {args.out})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def _density(text: str) -> float:
     try:
         if "_" in text:
@@ -316,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_breakeven)
+
+    p = sub.add_parser("calibrate", help="measure this machine and write its cpu profile "
+                       "(TOML, marked 'calibrated on host')")
+    p.add_argument("--out", metavar="FILE", help="write the profile to FILE (atomically) "
+                   "instead of standard output")
+    p.set_defaults(func=_cmd_calibrate)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
     bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

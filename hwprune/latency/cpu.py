@@ -15,8 +15,10 @@ simulator, bandwidth rooflines, one core.
 
 * **Miss penalties** (matrix-vector): the kernel's exact address trace runs through
   the cache simulator (:mod:`hwprune.cost.cachesim`) on the device's cache levels.
-  Large layers are sampled: a window of rows warms the caches, the next window of the
-  same size is counted, and its counts are scaled to all rows. Misses of *gathered*
+  A layer small enough is simulated twice and the second (warm) call counted: the
+  steady state of a layer run again and again. Large layers are sampled: a window of
+  rows warms the caches, the next window of the same size is counted, and its counts
+  are scaled to all rows. Misses of *gathered*
   loads (inputs addressed through an index) stall: ``sum over levels of (loads that
   level serves) x its latency_cycles / memory_parallelism``. Sequential streams are
   left to the hardware prefetcher: they cost bandwidth, not latency.
@@ -49,6 +51,10 @@ from .work import KernelShape, KernelWork
 SAMPLE_ACCESSES = 600_000
 """Accesses of the counted window of a sampled matrix-vector simulation."""
 
+WHOLE_ACCESSES = 8_000_000
+"""A matrix-vector trace up to this many accesses is simulated whole (twice, the second
+call counted) instead of sampled."""
+
 GATHERED = T.IN_ID
 
 
@@ -75,11 +81,17 @@ def matvec_counts(shape: KernelShape, scheme: str, density: float, group: int,
     window = max(1, int(SAMPLE_ACCESSES // per_row))
     rng = np.random.default_rng(seed)
     sim = CacheSimulator(levels_of(dev), T.STRUCTURES)
-    if 2 * window >= rows:
+    if rows * per_row <= WHOLE_ACCESSES:
+        # Small enough to simulate whole: a first call warms the caches, the second is
+        # counted (the steady state of a layer run again and again).
         matrix = _matrix(scheme, rows, cols, density, group, rng)
         for chunk in T.matvec_trace(matrix):
             sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
-        return sim.counts.copy() * shape.groups, sim.memory.copy() * shape.groups
+        warm_counts, warm_memory = sim.counts.copy(), sim.memory.copy()
+        for chunk in T.matvec_trace(matrix):
+            sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
+        return ((sim.counts - warm_counts) * shape.groups,
+                (sim.memory - warm_memory) * shape.groups)
     matrix = _matrix(scheme, 2 * window, cols, density, group, rng)
     kept = matrix.values.shape[0] if isinstance(matrix, F.CompactMatrix) else 2 * window
     half = max(1, kept // 2)

@@ -1,0 +1,429 @@
+"""Calibrate a cpu profile of the machine hwprune runs on (``hwprune calibrate``).
+
+What is measured, and how (single thread; the fastest of repeated runs):
+
+* **clock**: the highest ``cpu MHz`` in ``/proc/cpuinfo``; without it, an effective
+  clock from a chain of dependent integer additions (one per cycle).
+* **cache geometry**: ``/sys/devices/system/cpu/cpu0/cache/index*`` (data and unified
+  levels), else ``os.sysconf``.
+* **latency per level**: a pointer chase through a random cycle of cache lines in a
+  buffer sized between the level below and this one (half of L1; 8x the last level,
+  at least 64 MiB, for DRAM).
+* **bandwidth per level**: a vectorized sum over a buffer of half the level's size
+  (64 MiB for DRAM), bytes per cycle.
+* **kernel costs** (the ``[latency]`` table): hwprune's own numba kernels on small
+  matrices that stay in L1/L2, timed, and fitted by non-negative least squares: cycles
+  per dense MAC, per CSR nonzero, per group-CSR value and per row for matrix-vector;
+  per axpy element and per axpy start for matrix-matrix; per im2col element.
+* **memory parallelism**: the latency of a pointer chase over a buffer of 4x L2
+  divided by the time per independent random load into the same buffer.
+
+Energies are not measured: they are Horowitz's 45 nm figures by cache size (an
+assumption, stated in the file). These micro-benchmarks are the *fit* set of the
+latency validation; ``benchmarks/validate_latency.py`` scores the model on other shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from numba import njit
+
+from ..errors import InputError
+
+SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+DRAM_BUFFER = 64 << 20
+
+
+@dataclass(frozen=True)
+class HostCache:
+    """One data cache level of the host: ``size_bytes``, ``ways``, ``line_bytes``."""
+
+    level: int
+    size_bytes: int
+    ways: int
+    line_bytes: int
+    source: str
+
+
+def _size(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
+
+
+def host_caches(root: Path = SYS_CACHE) -> list[HostCache]:
+    """Data and unified cache levels, innermost first."""
+    found = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            if kind not in ("Data", "Unified"):
+                continue
+            level = int((index / "level").read_text())
+            found[level] = HostCache(level, _size((index / "size").read_text()),
+                                     int((index / "ways_of_associativity").read_text()),
+                                     int((index / "coherency_line_size").read_text()),
+                                     f"{index}")
+        except (OSError, ValueError):
+            continue
+    if found:
+        return [found[k] for k in sorted(found)]
+    caches = []
+    for level, name in ((1, "LEVEL1_DCACHE"), (2, "LEVEL2_CACHE"), (3, "LEVEL3_CACHE")):
+        try:
+            size = os.sysconf(f"SC_{name}_SIZE")
+            ways = os.sysconf(f"SC_{name}_ASSOC")
+            line = os.sysconf(f"SC_{name}_LINESIZE")
+        except (ValueError, OSError):
+            continue
+        if size > 0 and ways > 0 and line > 0:
+            caches.append(HostCache(level, size, ways, line, f"os.sysconf SC_{name}_*"))
+    if not caches:
+        raise InputError("cannot read this machine's cache geometry (no /sys/devices/system/cpu/"
+                         "cpu0/cache and no os.sysconf cache values); write a profile by hand "
+                         "(see docs/device-profiles.md)")
+    return caches
+
+
+@njit(cache=True)
+def _add_chain(n):
+    x = np.int64(0)
+    for i in range(n):
+        x = (x + i) ^ (x >> 13)
+    return x
+
+
+def _best_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Fastest of ``repeats`` timed calls after a warm-up call (on a shared machine
+    other work only ever adds time, so the minimum is the kernel's own time)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def host_clock_hz() -> tuple[float, str]:
+    try:
+        mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("cpu MHz")]
+        if mhz:
+            return max(mhz) * 1e6, "calibrated on host: highest 'cpu MHz' in /proc/cpuinfo"
+    except OSError:
+        pass
+    n = 50_000_000
+    seconds = _best_seconds(lambda: _add_chain(n), 3)
+    return 2 * n / seconds, ("calibrated on host: effective clock from a chain of dependent "
+                             "add/xor pairs (two operations per iteration)")
+
+
+@njit(cache=True)
+def _chase(nxt, steps):
+    p = np.int64(0)
+    for _ in range(steps):
+        p = nxt[p]
+    return p
+
+
+def chase_seconds(nbytes: int, line: int, rng: np.random.Generator) -> float:
+    """Seconds per dependent load in a random cycle over the lines of ``nbytes``."""
+    stride = line // 8
+    lines = max(2, nbytes // line)
+    order = rng.permutation(lines)
+    nxt = np.zeros(lines * stride, dtype=np.int64)
+    nxt[order * stride] = np.roll(order, -1) * stride
+    steps = 2_000_000
+    return _best_seconds(lambda: _chase(nxt, steps), 3) / steps
+
+
+@njit(cache=True, fastmath=True)
+def _sum(a, reps):
+    total = np.float32(0.0)
+    for _ in range(reps):
+        acc = np.float32(0.0)
+        for i in range(a.shape[0]):
+            acc += a[i]
+        total += acc
+    return total
+
+
+def read_bandwidth(nbytes: int) -> float:
+    """Bytes per second of a single-thread vectorized read of ``nbytes``."""
+    a = np.ones(max(1024, nbytes // 4), dtype=np.float32)
+    reps = max(1, int(256 << 20) // a.nbytes)
+    return a.nbytes * reps / _best_seconds(lambda: _sum(a, reps), 3)
+
+
+@njit(cache=True)
+def _gather(x, idx):
+    acc = np.float32(0.0)
+    for i in range(idx.shape[0]):
+        acc += x[idx[i]]
+    return acc
+
+
+def _fit(rows: list[list[float]], cycles: list[float]) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    a = np.asarray(rows, dtype=float)
+    b = np.asarray(cycles, dtype=float)
+    scale = a.max(axis=0)
+    scale[scale == 0] = 1.0
+    # Relative error matters, not absolute: weight each benchmark by 1 / its cycles.
+    w = 1.0 / b
+    sol, _ = nnls(a / scale * w[:, None], b * w)
+    return sol / scale
+
+
+def kernel_costs(clock_hz: float, seed: int = 0) -> dict[str, float]:
+    """The ``[latency]`` cycle costs, fitted on small in-cache kernel runs."""
+    from ..sparse import kernels as K
+    from ..sparse.formats import CSRMatrix, GroupCSRMatrix
+    from ..sparse.masks import random_mask
+
+    rng = np.random.default_rng(seed)
+    rows_mv, cyc_mv = [], []
+    for m, k, d in ((64, 256, 0.25), (256, 64, 0.25), (16, 1024, 0.25), (512, 32, 0.5),
+                    (128, 512, 0.1)):
+        w = rng.standard_normal((m, k)).astype(np.float32)
+        x = rng.standard_normal(k).astype(np.float32)
+        y = np.empty(m, dtype=np.float32)
+        reps = max(1, 4_000_000 // (m * k))
+
+        def dense(w=w, x=x, y=y, reps=reps):
+            for _ in range(reps):
+                K.dense_matvec(w, x, y)
+        rows_mv.append([m, m * k, 0, 0])
+        cyc_mv.append(_best_seconds(dense) / reps * clock_hz)
+        csr = CSRMatrix.from_dense(w, random_mask("fine", m, k, d, rng))
+
+        def sparse(c=csr, x=x, y=y, reps=reps):
+            for _ in range(reps):
+                K.csr_matvec(c.data, c.indices, c.indptr, x, y)
+        rows_mv.append([m, 0, csr.data.size, 0])
+        cyc_mv.append(_best_seconds(sparse) / reps * clock_hz)
+        grp = GroupCSRMatrix.from_dense(w, random_mask("group", m, k, d, rng, 8), 8)
+        xp = np.zeros(-(-k // 8) * 8, dtype=np.float32)
+        xp[:k] = x
+
+        def group(g=grp, xp=xp, y=y, reps=reps):
+            for _ in range(reps):
+                K.group_matvec8(g.data, g.group_col, g.indptr, xp, y)
+        rows_mv.append([m, 0, 0, grp.data.size])
+        cyc_mv.append(_best_seconds(group) / reps * clock_hz)
+    row, dense_mac, csr_nnz, group_value = _fit(rows_mv, cyc_mv)
+
+    rows_mm, cyc_mm = [], []
+    for m, k, n, d in ((32, 64, 128, 1.0), (32, 64, 16, 1.0), (64, 32, 256, 0.3), (16, 128, 8, 0.5)):
+        w = rng.standard_normal((m, k)).astype(np.float32)
+        X = rng.standard_normal((k, n)).astype(np.float32)
+        Y = np.empty((m, n), dtype=np.float32)
+        csr = CSRMatrix.from_dense(w, random_mask("fine", m, k, d, rng))
+        reps = max(1, 2_000_000 // (csr.data.size * n))
+
+        def matmat(c=csr, X=X, Y=Y, reps=reps):
+            for _ in range(reps):
+                K.csr_matmat(c.data, c.indices, c.indptr, X, Y)
+        rows_mm.append([csr.data.size * n + m * n, csr.data.size])
+        cyc_mm.append(_best_seconds(matmat) / reps * clock_hz)
+    axpy_element, axpy = _fit(rows_mm, cyc_mm)
+
+    x = rng.standard_normal((16, 32, 32)).astype(np.float32)
+    elements = 16 * 9 * 32 * 32
+    im2col = _best_seconds(lambda: K.im2col(x, 3, 3, 1, 1, 1, 1, 32, 32)) * clock_hz / elements
+    return {"dense_mac_cycles": dense_mac, "csr_nnz_cycles": csr_nnz,
+            "group_value_cycles": group_value, "row_cycles": row,
+            "axpy_element_cycles": axpy_element, "axpy_cycles": axpy,
+            "im2col_element_cycles": im2col}
+
+
+def _horowitz_pj(size_bytes: int) -> float:
+    """Horowitz ISSCC 2014 (45 nm) read energy per 64-bit access by SRAM size, linear in
+    log2(size) between 8 KB 10 pJ, 32 KB 20 pJ and 1 MB 100 pJ, halved for 32 bits."""
+    kb = max(8.0, size_bytes / 1024)
+    points = [(8, 10.0), (32, 20.0), (1024, 100.0)]
+    if kb >= 1024:
+        return 100.0 / 2 * (1 + math.log2(kb / 1024) * 0.25)
+    for (k0, e0), (k1, e1) in zip(points, points[1:]):
+        if kb <= k1:
+            t = math.log2(kb / k0) / math.log2(k1 / k0)
+            return (e0 + t * (e1 - e0)) / 2
+    return 50.0
+
+
+def calibrate(progress: Callable[[str], None] | None = None) -> str:
+    """Measure this machine and return its profile as TOML text."""
+    say = progress or (lambda _msg: None)
+    rng = np.random.default_rng(0)
+    say("clock")
+    clock, clock_src = host_clock_hz()
+    caches = host_caches()
+    say("cache latency and bandwidth")
+    levels = []
+    below = 0
+    for c in caches:
+        # Between the level below and this one (geometric mean; half of L1): larger
+        # buffers add TLB misses to the chase.
+        span = c.size_bytes // 2 if not below else int(math.sqrt(below * c.size_bytes))
+        below = c.size_bytes
+        latency = chase_seconds(span, c.line_bytes, rng) * clock
+        bandwidth = read_bandwidth(c.size_bytes // 2) / clock
+        levels.append((c, latency, bandwidth))
+    last = caches[-1]
+    dram_bytes = max(DRAM_BUFFER, 8 * last.size_bytes)
+    dram_latency = chase_seconds(dram_bytes, last.line_bytes, rng) * clock
+    dram_bw = read_bandwidth(dram_bytes)
+    say("memory parallelism")
+    # A buffer past L2 but within the TLB's reach (4x L2): latency of a dependent chase
+    # over it, divided by the time per independent random load over it.
+    span = 4 * caches[min(1, len(caches) - 1)].size_bytes
+    x = np.ones(span // 4, dtype=np.float32)
+    idx = rng.integers(0, x.size, 2_000_000).astype(np.int64)
+    gather = _best_seconds(lambda: _gather(x, idx), 3) / idx.size * clock
+    chased = chase_seconds(span, caches[0].line_bytes, rng) * clock
+    mlp = float(min(32.0, max(1.0, chased / gather)))
+    say("kernel micro-benchmarks")
+    costs = kernel_costs(clock)
+    costs["memory_parallelism"] = mlp
+    return _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs)
+
+
+def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs) -> str:
+    cpus = os.cpu_count() or 1
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pass
+    lanes = 16 if " avx512f" in flags else 8 if " avx2" in flags or " avx " in flags else 4
+    machine = platform.processor() or platform.machine() or "unknown cpu"
+    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines()
+                  if line.startswith("model name")), machine)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    cal = "calibrated on host"
+    out = [
+        f"# hwprune device profile of this machine ({model}), calibrated on host {stamp}",
+        "# by 'hwprune calibrate'. Latencies, bandwidths, clock and the [latency] table are",
+        "# measured here; energies are Horowitz 45 nm figures by size (assumption, not measured).",
+        "",
+        'id = "host"',
+        f'name = "{model} (calibrated on host)"',
+        'class = "cpu"',
+        f'description = "calibrated on host {stamp}: {cpus} logical CPUs, {lanes}-lane fp32 SIMD"',
+        f"clock_hz = {clock:.6g}",
+        'dataflow = "cache-tiling"',
+        "",
+        "[sources]",
+        f'clock_hz = "{clock_src}"',
+        "",
+        "[compute]",
+        f"units = {cpus}",
+        f"simd_lanes = {lanes}",
+        "simd_element_bits = 32",
+        f"macs_per_unit_per_cycle = {2 * lanes}",
+        "mac_energy_pj = 4.6",
+        "",
+        "[compute.sources]",
+        f'units = "{cal}: os.cpu_count()"',
+        f'simd_lanes = "{cal}: /proc/cpuinfo flags (avx512f 16, avx2 8, else 4 fp32 lanes)"',
+        'simd_element_bits = "fp32 elements"',
+        'macs_per_unit_per_cycle = "assumption: two FMA pipes of simd_lanes each"',
+        'mac_energy_pj = "Horowitz ISSCC 2014 (45 nm): fp32 multiply 3.7 pJ + add 0.9 pJ (not measured)"',
+        "",
+        "[sparsity]",
+        "index_bits = 32",
+        "",
+        "[sparsity.sources]",
+        'index_bits = "int32 column indices, as in hwprune\'s CSR kernels"',
+        "",
+        "[latency]",
+        *[f"{k} = {v:.6g}" for k, v in costs.items()],
+        "",
+        "[latency.sources]",
+        *[f'{k} = "{cal}: ' + ("chase latency / time per independent random load, buffer 4x L2"
+                                if k == "memory_parallelism" else
+                                "hwprune kernels on in-cache matrices, NNLS fit") + '"'
+          for k in costs],
+        "",
+        "[[memory]]",
+        'name = "RF"',
+        'kind = "register_file"',
+        f"size_bytes = {16 * lanes * 4}",
+        f"instances = {cpus}",
+        f"line_bytes = {lanes * 4}",
+        "word_bytes = 4",
+        "latency_cycles = 0",
+        "read_energy_pj = 1.0",
+        "write_energy_pj = 1.0",
+        f"bandwidth_bytes_per_cycle = {6 * lanes * 4}",
+        "",
+        "[memory.sources]",
+        'size_bytes = "assumption: 16 vector registers of simd_lanes fp32"',
+        'instances = "one register file per logical CPU"',
+        'line_bytes = "one vector register"',
+        'word_bytes = "fp32"',
+        'latency_cycles = "register operands are read in the issuing cycle"',
+        'read_energy_pj = "Horowitz ISSCC 2014: register file ~1 pJ per 32-bit access (assumption)"',
+        'write_energy_pj = "as read_energy_pj (assumption)"',
+        'bandwidth_bytes_per_cycle = "assumption: 2 FMAs x 3 vector operands per cycle"',
+    ]
+    for c, latency, bandwidth in levels:
+        pj = _horowitz_pj(c.size_bytes)
+        out += [
+            "",
+            "[[memory]]",
+            f'name = "L{c.level}"',
+            'kind = "cache"',
+            f"size_bytes = {c.size_bytes}",
+            f"line_bytes = {c.line_bytes}",
+            "word_bytes = 4",
+            f"associativity = {c.ways}",
+            f"latency_cycles = {latency:.4g}",
+            f"read_energy_pj = {pj:.4g}",
+            f"write_energy_pj = {pj:.4g}",
+            f"bandwidth_bytes_per_cycle = {bandwidth:.4g}",
+            "",
+            "[memory.sources]",
+            f'size_bytes = "{cal}: {c.source}"',
+            f'line_bytes = "{cal}: {c.source}"',
+            'word_bytes = "fp32"',
+            f'associativity = "{cal}: {c.source}"',
+            f'latency_cycles = "{cal}: pointer chase over a buffer between the level below and this one"',
+            'read_energy_pj = "Horowitz ISSCC 2014 (45 nm) by SRAM size, per 32-bit access (assumption)"',
+            'write_energy_pj = "as read_energy_pj (assumption)"',
+            f'bandwidth_bytes_per_cycle = "{cal}: single-thread vectorized read of half the level"',
+        ]
+    out += [
+        "",
+        "[[memory]]",
+        'name = "DRAM"',
+        'kind = "dram"',
+        f"size_bytes = {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')}",
+        "line_bytes = 64",
+        "word_bytes = 4",
+        f"latency_cycles = {dram_latency:.4g}",
+        "read_energy_pj = 640.0",
+        "write_energy_pj = 640.0",
+        f"bandwidth_gb_s = {dram_bw / 1e9:.4g}",
+        "",
+        "[memory.sources]",
+        f'size_bytes = "{cal}: os.sysconf physical pages"',
+        'line_bytes = "one cache line per burst"',
+        'word_bytes = "fp32"',
+        f'latency_cycles = "{cal}: pointer chase over {dram_bytes >> 20} MiB"',
+        'read_energy_pj = "Horowitz ISSCC 2014: DRAM 1.3-2.6 nJ per 64 bits, ~640 pJ per 32 (assumption)"',
+        'write_energy_pj = "as read_energy_pj (assumption)"',
+        f'bandwidth_gb_s = "{cal}: single-thread vectorized read of {dram_bytes >> 20} MiB"',
+        "",
+    ]
+    return "\n".join(out)
