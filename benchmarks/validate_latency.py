@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import hwprune
-from hwprune.hardware.calibrate import calibrate
+from hwprune.hardware.calibrate import best_seconds, calibrate
 from hwprune.latency.cpu import cpu_latency
 from hwprune.latency.network import crossing
 from hwprune.latency.work import KernelShape, kernel_work
@@ -66,13 +65,7 @@ def measure(scheme: str, rows: int, cols: int, density: float, repeats: int,
 
         def call():
             K.compact_matvec(m.values, m.row_index, m.col_index, x, y)
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(call, repeats)
 
 
 def measured_crossing(curve: pd.DataFrame, dense: float) -> float:

@@ -101,7 +101,7 @@ def _add_chain(n):
     return x
 
 
-def _best_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
+def best_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
     """Fastest of ``repeats`` timed calls after a warm-up call (on a shared machine
     other work only ever adds time, so the minimum is the kernel's own time)."""
     fn()
@@ -122,7 +122,7 @@ def host_clock_hz() -> tuple[float, str]:
     except OSError:
         pass
     n = 50_000_000
-    seconds = _best_seconds(lambda: _add_chain(n), 3)
+    seconds = best_seconds(lambda: _add_chain(n), 3)
     return 2 * n / seconds, ("calibrated on host: effective clock from a chain of dependent "
                              "add/xor pairs (two operations per iteration)")
 
@@ -143,7 +143,7 @@ def chase_seconds(nbytes: int, line: int, rng: np.random.Generator) -> float:
     nxt = np.zeros(lines * stride, dtype=np.int64)
     nxt[order * stride] = np.roll(order, -1) * stride
     steps = 2_000_000
-    return _best_seconds(lambda: _chase(nxt, steps), 3) / steps
+    return best_seconds(lambda: _chase(nxt, steps), 3) / steps
 
 
 @njit(cache=True, fastmath=True)
@@ -161,7 +161,7 @@ def read_bandwidth(nbytes: int) -> float:
     """Bytes per second of a single-thread vectorized read of ``nbytes``."""
     a = np.ones(max(1024, nbytes // 4), dtype=np.float32)
     reps = max(1, int(256 << 20) // a.nbytes)
-    return a.nbytes * reps / _best_seconds(lambda: _sum(a, reps), 3)
+    return a.nbytes * reps / best_seconds(lambda: _sum(a, reps), 3)
 
 
 @njit(cache=True)
@@ -204,14 +204,14 @@ def kernel_costs(clock_hz: float, seed: int = 0) -> dict[str, float]:
             for _ in range(reps):
                 K.dense_matvec(w, x, y)
         rows_mv.append([m, m * k, 0, 0])
-        cyc_mv.append(_best_seconds(dense) / reps * clock_hz)
+        cyc_mv.append(best_seconds(dense) / reps * clock_hz)
         csr = CSRMatrix.from_dense(w, random_mask("fine", m, k, d, rng))
 
         def sparse(c=csr, x=x, y=y, reps=reps):
             for _ in range(reps):
                 K.csr_matvec(c.data, c.indices, c.indptr, x, y)
         rows_mv.append([m, 0, csr.data.size, 0])
-        cyc_mv.append(_best_seconds(sparse) / reps * clock_hz)
+        cyc_mv.append(best_seconds(sparse) / reps * clock_hz)
         grp = GroupCSRMatrix.from_dense(w, random_mask("group", m, k, d, rng, 8), 8)
         xp = np.zeros(-(-k // 8) * 8, dtype=np.float32)
         xp[:k] = x
@@ -220,7 +220,7 @@ def kernel_costs(clock_hz: float, seed: int = 0) -> dict[str, float]:
             for _ in range(reps):
                 K.group_matvec8(g.data, g.group_col, g.indptr, xp, y)
         rows_mv.append([m, 0, 0, grp.data.size])
-        cyc_mv.append(_best_seconds(group) / reps * clock_hz)
+        cyc_mv.append(best_seconds(group) / reps * clock_hz)
     row, dense_mac, csr_nnz, group_value = _fit(rows_mv, cyc_mv)
 
     rows_mm, cyc_mm = [], []
@@ -235,12 +235,12 @@ def kernel_costs(clock_hz: float, seed: int = 0) -> dict[str, float]:
             for _ in range(reps):
                 K.csr_matmat(c.data, c.indices, c.indptr, X, Y)
         rows_mm.append([csr.data.size * n + m * n, csr.data.size])
-        cyc_mm.append(_best_seconds(matmat) / reps * clock_hz)
+        cyc_mm.append(best_seconds(matmat) / reps * clock_hz)
     axpy_element, axpy = _fit(rows_mm, cyc_mm)
 
     x = rng.standard_normal((16, 32, 32)).astype(np.float32)
     elements = 16 * 9 * 32 * 32
-    im2col = _best_seconds(lambda: K.im2col(x, 3, 3, 1, 1, 1, 1, 32, 32)) * clock_hz / elements
+    im2col = best_seconds(lambda: K.im2col(x, 3, 3, 1, 1, 1, 1, 32, 32)) * clock_hz / elements
     return {"dense_mac_cycles": dense_mac, "csr_nnz_cycles": csr_nnz,
             "group_value_cycles": group_value, "row_cycles": row,
             "axpy_element_cycles": axpy_element, "axpy_cycles": axpy,
@@ -289,7 +289,7 @@ def calibrate(progress: Callable[[str], None] | None = None) -> str:
     span = 4 * caches[min(1, len(caches) - 1)].size_bytes
     x = np.ones(span // 4, dtype=np.float32)
     idx = rng.integers(0, x.size, 2_000_000).astype(np.int64)
-    gather = _best_seconds(lambda: _gather(x, idx), 3) / idx.size * clock
+    gather = best_seconds(lambda: _gather(x, idx), 3) / idx.size * clock
     chased = chase_seconds(span, caches[0].line_bytes, rng) * clock
     mlp = float(min(32.0, max(1.0, chased / gather)))
     say("kernel micro-benchmarks")
