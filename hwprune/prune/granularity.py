@@ -1,0 +1,123 @@
+"""Pruning granularities: which weights of a layer are kept or removed together.
+
+A granularity splits a layer's weight tensor into groups; a mask keeps or removes whole
+groups. For a convolution ``W[o, c, kh, kw]``:
+
+============ =========================================== ==============================
+name         one group is                                source
+============ =========================================== ==============================
+``fine``     one weight                                  Han et al. 2015
+``vector``   one kernel row ``W[o, c, i, :]``            Mao et al. 2017 (1-D)
+``kernel``   one 2-D kernel ``W[o, c, :, :]``            Mao et al. 2017 (2-D)
+``filter``   one filter ``W[o, :, :, :]``                Mao et al. 2017 (3-D)
+``simd``     ``g`` consecutive weights of a weight row   Scalpel (Yu et al. 2017)
+             (row = im2col row ``c x kh x kw``)
+``node``     a filter / neuron and the inputs of the     Scalpel node pruning
+             next layer that read it
+============ =========================================== ==============================
+
+A fully connected layer ``W[o, i]`` is a convolution with a 1x1 kernel: ``vector`` and
+``kernel`` groups are single weights there (as ``fine``), ``filter`` and ``node`` are
+rows. The last ``simd`` group of a row may be shorter than ``g`` when ``g`` does not
+divide the row length; ``g`` larger than the row is an error.
+
+``filter`` and ``node`` remove output units; on the model's last layer (the class
+logits) that would remove classes, so these two granularities leave the last layer
+dense (:func:`output_kept`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+GRANULARITIES = ("fine", "vector", "kernel", "filter", "simd", "node")
+ROW_GRANULARITIES = ("filter", "node")
+
+
+@dataclass(frozen=True)
+class Groups:
+    """``ids``: the group of each weight (int64, the weight's shape); ``count`` groups;
+    ``sizes``: weights per group; ``row_of``: the output row each group lies in."""
+
+    ids: np.ndarray
+    count: int
+    sizes: np.ndarray
+    row_of: np.ndarray
+
+
+def check(granularity: str, group: int | None) -> None:
+    """Raise :class:`InputError` for an unknown granularity or a misplaced width."""
+    if granularity not in GRANULARITIES:
+        raise InputError(f"unknown granularity {granularity!r}; accepted: " + ", ".join(GRANULARITIES))
+    if granularity == "simd":
+        if group is None or group < 1:
+            raise InputError(f"the simd granularity needs a group width >= 1, got {group}")
+    elif group is not None:
+        raise InputError(f"a group width applies to the simd granularity only, not {granularity!r}")
+
+
+def groups_of(shape: tuple[int, ...], granularity: str, group: int | None = None,
+              layer: str = "layer") -> Groups:
+    """The groups of a weight of ``shape`` ((out, in) or (out, in, kh, kw))."""
+    check(granularity, group)
+    shape = tuple(shape)
+    out = shape[0]
+    row = int(np.prod(shape[1:]))
+    kh, kw = (shape[2], shape[3]) if len(shape) == 4 else (1, 1)
+    if granularity == "fine":
+        per_row = row
+        ids = np.arange(out * row)
+    elif granularity == "vector":
+        per_row = row // kw
+        ids = np.arange(out * per_row).repeat(kw)
+    elif granularity == "kernel":
+        per_row = row // (kh * kw)
+        ids = np.arange(out * per_row).repeat(kh * kw)
+    elif granularity in ROW_GRANULARITIES:
+        per_row = 1
+        ids = np.arange(out).repeat(row)
+    else:  # simd
+        if group > row:
+            raise InputError(f"{layer}: simd group width {group} does not fit its weight rows of "
+                             f"{row} weights; accepted: 1..{row}")
+        per_row = math.ceil(row / group)
+        ids = (np.arange(out)[:, None] * per_row + np.arange(row)[None, :] // group).ravel()
+    ids = ids.reshape(shape).astype(np.int64)
+    count = out * per_row
+    return Groups(ids, count, np.bincount(ids.ravel(), minlength=count),
+                  np.arange(count) // per_row)
+
+
+def select(scores: np.ndarray, sizes: np.ndarray, density: float,
+           eligible: np.ndarray | None = None) -> np.ndarray:
+    """Keep the highest-scoring groups so that the kept weights are as close as
+    possible to ``density`` of all weights (within one group); at least one group is
+    kept. Ties go to the lower group index. ``eligible`` (bool per group) excludes
+    groups that may not come back (already pruned). Returns a bool per group."""
+    if not 0 < density <= 1:
+        raise InputError(f"density must be in (0, 1], got {density}")
+    total = sizes.sum()
+    s = np.where(eligible, scores, -np.inf) if eligible is not None else scores
+    order = np.lexsort((np.arange(s.size), -s))
+    kept = np.cumsum(sizes[order])
+    k = int(np.argmin(np.abs(kept - density * total))) + 1
+    if eligible is not None:
+        k = min(k, max(int(eligible.sum()), 1))
+    keep = np.zeros(scores.size, dtype=bool)
+    keep[order[:k]] = True
+    return keep
+
+
+def to_mask(groups: Groups, keep: np.ndarray) -> np.ndarray:
+    """The weight mask of a bool per group."""
+    return keep[groups.ids]
+
+
+def alive(groups: Groups, mask: np.ndarray) -> np.ndarray:
+    """Bool per group: any of its weights kept by ``mask``."""
+    return np.bincount(groups.ids.ravel(), weights=mask.ravel(), minlength=groups.count) > 0

@@ -1,0 +1,89 @@
+"""Turn a criterion and a granularity into masks at target densities, layer by layer.
+
+:func:`prune_to` is the single step every schedule repeats: score each layer's groups,
+keep the best to hit the layer's target density (within one group), and write the
+masks into the model. Already-pruned groups stay pruned (they cannot be chosen again),
+except under a splicing criterion (dynamic network surgery), where a group scoring
+above the upper threshold comes back.
+
+Node pruning also removes, from the next prunable layer, the weights that read a
+removed unit (a removed neuron's column, a removed filter's input channel or, after a
+flatten, its positions): that layer's density falls below its own target by that much.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import InputError
+from . import granularity as G
+from .criteria import Criterion
+from .data import Dataset
+from .model import Model, expand_units
+from .statistics import collect
+
+
+def targets_for(model: Model, density: float | Mapping[str, float], granularity: str) -> dict[str, float]:
+    """Per-layer target densities: one number for every layer, or a mapping by layer
+    name (layers not named stay dense). Filter and node granularities keep the last
+    layer (the classes) dense."""
+    names = [lay.name for lay in model.prunable()]
+    if isinstance(density, Mapping):
+        unknown = sorted(set(density) - set(names))
+        if unknown:
+            raise InputError(f"model {model.name!r} has no prunable layer(s) {', '.join(unknown)}; "
+                             f"its layers: {', '.join(names)}")
+        out = {n: float(density.get(n, 1.0)) for n in names}
+    else:
+        out = {n: float(density) for n in names}
+    for n, d in out.items():
+        if not 0 < d <= 1:
+            raise InputError(f"density of {n} must be in (0, 1], got {d}")
+    if granularity in G.ROW_GRANULARITIES:
+        out[names[-1]] = 1.0
+    return out
+
+
+def check_fits(model: Model, granularity: str, group: int | None) -> None:
+    """Raise :class:`InputError` now if the granularity does not fit some layer."""
+    for lay in model.prunable():
+        G.groups_of(lay.weight.shape, granularity, group, lay.name)
+
+
+def prune_to(model: Model, criterion: Criterion, granularity: str, targets: Mapping[str, float],
+             data: Dataset | None, rng: np.random.Generator, group: int | None = None,
+             band: float = 0.0) -> None:
+    """Set every prunable layer's mask to its target density (see module docstring).
+
+    ``band`` > 0 applies network surgery's two thresholds around the target's score
+    threshold instead of an exact cut (the result is then only near the target)."""
+    if criterion.needs_data and data is None:
+        raise InputError(f"criterion {criterion.name!r} needs training data")
+    stats = collect(model, data, seed=int(rng.integers(1 << 31))) if criterion.needs_data else {}
+    layers = model.prunable()
+    new_masks, units = {}, {}
+    for lay in layers:
+        groups = G.groups_of(lay.weight.shape, granularity, group, lay.name)
+        current = G.alive(groups, lay.mask)
+        target = targets[lay.name]
+        if target >= 1.0 and not criterion.splice:
+            keep = current
+        else:
+            scores = criterion.group_scores(lay, groups, stats.get(lay.name), rng, granularity)
+            eligible = None if criterion.splice else current
+            keep = G.select(scores, groups.sizes, target, eligible)
+            if band > 0:
+                cut = scores[keep].min()
+                keep = (scores >= cut * (1 + band)) | (current & (scores >= cut * (1 - band)))
+        new_masks[lay.name] = G.to_mask(groups, keep)
+        if granularity == "node":
+            units[lay.name] = keep
+    for i, lay in enumerate(layers):
+        mask = new_masks[lay.name]
+        if granularity == "node" and i > 0:
+            mask = mask & expand_units(lay, units[layers[i - 1].name])
+        lay.mask = np.ascontiguousarray(mask)
+        if not lay.splice:
+            lay.apply_mask()

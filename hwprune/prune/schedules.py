@@ -1,0 +1,126 @@
+"""Pruning schedules: when to prune how much, and how to retrain in between.
+
+* ``oneshot``: prune every layer to its target once, then fine-tune ``epochs``.
+* ``iterative`` (Han et al. 2015): ``rounds`` rounds of prune-then-retrain; the density
+  of round ``i`` is ``target ** (i / rounds)``, so each round removes the same
+  fraction of what is left; ``epochs`` are split over the rounds.
+* ``agp`` (Zhu & Gupta 2017, automated gradual pruning): train ``epochs`` while the
+  density follows the cubic ``d(p) = d_f + (1 - d_f) (1 - p)^3``, ``p`` going from 0
+  to 1 over the first 75% of the steps, masks updated every half epoch.
+
+With the ``dns`` criterion every schedule trains with splicing and updates its masks
+with two thresholds every half epoch; at the end an exact cut at the target fixes the
+masks and one more epoch fine-tunes with them fixed.
+
+Fine-tuning uses the model's own recipe at a third of its learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from . import granularity as G
+from .criteria import criterion as get_criterion
+from .criteria import han_threshold
+from .data import Dataset
+from .model import Model
+from .pruner import check_fits, prune_to, targets_for
+from .trainer import TrainConfig, train
+
+SCHEDULES = ("oneshot", "iterative", "agp")
+FINE_TUNE_LR = 1 / 3
+ROUNDS = 4
+AGP_END = 0.75
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """A pruned model, its accuracy (fraction of the test set) before and after, and
+    ``layers``: one row per prunable layer with columns ``layer``, ``weights``,
+    ``kept``, ``target`` and ``density`` (kept / weights, fraction), ``units_kept``
+    (output units with any weight kept), ``q`` (magnitude: Han's threshold over sigma
+    of the dense weights, else NaN)."""
+
+    model: Model
+    accuracy_before: float
+    accuracy_after: float
+    layers: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+
+
+def prune(model: Model, data: Dataset, criterion: str, granularity: str, density, schedule: str = "oneshot",
+          group: int | None = None, epochs: int = 10, recipe: TrainConfig | None = None,
+          seed: int = 0) -> PruneResult:
+    """Prune a trained ``model`` (in place) and return the result (see module doc)."""
+    crit = get_criterion(criterion)
+    G.check(granularity, group)
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {schedule!r}; accepted: " + ", ".join(SCHEDULES))
+    if epochs < 0:
+        raise InputError(f"epochs must be >= 0, got {epochs}")
+    check_fits(model, granularity, group)
+    targets = targets_for(model, density, granularity)
+    recipe = recipe or TrainConfig()
+    tune = TrainConfig(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr * FINE_TUNE_LR,
+                       momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    rng = np.random.default_rng(seed)
+    dense = {lay.name: lay.weight.copy() for lay in model.prunable()}
+    before = model.accuracy(data.x_test, data.y_test)
+    band = crit.band if crit.splice else 0.0
+    model.set_splice(crit.splice)
+
+    def step(t: dict[str, float]) -> None:
+        prune_to(model, crit, granularity, t, data, rng, group, band=band)
+
+    def surgery_hook(every: int):
+        def hook(s: int, total: int) -> None:
+            if s and s % every == 0:
+                step(targets)
+        return hook
+
+    per_epoch = math.ceil(data.x_train.shape[0] / tune.batch_size)
+    half = max(per_epoch // 2, 1)
+    if schedule == "oneshot":
+        step(targets)
+        train(model, data, tune, seed, surgery_hook(half) if crit.splice else None)
+    elif schedule == "iterative":
+        for r in range(1, ROUNDS + 1):
+            step({n: d ** (r / ROUNDS) for n, d in targets.items()})
+            share = epochs // ROUNDS + (1 if r <= epochs % ROUNDS else 0)
+            train(model, data, tune.with_epochs(share), seed + r,
+                  surgery_hook(half) if crit.splice else None)
+    else:
+        def agp(s: int, total: int) -> None:
+            end = max(int(AGP_END * total), 1)
+            if s % half or s > end:
+                return
+            p = min(s / end, 1.0)
+            step({n: d + (1 - d) * (1 - p) ** 3 for n, d in targets.items()})
+        train(model, data, tune, seed, agp)
+        if epochs == 0:
+            step(targets)
+    if crit.splice:
+        # Fix the masks with an exact cut, stop splicing, settle one epoch.
+        model.set_splice(False)
+        prune_to(model, crit, granularity, targets, data, rng, group, band=0.0)
+        for lay in model.prunable():
+            lay.apply_mask()
+        train(model, data, tune.with_epochs(1 if epochs else 0), seed + 99)
+    after = model.accuracy(data.x_test, data.y_test)
+    rows = []
+    for lay in model.prunable():
+        units = lay.mask.reshape(lay.mask.shape[0], -1).any(axis=1)
+        rows.append({"layer": lay.name, "weights": int(lay.mask.size), "kept": int(lay.mask.sum()),
+                     "target": targets[lay.name], "density": float(lay.mask.mean()),
+                     "units_kept": int(units.sum()), "units": int(units.size),
+                     "q": han_threshold(dense[lay.name], lay.mask) if criterion == "magnitude"
+                     else float("nan")})
+    settings = {"criterion": criterion, "granularity": granularity, "group": group,
+                "density": density if not isinstance(density, dict) else dict(density),
+                "schedule": schedule, "epochs": epochs, "seed": seed}
+    return PruneResult(model, before, after, pd.DataFrame(rows), settings)
