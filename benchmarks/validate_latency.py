@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", help="a calibrated profile (default: calibrate now)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", help="write the per-point table as CSV")
+    parser.add_argument("--from-csv", help="report on a table written by --out instead of "
+                                           "measuring again (predictions are recomputed)")
     args = parser.parse_args(argv)
     if args.profile:
         dev = hwprune.device(args.profile)
@@ -93,6 +95,12 @@ def main(argv=None) -> int:
             path = Path(tmp) / "host.toml"
             path.write_text(calibrate())
             dev = hwprune.device(str(path))
+    if args.from_csv:
+        df = pd.read_csv(args.from_csv)
+        df["predicted_s"] = [cpu_latency(kernel_work(KernelShape(rows=r.rows, cols=r.cols, n=1), r.scheme,
+                                                     r.density, dev.compute.simd_lanes), dev).seconds
+                             for r in df.itertuples()]
+        return report(df, dev, args.out)
     rng = np.random.default_rng(1)
     rows = []
     for name, m, k in SHAPES:
@@ -105,10 +113,14 @@ def main(argv=None) -> int:
                 rows.append({"shape": name, "rows": m, "cols": k, "scheme": scheme, "density": d,
                              "measured_s": t, "predicted_s": est.seconds, "bound": est.bound})
     print("", file=sys.stderr)
-    df = pd.DataFrame(rows)
+    return report(pd.DataFrame(rows), dev, args.out)
+
+
+def report(df: pd.DataFrame, dev, out: str | None) -> int:
+    """Print the error distribution and the break-even comparison; write ``out``."""
     df["error"] = df["predicted_s"] / df["measured_s"] - 1
-    if args.out:
-        df.to_csv(args.out, index=False)
+    if out:
+        df.to_csv(out, index=False)
     err = df["error"]
     within = (err.abs() <= 0.15).mean()
     q = err.quantile([0.05, 0.25, 0.5, 0.75, 0.95])
@@ -120,11 +132,11 @@ def main(argv=None) -> int:
           .to_string())
     table = []
     for name, m, k in SHAPES:
-        dense_m = df[(df.shape == name) & (df.scheme == "dense")]["measured_s"].iloc[0]
+        dense_m = df[(df["shape"] == name) & (df["scheme"] == "dense")]["measured_s"].iloc[0]
         shape = KernelShape(rows=m, cols=k, n=1)
-        dense_p = cpu_latency(kernel_work(shape, "dense", 1.0), dev).seconds
+        dense_p = cpu_latency(kernel_work(shape, "dense", 1.0, dev.compute.simd_lanes), dev).seconds
         for scheme in FORMATS[1:]:
-            curve = df[(df.shape == name) & (df.scheme == scheme)]
+            curve = df[(df["shape"] == name) & (df["scheme"] == scheme)]
             meas = measured_crossing(curve, dense_m)
 
             def at(d, scheme=scheme, shape=shape):

@@ -106,3 +106,31 @@ def energy_detail(net: str | Path | Network, dev: str | Path | DeviceProfile, de
     ``word_accesses`` and ``energy_pj`` (see :func:`energy` for the arguments)."""
     return energy_breakdown(network(net), device(dev, profiles), densities, batch, dataflow,
                             weight_format)
+
+
+def prune(model: str, criterion: str = "magnitude", granularity: str = "fine", density=0.1,
+          schedule: str = "oneshot", group: int | None = None, epochs: int = 10, seed: int = 0):
+    """Train a reference model (``digits-mlp`` or ``digits-cnn``) and prune it; returns
+    a :class:`~hwprune.prune.schedules.PruneResult` (see ``hwprune prune``)."""
+    from .prune import models
+    from .prune.schedules import check_request
+    from .prune.schedules import prune as run
+
+    spec = models.spec(model)
+    check_request(models.build(model), criterion, granularity, density, schedule, group, epochs)
+    trained, data = models.trained(model, seed)
+    return run(trained, data, criterion, granularity, density, schedule, group, epochs,
+               spec.recipe, seed)
+
+
+def sensitivity(model: str, criterion: str = "magnitude", granularity: str = "fine",
+                densities=None, group: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``)."""
+    from .prune import models
+    from .prune.schedules import check_request
+    from .prune.sensitivity import DEFAULT_DENSITIES
+    from .prune.sensitivity import sensitivity as run
+
+    check_request(models.build(model), criterion, granularity, 1.0, "oneshot", group, 0)
+    trained, data = models.trained(model, seed)
+    return run(trained, data, criterion, granularity, densities or DEFAULT_DENSITIES, group, seed)

@@ -199,6 +199,65 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _model_choice(name: str) -> str:
+    from .prune.models import spec
+    return spec(name).name
+
+
+def _cmd_prune(args: argparse.Namespace) -> None:
+    import io
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from .prune.models import build
+    from .prune.schedules import check_request
+
+    check_request(build(args.model), args.criterion, args.granularity, args.density,
+                  args.schedule, args.group, args.epochs)
+    if args.out_dir and Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise InputError(f"--out {args.out_dir}: exists and is not a directory")
+    print(f"training {args.model} (seed {args.seed}) ...", file=sys.stderr)
+    result = api.prune(args.model, args.criterion, args.granularity, args.density, args.schedule,
+                       args.group, args.epochs, args.seed)
+    kept, total = result.model.weight_count()
+    sys.stdout.write(render(result.layers, args.format))
+    print(f"accuracy: {result.accuracy_before:.4f} dense -> {result.accuracy_after:.4f} pruned "
+          f"(test set, fraction); weights kept {kept}/{total} ({kept / total:.3f})")
+    if args.out_dir:
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **result.model.state())
+        write_atomic(out / "weights.npz", buf.getvalue())
+        summary = {"model": args.model, **result.settings,
+                   "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy_after,
+                   "weights_kept": kept, "weights": total,
+                   "layers": json.loads(result.layers.to_json(orient="records"))}
+        write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {out / 'weights.npz'} and {out / 'summary.json'}", file=sys.stderr)
+
+
+def _cmd_sensitivity(args: argparse.Namespace) -> None:
+    from .report.plots import check_plot_path, plot_sensitivity
+
+    if args.plot:
+        check_plot_path(args.plot)
+    _model_choice(args.model)
+    table = api.sensitivity(args.model, args.criterion, args.granularity, args.densities,
+                            args.group, args.seed)
+    if args.plot:
+        plot_sensitivity(table, f"{args.model}: {args.criterion}, {args.granularity}, one layer "
+                         "pruned at a time (no retraining)", args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    _emit(table, args)
+
+
+def _densities(text: str) -> tuple[float, ...]:
+    return tuple(_density(t.strip()) for t in text.split(",") if t.strip())
+
+
 def _density(text: str) -> float:
     try:
         if "_" in text:
@@ -337,6 +396,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the profile to FILE (atomically) "
                    "instead of standard output")
     p.set_defaults(func=_cmd_calibrate)
+
+    from .prune.criteria import CRITERIA
+    from .prune.granularity import GRANULARITIES
+    from .prune.models import MODELS
+    from .prune.schedules import SCHEDULES
+
+    def add_pruning_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
+        p.add_argument("--criterion", default="magnitude", choices=list(CRITERIA),
+                       help="importance criterion (default: magnitude)")
+        p.add_argument("--granularity", default="fine", choices=list(GRANULARITIES),
+                       help="what is removed together (default: fine)")
+        p.add_argument("--group", type=_positive_int, default=None,
+                       help="SIMD group width g, for --granularity simd only")
+        p.add_argument("--seed", type=_seed, default=0, help="seed of data split, "
+                       "initialization and pruning (default: 0)")
+
+    p = sub.add_parser("prune", help="train a reference model and prune it; prints accuracy "
+                                     "before and after and each layer's density")
+    add_pruning_options(p)
+    p.add_argument("--density", type=_density, required=True,
+                   help="kept fraction of each layer's weights, in (0, 1]")
+    p.add_argument("--schedule", default="oneshot", choices=list(SCHEDULES),
+                   help="oneshot, iterative (Han et al.) or agp (cubic, Zhu & Gupta) "
+                        "(default: oneshot)")
+    p.add_argument("--epochs", type=_int_between(0), default=10,
+                   help="fine-tuning epochs (default: 10)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table format")
+    p.add_argument("--out", dest="out_dir", metavar="DIR",
+                   help="write weights.npz (weights, biases, masks) and summary.json to DIR")
+    p.set_defaults(func=_cmd_prune)
+
+    p = sub.add_parser("sensitivity", help="test accuracy against density, one layer pruned "
+                                           "at a time without retraining")
+    add_pruning_options(p)
+    p.add_argument("--densities", type=_densities, default=None,
+                   help="comma-separated densities (default: 0.9,0.7,0.5,0.3,0.2,0.1,0.05)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against density")
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_sensitivity)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
     bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

@@ -56,7 +56,7 @@ def check(granularity: str, group: int | None) -> None:
         raise InputError(f"unknown granularity {granularity!r}; accepted: " + ", ".join(GRANULARITIES))
     if granularity == "simd":
         if group is None or group < 1:
-            raise InputError(f"the simd granularity needs a group width >= 1, got {group}")
+            raise InputError(f"the simd granularity needs a group width g >= 1 (--group), got {group}")
     elif group is not None:
         raise InputError(f"a group width applies to the simd granularity only, not {granularity!r}")
 

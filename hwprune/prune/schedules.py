@@ -53,18 +53,26 @@ class PruneResult:
     settings: dict = field(default_factory=dict)
 
 
-def prune(model: Model, data: Dataset, criterion: str, granularity: str, density, schedule: str = "oneshot",
-          group: int | None = None, epochs: int = 10, recipe: TrainConfig | None = None,
-          seed: int = 0) -> PruneResult:
-    """Prune a trained ``model`` (in place) and return the result (see module doc)."""
-    crit = get_criterion(criterion)
+def check_request(model: Model, criterion: str, granularity: str, density, schedule: str,
+                  group: int | None, epochs: int) -> dict[str, float]:
+    """Raise :class:`InputError` for anything :func:`prune` would reject, before any
+    training; returns the per-layer targets."""
+    get_criterion(criterion)
     G.check(granularity, group)
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}; accepted: " + ", ".join(SCHEDULES))
     if epochs < 0:
         raise InputError(f"epochs must be >= 0, got {epochs}")
     check_fits(model, granularity, group)
-    targets = targets_for(model, density, granularity)
+    return targets_for(model, density, granularity)
+
+
+def prune(model: Model, data: Dataset, criterion: str, granularity: str, density, schedule: str = "oneshot",
+          group: int | None = None, epochs: int = 10, recipe: TrainConfig | None = None,
+          seed: int = 0) -> PruneResult:
+    """Prune a trained ``model`` (in place) and return the result (see module doc)."""
+    crit = get_criterion(criterion)
+    targets = check_request(model, criterion, granularity, density, schedule, group, epochs)
     recipe = recipe or TrainConfig()
     tune = TrainConfig(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr * FINE_TUNE_LR,
                        momentum=recipe.momentum, weight_decay=recipe.weight_decay)

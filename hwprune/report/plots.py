@@ -103,3 +103,20 @@ def plot_breakeven(curves: pd.DataFrame, title: str, path: str | Path) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_sensitivity(table: pd.DataFrame, title: str, path: str | Path) -> None:
+    """Test accuracy against density, one line per layer (a sensitivity table)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cmap = plt.get_cmap("tab10")
+    for i, (layer, part) in enumerate(table.groupby("layer", sort=False)):
+        part = part.sort_values("density")
+        ax.plot(part["density"], part["accuracy"] * 100, marker="o", label=layer, color=cmap(i % 10))
+    ax.invert_xaxis()
+    ax.set_xlabel("density of the pruned layer (fraction kept)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
