@@ -352,3 +352,15 @@ def test_cli_sensitivity_table_and_plot(tmp_path, capsys):
     assert plot.stat().st_size > 1000
     acc = {(r.split(",")[0], r.split(",")[1]): float(r.split(",")[3]) for r in lines[1:]}
     assert acc[("fc1", "0.05")] < acc[("fc1", "0.5")]
+
+
+def test_a_seed_makes_training_and_pruning_repeatable():
+    runs = []
+    for _ in range(2):
+        data = digits(5)
+        model = models.build("digits-mlp", 5)
+        train(model, data, TrainConfig(epochs=1), seed=5)
+        prune(model, data, "taylor", "simd", 0.3, "agp", group=4, epochs=1, seed=5)
+        runs.append(model.state())
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key])
