@@ -134,3 +134,18 @@ def sensitivity(model: str, criterion: str = "magnitude", granularity: str = "fi
     check_request(models.build(model), criterion, granularity, 1.0, "oneshot", group, 0)
     trained, data = models.trained(model, seed)
     return run(trained, data, criterion, granularity, densities or DEFAULT_DENSITIES, group, seed)
+
+
+def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
+                seed: int = 0, profiles: Sequence[str | Path] = (), progress=None):
+    """Scalpel's per-layer choice for a reference model on a device; returns a
+    :class:`~hwprune.prune.scalpel.ScalpelResult` (see ``hwprune granularity``)."""
+    from .prune import models
+    from .prune.scalpel import scalpel
+
+    if model not in models.MODELS:
+        hint = (" (a built-in network carries no trained weights, so how far it can be pruned "
+                "within a tolerance cannot be measured)" if model in zoo_names() else "")
+        raise UnknownNameError(f"granularity needs a trained model; {model!r} is not one of "
+                               + ", ".join(models.MODELS) + hint)
+    return scalpel(model, device(dev, profiles), tolerance, seed, progress)

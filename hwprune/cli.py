@@ -254,6 +254,33 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
     _emit(table, args)
 
 
+def _cmd_granularity(args: argparse.Namespace) -> None:
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
+                             progress)
+    shown = result.layers[["layer", "scheme", "density", "speedup", "energy_ratio", "reason"]]
+    if args.format != "table":
+        shown = result.layers
+    _emit(shown, args)
+    if args.format == "table" and not args.out:
+        print(f"{result.model} on {result.device} (SIMD group g = {result.group}): accuracy "
+              f"{result.dense_accuracy:.4f} dense -> {result.final_accuracy:.4f} with these choices "
+              f"(tolerance {args.tolerance}); speedup = simulated dense latency / chosen, "
+              "energy_ratio = simulated chosen energy / dense")
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
 def _densities(text: str) -> tuple[float, ...]:
     return tuple(_density(t.strip()) for t in text.split(",") if t.strip())
 
@@ -436,6 +463,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against density")
     _add_table_options(p)
     p.set_defaults(func=_cmd_sensitivity)
+
+    p = sub.add_parser("granularity", help="Scalpel's choice per layer (dense, simd, node, fine) "
+                                           "for a reference model on a device, from the simulators")
+    p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
+    p.add_argument("--device", required=True, help="a device id or profile path")
+    p.add_argument("--tolerance", type=_tolerance, default=0.01,
+                   help="accuracy drop allowed, as a fraction (default: 0.01)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    _add_profiles_option(p)
+    _add_table_options(p)
+    p.set_defaults(func=_cmd_granularity)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
     bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

@@ -99,17 +99,23 @@ def trained(name: str, seed: int = 0) -> tuple[Model, Dataset]:
     return model.copy(), data
 
 
-def to_network(model: Model) -> Network:
+def to_network(model: Model, compact: bool = False) -> Network:
     """The model as a hwprune workload :class:`~hwprune.workload.network.Network`, so
-    that the energy and latency simulators can cost it (layer names are kept)."""
+    that the energy and latency simulators can cost it (layer names are kept).
+
+    ``compact=True``: the physically smaller network that node pruning leaves, with
+    only the output units that keep a weight (the last layer keeps its classes)."""
     b = NetworkBuilder(model.name, model.input_shape)
     x = b.input
+    last = model.prunable()[-1]
     for lay in model.layers:
+        units = lay.weight.shape[0] if hasattr(lay, "weight") else 0
+        if compact and hasattr(lay, "mask") and lay is not last:
+            units = max(int(lay.mask.reshape(units, -1).any(axis=1).sum()), 1)
         if isinstance(lay, Conv2d):
-            x = b.conv(lay.name, x, lay.weight.shape[0], lay.kernel, stride=lay.stride,
-                       padding=lay.padding)
+            x = b.conv(lay.name, x, units, lay.kernel, stride=lay.stride, padding=lay.padding)
         elif isinstance(lay, Dense):
-            x = b.fc(lay.name, x, lay.weight.shape[0])
+            x = b.fc(lay.name, x, units)
         elif isinstance(lay, MaxPool2d):
             x = b.maxpool(lay.name, x, lay.size, lay.size)
         elif isinstance(lay, Flatten):

@@ -25,7 +25,32 @@ from .model import Model, expand_units
 from .statistics import collect
 
 
-def targets_for(model: Model, density: float | Mapping[str, float], granularity: str) -> dict[str, float]:
+Granularity = str | Mapping[str, str]
+"""One granularity for every layer, or one per layer name (mixed, as Scalpel chooses)."""
+Group = int | None | Mapping[str, int | None]
+
+
+def per_layer(model: Model, granularity: Granularity, group: Group) -> dict[str, tuple[str, int | None]]:
+    """``{layer: (granularity, group width)}``; a mapping must name every prunable layer."""
+    names = [lay.name for lay in model.prunable()]
+    out = {}
+    for n in names:
+        if isinstance(granularity, Mapping):
+            if n not in granularity:
+                raise InputError(f"a per-layer granularity must name every layer; {n!r} is missing")
+            gran = granularity[n]
+        else:
+            gran = granularity
+        g = group.get(n) if isinstance(group, Mapping) else group
+        out[n] = (gran, g)
+    if isinstance(granularity, Mapping):
+        unknown = sorted(set(granularity) - set(names))
+        if unknown:
+            raise InputError(f"model {model.name!r} has no prunable layer(s) {', '.join(unknown)}")
+    return out
+
+
+def targets_for(model: Model, density: float | Mapping[str, float], granularity: Granularity) -> dict[str, float]:
     """Per-layer target densities: one number for every layer, or a mapping by layer
     name (layers not named stay dense). Filter and node granularities keep the last
     layer (the classes) dense."""
@@ -41,20 +66,22 @@ def targets_for(model: Model, density: float | Mapping[str, float], granularity:
     for n, d in out.items():
         if not 0 < d <= 1:
             raise InputError(f"density of {n} must be in (0, 1], got {d}")
-    if granularity in G.ROW_GRANULARITIES:
+    last = granularity.get(names[-1]) if isinstance(granularity, Mapping) else granularity
+    if last in G.ROW_GRANULARITIES:
         out[names[-1]] = 1.0
     return out
 
 
-def check_fits(model: Model, granularity: str, group: int | None) -> None:
+def check_fits(model: Model, granularity: Granularity, group: Group) -> None:
     """Raise :class:`InputError` now if the granularity does not fit some layer."""
     for lay in model.prunable():
-        G.groups_of(lay.weight.shape, granularity, group, lay.name)
+        gran, g = per_layer(model, granularity, group)[lay.name]
+        G.groups_of(lay.weight.shape, gran, g, lay.name)
 
 
-def prune_to(model: Model, criterion: Criterion, granularity: str, targets: Mapping[str, float],
-             data: Dataset | None, rng: np.random.Generator, group: int | None = None,
-             band: float = 0.0) -> None:
+def prune_to(model: Model, criterion: Criterion, granularity: Granularity,
+             targets: Mapping[str, float], data: Dataset | None, rng: np.random.Generator,
+             group: Group = None, band: float = 0.0) -> None:
     """Set every prunable layer's mask to its target density (see module docstring).
 
     ``band`` > 0 applies network surgery's two thresholds around the target's score
@@ -63,26 +90,28 @@ def prune_to(model: Model, criterion: Criterion, granularity: str, targets: Mapp
         raise InputError(f"criterion {criterion.name!r} needs training data")
     stats = collect(model, data, seed=int(rng.integers(1 << 31))) if criterion.needs_data else {}
     layers = model.prunable()
+    plan = per_layer(model, granularity, group)
     new_masks, units = {}, {}
     for lay in layers:
-        groups = G.groups_of(lay.weight.shape, granularity, group, lay.name)
+        gran, width = plan[lay.name]
+        groups = G.groups_of(lay.weight.shape, gran, width, lay.name)
         current = G.alive(groups, lay.mask)
         target = targets[lay.name]
         if target >= 1.0 and not criterion.splice:
             keep = current
         else:
-            scores = criterion.group_scores(lay, groups, stats.get(lay.name), rng, granularity)
+            scores = criterion.group_scores(lay, groups, stats.get(lay.name), rng, gran)
             eligible = None if criterion.splice else current
             keep = G.select(scores, groups.sizes, target, eligible)
             if band > 0:
                 cut = scores[keep].min()
                 keep = (scores >= cut * (1 + band)) | (current & (scores >= cut * (1 - band)))
         new_masks[lay.name] = G.to_mask(groups, keep)
-        if granularity == "node":
+        if gran == "node":
             units[lay.name] = keep
     for i, lay in enumerate(layers):
         mask = new_masks[lay.name]
-        if granularity == "node" and i > 0:
+        if i > 0 and layers[i - 1].name in units:
             mask = mask & expand_units(lay, units[layers[i - 1].name])
         lay.mask = np.ascontiguousarray(mask)
         if not lay.splice:

@@ -29,7 +29,7 @@ from .criteria import criterion as get_criterion
 from .criteria import han_threshold
 from .data import Dataset
 from .model import Model
-from .pruner import check_fits, prune_to, targets_for
+from .pruner import Granularity, Group, check_fits, per_layer, prune_to, targets_for
 from .trainer import TrainConfig, train
 
 SCHEDULES = ("oneshot", "iterative", "agp")
@@ -53,12 +53,13 @@ class PruneResult:
     settings: dict = field(default_factory=dict)
 
 
-def check_request(model: Model, criterion: str, granularity: str, density, schedule: str,
-                  group: int | None, epochs: int) -> dict[str, float]:
+def check_request(model: Model, criterion: str, granularity: Granularity, density, schedule: str,
+                  group: Group, epochs: int) -> dict[str, float]:
     """Raise :class:`InputError` for anything :func:`prune` would reject, before any
     training; returns the per-layer targets."""
     get_criterion(criterion)
-    G.check(granularity, group)
+    for gran, g in per_layer(model, granularity, group).values():
+        G.check(gran, g)
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}; accepted: " + ", ".join(SCHEDULES))
     if epochs < 0:
@@ -67,8 +68,9 @@ def check_request(model: Model, criterion: str, granularity: str, density, sched
     return targets_for(model, density, granularity)
 
 
-def prune(model: Model, data: Dataset, criterion: str, granularity: str, density, schedule: str = "oneshot",
-          group: int | None = None, epochs: int = 10, recipe: TrainConfig | None = None,
+def prune(model: Model, data: Dataset, criterion: str, granularity: Granularity, density,
+          schedule: str = "oneshot",
+          group: Group = None, epochs: int = 10, recipe: TrainConfig | None = None,
           seed: int = 0) -> PruneResult:
     """Prune a trained ``model`` (in place) and return the result (see module doc)."""
     crit = get_criterion(criterion)
@@ -128,7 +130,9 @@ def prune(model: Model, data: Dataset, criterion: str, granularity: str, density
                      "units_kept": int(units.sum()), "units": int(units.size),
                      "q": han_threshold(dense[lay.name], lay.mask) if criterion == "magnitude"
                      else float("nan")})
-    settings = {"criterion": criterion, "granularity": granularity, "group": group,
+    settings = {"criterion": criterion,
+                "granularity": granularity if isinstance(granularity, str) else dict(granularity),
+                "group": group if not isinstance(group, dict) else dict(group),
                 "density": density if not isinstance(density, dict) else dict(density),
                 "schedule": schedule, "epochs": epochs, "seed": seed}
     return PruneResult(model, before, after, pd.DataFrame(rows), settings)

@@ -1,0 +1,51 @@
+"""Scalpel's policy: choices derived from the simulators, dense above break-even."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwprune.cli import main
+from hwprune.prune import scalpel as S
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {dev: S.scalpel("digits-mlp", dev, 0.01) for dev in ("cortex-m4", "titan-x")}
+
+
+def test_every_layer_gets_a_scheme_a_density_and_a_reason(results):
+    for r in results.values():
+        df = r.layers
+        assert list(df["layer"]) == ["fc1", "fc2", "fc3"]
+        assert set(df["scheme"]) <= {"dense", "fine", "simd", "node"}
+        assert (df["density"] > 0).all() and (df["density"] <= 1).all()
+        assert df["reason"].str.len().min() > 20
+        # a pruned choice is one the latency simulator says is faster than dense
+        assert (df.loc[df["scheme"] != "dense", "speedup"] > 1).all()
+        assert r.final_accuracy >= r.dense_accuracy - 0.03
+
+
+def test_the_choice_depends_on_the_device(results):
+    m4, gpu = results["cortex-m4"].layers, results["titan-x"].layers
+    assert results["cortex-m4"].group == 2 and results["titan-x"].group == 32
+    assert not np.allclose(m4["speedup"], gpu["speedup"])
+
+
+def test_a_layer_stays_dense_when_its_density_is_above_break_even(monkeypatch):
+    S._search_cached.cache_clear()
+    monkeypatch.setattr(S, "DENSITY_GRID", (0.95,))
+    r = S.scalpel("digits-mlp", "core-i7", 0.01)
+    S._search_cached.cache_clear()
+    fine = r.layers.set_index("layer")
+    # On the cpu, csr at 95% density is slower than dense: no layer picks fine there.
+    assert (fine["fine_speedup"] < 1).all()
+    assert "fine" not in set(fine["scheme"])
+    dense = fine[fine["scheme"] == "dense"]
+    assert all("not faster than dense" in why for why in dense["reason"])
+
+
+def test_granularity_cli_rejects_networks_without_weights(capsys):
+    assert main(["granularity", "alexnet", "--device", "titan-x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained" in err[0]
