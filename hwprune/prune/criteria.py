@@ -84,28 +84,45 @@ class Random(Criterion):
         return rng.random(groups.count)
 
 
-class MeanActivation(Criterion):
-    name = "activation"
+class _ActivationCriterion(Criterion):
+    """Shared shape of the activation criteria: a unit score for whole filters/nodes,
+    else ``|w|`` times a factor of the input each weight multiplies, summed per group."""
+
     needs_data = True
+
+    def unit_scores(self, stats: LayerStatistics) -> np.ndarray:
+        raise NotImplementedError
+
+    def input_factor(self, stats: LayerStatistics) -> np.ndarray:
+        raise NotImplementedError
+
+    def group_scores(self, layer, groups, stats, rng, granularity):
+        if granularity in ROW_GRANULARITIES:
+            return self.unit_scores(stats)[groups.row_of]
+        rows = np.abs(layer.rows()) * self.input_factor(stats)[None, :]
+        return _sum(groups, rows.reshape(layer.weight.shape))
+
+
+class MeanActivation(_ActivationCriterion):
+    name = "activation"
     description = "mean activation: |w| E|x| per weight; unit output mean for filter/node"
 
-    def group_scores(self, layer, groups, stats, rng, granularity):
-        if granularity in ROW_GRANULARITIES:
-            return stats.output_mean[groups.row_of]
-        rows = np.abs(layer.rows()) * stats.input_abs_mean[None, :]
-        return _sum(groups, rows.reshape(layer.weight.shape))
+    def unit_scores(self, stats):
+        return stats.output_mean
+
+    def input_factor(self, stats):
+        return stats.input_abs_mean
 
 
-class APoZ(Criterion):
+class APoZ(_ActivationCriterion):
     name = "apoz"
-    needs_data = True
     description = "average percentage of zeros: |w| (1 - APoZ of its input); unit 1 - APoZ"
 
-    def group_scores(self, layer, groups, stats, rng, granularity):
-        if granularity in ROW_GRANULARITIES:
-            return 1.0 - stats.output_zero_fraction[groups.row_of]
-        rows = np.abs(layer.rows()) * (1.0 - stats.input_zero_fraction[None, :])
-        return _sum(groups, rows.reshape(layer.weight.shape))
+    def unit_scores(self, stats):
+        return 1.0 - stats.output_zero_fraction
+
+    def input_factor(self, stats):
+        return 1.0 - stats.input_zero_fraction
 
 
 class Taylor(Criterion):
