@@ -271,6 +271,56 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
               "energy_ratio = simulated chosen energy / dense")
 
 
+def _device_list(args: argparse.Namespace):
+    names = [d.strip() for d in args.devices.split(",") if d.strip()]
+    if not names:
+        raise UsageError(f"--devices needs a comma-separated list; got {args.devices!r}")
+    return [api.device(d, args.profiles) for d in names]
+
+
+def _cmd_tradeoff(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .prune.models import spec
+    from .prune.tradeoff import pareto, planned_steps, scalpel_vs_traditional, sweep
+    from .report.plots import plot_tradeoff
+    from .report.progress import Progress
+
+    spec(args.model)
+    devices = _device_list(args)
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    bar = Progress(planned_steps(args.model, devices))
+    points = sweep(args.model, devices, args.seed, bar)
+    bar.close()
+    points["pareto_energy"] = pareto(points, "energy_pj")
+    points["pareto_latency"] = pareto(points, "latency_s")
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "tradeoff.csv", points.to_csv(index=False))
+    for dev in devices:
+        plot_tradeoff(points[points["device"] == dev.id], points["pareto_energy"],
+                      points["pareto_latency"], f"{args.model} on {dev.id}", out / f"tradeoff-{dev.id}.png")
+    versus = scalpel_vs_traditional(points)
+    write_atomic(out / "scalpel-vs-traditional.csv", versus.to_csv(index=False))
+    sys.stdout.write(render(versus, args.format))
+    print(f"wrote {out / 'tradeoff.csv'}, scalpel-vs-traditional.csv and "
+          f"{len(devices)} plots (tradeoff-DEVICE.png)", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .report.html_report import build_report
+
+    devices = _device_list(args)
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    page = build_report(out, devices, seed=args.seed)
+    print(f"wrote {page} (open it in a browser)", file=sys.stderr)
+
+
 def _tolerance(text: str) -> float:
     try:
         value = float(text)
@@ -474,6 +524,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_granularity)
+
+    all_devices = "cortex-m4,core-i7,titan-x,eyeriss"
+    p = sub.add_parser("tradeoff", help="accuracy against simulated energy and latency: every "
+                                        "pruning policy swept over density and device")
+    p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
+    p.add_argument("--devices", default=all_devices, help=f"comma-separated (default: {all_devices})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", default="tradeoff",
+                   help="directory for tradeoff.csv and the plots (default: tradeoff)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table format")
+    _add_profiles_option(p)
+    p.set_defaults(func=_cmd_tradeoff)
+
+    p = sub.add_parser("report", help="train the reference models, run the policies on the "
+                                      "devices, and write one HTML page with figures and CSVs")
+    p.add_argument("--devices", default=all_devices, help=f"comma-separated (default: {all_devices})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", default="report",
+                   help="directory for index.html, PNG and CSV files (default: report)")
+    _add_profiles_option(p)
+    p.set_defaults(func=_cmd_report)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
     bench_sub = bench_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

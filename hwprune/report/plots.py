@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -118,5 +119,43 @@ def plot_sensitivity(table: pd.DataFrame, title: str, path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_tradeoff(points: pd.DataFrame, front_energy: pd.Series, front_latency: pd.Series,
+                  title: str, path: str | Path) -> None:
+    """Accuracy against simulated energy and against latency, one point per policy
+    setting, the Pareto front of each panel drawn as a line (``points`` of one device;
+    one row of panels per model)."""
+    model_names = list(dict.fromkeys(points["model"]))
+    fig, axes = plt.subplots(len(model_names), 2, figsize=(11, 4 * len(model_names)), squeeze=False)
+    policies = list(dict.fromkeys(points["policy"]))
+    cmap = plt.get_cmap("tab10")
+    markers = "o^sDvP*Xh<>"
+    for r, model in enumerate(model_names):
+        part = points[points["model"] == model]
+        for c, (cost, scale, unit, front) in enumerate([("energy_pj", 1e-6, "energy (µJ)", front_energy),
+                                                        ("latency_s", 1e3, "latency (ms)", front_latency)]):
+            ax = axes[r][c]
+            for i, policy in enumerate(policies):
+                sel = part[part["policy"] == policy]
+                if sel.empty:
+                    continue
+                ax.scatter(sel[cost] * scale, sel["accuracy"] * 100, label=policy, color=cmap(i % 10),
+                           marker=markers[i % len(markers)], s=36, alpha=0.85)
+            on = part[front.loc[part.index]].sort_values(cost)
+            ax.step(on[cost] * scale, on["accuracy"] * 100, where="post", color="black", lw=1,
+                    alpha=0.7, label="Pareto front")
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel(f"simulated {unit}, batch 1")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{model}: accuracy against {unit.split(' ')[0]}", fontsize=10)
+            ax.grid(alpha=0.3, which="both")
+        axes[r][0].legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)

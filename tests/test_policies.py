@@ -1,0 +1,144 @@
+"""Energy-aware pruning, costing of pruned models, trade-off sweeps and the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hwprune
+from hwprune.cli import main
+from hwprune.prune import energy_aware as EA
+from hwprune.prune import models, scalpel, tradeoff
+from hwprune.prune.costing import model_cost
+from hwprune.prune.layers import Dense
+from hwprune.prune.schedules import prune
+
+
+def test_least_squares_refit_recovers_a_layer_whose_extra_weights_were_zero():
+    rng = np.random.default_rng(0)
+    lay = Dense("d", 6, 3, rng)
+    true = np.zeros((3, 6))
+    true[:, :2] = rng.standard_normal((3, 2))
+    x = rng.standard_normal((200, 6))
+    target = x @ true.T
+    lay.weight = (true + 0.3 * rng.standard_normal((3, 6))).astype(np.float32)  # noisy start
+    lay.weight[:, :2] = np.abs(lay.weight[:, :2]) + 5                           # largest |w|
+    mask = EA.prune_layer(lay, 1 / 3, x, target)
+    assert mask.sum() == 6 and mask[:, :2].all()
+    np.testing.assert_allclose(lay.weight[:, :2], true[:, :2], atol=1e-3)
+
+
+def test_energy_aware_prunes_the_most_expensive_layer_first_within_budget():
+    dev = hwprune.device("cortex-m4")
+    r = EA.energy_aware("digits-mlp", dev, budget=0.01, epochs=1)
+    assert list(r.layers["energy_pj"]) == sorted(r.layers["energy_pj"], reverse=True)
+    assert (r.layers["accuracy_after_layer"] >= r.dense_accuracy - 0.01 - 1e-12).all()
+    assert (r.layers["density"] < 1).any()
+    for lay in r.model.prunable():
+        assert not lay.weight[~lay.mask].any()
+
+
+def test_cost_of_a_node_pruned_model_is_the_smaller_dense_network():
+    dev = hwprune.device("core-i7")
+    model, data = models.trained("digits-mlp")
+    dense = model_cost(model, dev, "dense")
+    prune(model, data, "magnitude", "node", 0.5, epochs=0)
+    node = model_cost(model, dev, "node")
+    assert list(node["scheme"]) == ["dense"] * 3
+    assert node.loc[0, "rows"] == 150 and node.loc[1, "cols"] == 150
+    assert (node["energy_pj"] < dense["energy_pj"]).all()
+    assert node["bytes"].sum() < dense["bytes"].sum()
+
+
+def test_cost_of_fine_pruning_counts_index_bytes():
+    dev = hwprune.device("cortex-m4")
+    model, data = models.trained("digits-mlp")
+    prune(model, data, "magnitude", "fine", 0.5, epochs=0)
+    fine = model_cost(model, dev, "fine")
+    row = fine.iloc[1]
+    nnz = int(model.layer("fc2").mask.sum())
+    expected = nnz * (dev.element_bytes + dev.sparsity.index_bits / 8) + (row["rows"] + 1) * 4
+    assert row["scheme"] == "fine" and row["bytes"] == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def small_sweep():
+    patch = pytest.MonkeyPatch()
+    patch.setattr(tradeoff, "DENSITIES", (0.3,))
+    patch.setattr(tradeoff, "TOLERANCES", (0.01,))
+    patch.setattr(tradeoff, "BUDGETS", (0.01,))
+    patch.setattr(tradeoff, "EPOCHS", 2)
+    patch.setattr(scalpel, "DENSITY_GRID", (0.5, 0.25))
+    patch.setattr(EA, "DENSITY_GRID", (0.5, 0.25))
+    scalpel._search_cached.cache_clear()
+    devs = [hwprune.device("cortex-m4"), hwprune.device("titan-x")]
+    steps = []
+    points = tradeoff.sweep("digits-mlp", devs, progress=steps.append)
+    yield points, steps, devs, patch
+    patch.undo()
+    scalpel._search_cached.cache_clear()
+
+
+def test_sweep_records_every_policy_on_every_device(small_sweep):
+    points, steps, devs, _ = small_sweep
+    assert len(steps) == tradeoff.planned_steps("digits-mlp", devs)
+    for dev in ("cortex-m4", "titan-x"):
+        got = set(points[points["device"] == dev]["policy"])
+        assert got == {"dense", "magnitude", "fine-agp", "filter", "node", "simd", "scalpel", "energy-aware"}
+    assert points[["accuracy", "energy_pj", "latency_s", "model_bytes"]].notna().all().all()
+    dense = points[points["policy"] == "dense"].set_index("device")
+    assert (points["model_bytes"] <= points["device"].map(dense["model_bytes"]) * 1.5).all()
+
+
+def test_pareto_front_is_undominated_and_nonempty(small_sweep):
+    points = small_sweep[0]
+    front = tradeoff.pareto(points, "energy_pj")
+    for _, part in points.groupby("device"):
+        on = part[front.loc[part.index]]
+        assert len(on) >= 1
+        for _, p in on.iterrows():
+            assert not ((part["accuracy"] > p["accuracy"]) & (part["energy_pj"] < p["energy_pj"])).any()
+        best = part["accuracy"].max()
+        assert on["accuracy"].max() == best
+
+
+def test_pareto_by_hand():
+    df = pd.DataFrame({"model": "m", "device": "d", "accuracy": [0.9, 0.95, 0.8, 0.95],
+                       "energy_pj": [1.0, 2.0, 3.0, 2.5]})
+    assert list(tradeoff.pareto(df, "energy_pj")) == [True, True, False, False]
+
+
+def test_scalpel_against_traditional_table(small_sweep):
+    versus = tradeoff.scalpel_vs_traditional(small_sweep[0])
+    assert set(versus["device"]) == {"cortex-m4", "titan-x"}
+    assert (versus["scalpel_speedup"] > 0).all()
+    np.testing.assert_allclose(versus["scalpel_over_traditional"],
+                               versus["scalpel_speedup"] / versus["traditional_speedup"])
+
+
+def test_report_writes_one_page_with_figures_and_tables(small_sweep, tmp_path, capsys):
+    patch = small_sweep[3]
+    from hwprune.report import html_report
+    patch.setattr(html_report, "BREAKEVEN_SCHEMES", ("csr",))
+    page = html_report.build_report(tmp_path / "r", [hwprune.device("cortex-m4")], names=("digits-mlp",))
+    text = page.read_text()
+    for needle in ("Energy per layer", "Break-even", "Recommended granularity", "Trade-offs",
+                   "Scalpel against traditional", "tradeoff-cortex-m4.png"):
+        assert needle in text
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"index.html", "tradeoff.csv", "tradeoff-cortex-m4.png", "digits-mlp-cortex-m4-breakeven.png",
+            "digits-mlp-cortex-m4-energy.csv", "digits-mlp-cortex-m4-granularity.csv"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    assert "[" in capsys.readouterr().err          # the progress bar
+
+
+@pytest.mark.parametrize("argv", [
+    ["tradeoff", "digits-mlp", "--devices", "nope"],
+    ["tradeoff", "resnet18"],
+    ["report", "--devices", ","],
+])
+def test_cli_tradeoff_and_report_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hwprune: error:")
