@@ -142,3 +142,21 @@ def test_cli_tradeoff_and_report_errors(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hwprune: error:")
+
+
+def test_cli_tradeoff_writes_csv_plots_and_prints_the_comparison(small_sweep, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert main(["tradeoff", "digits-mlp", "--devices", "cortex-m4", "--out", str(out),
+                 "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("model,device,traditional_density")
+    points = pd.read_csv(out / "tradeoff.csv")
+    assert set(points["device"]) == {"cortex-m4"} and points["pareto_energy"].any()
+    assert (out / "tradeoff-cortex-m4.png").stat().st_size > 1000
+
+
+def test_cli_granularity_prints_a_scheme_and_reason_per_layer(small_sweep, capsys):
+    assert main(["granularity", "digits-mlp", "--device", "eyeriss", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("layer,scheme,density,speedup,energy_ratio,reason")
+    assert len(lines) == 4
