@@ -19,19 +19,25 @@ MODEL_SUFFIXES = (".onnx", ".pt", ".pth")
 
 
 def network(name_or_path: str | Path | Network) -> Network:
-    """A built-in network by name (see :func:`networks`).
+    """A built-in network by name (see :func:`networks`), or an ``.onnx`` file.
 
-    Model files are not read by this version; a path gets an :class:`InputError`.
+    Other model files (PyTorch ``.pt``) are read through the Python API
+    (:func:`hwprune.workload.torch_import.from_torch`); a path to one gets an
+    :class:`InputError`.
     """
     if isinstance(name_or_path, Network):
         return name_or_path
     name = str(name_or_path)
     if name in zoo_names():
         return load_builtin(name)
+    if Path(name).suffix.lower() == ".onnx":
+        from .workload.onnx_import import load_onnx
+        return load_onnx(name).network
     if Path(name).suffix.lower() in MODEL_SUFFIXES or Path(name).is_file():
         raise InputError(
-            f"cannot read model file {name!r}: this version of hwprune reads no model files; "
-            "use a built-in network: " + ", ".join(zoo_names())
+            f"cannot read model file {name!r}: the command line reads .onnx files; a PyTorch "
+            "module goes through hwprune.workload.torch_import.from_torch in Python, or export it "
+            "with torch.onnx.export; built-in networks: " + ", ".join(zoo_names())
         )
     raise UnknownNameError(f"unknown network {name!r}; built-in networks: " + ", ".join(zoo_names()))
 

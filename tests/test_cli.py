@@ -67,7 +67,8 @@ def test_out_writes_the_file_and_leaves_no_temporary(capsys, tmp_path):
     "argv, needle",
     [
         (["show", "resnet1000"], "built-in networks: lenet-300-100"),
-        (["show", "model.onnx"], "reads no model files"),
+        (["show", "model.onnx"], "no such file"),
+        (["show", "model.pt"], "reads .onnx files"),
         (["devices", "--profiles", "/no/such/dir"], "does not exist"),
         (["device", "pentium"], "known devices:"),
         (["device", "missing.toml"], "no such file"),
