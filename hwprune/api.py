@@ -150,8 +150,21 @@ def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 
     from .prune.scalpel import scalpel
 
     if model not in models.MODELS:
-        hint = (" (a built-in network carries no trained weights, so how far it can be pruned "
-                "within a tolerance cannot be measured)" if model in zoo_names() else "")
-        raise UnknownNameError(f"granularity needs a trained model; {model!r} is not one of "
-                               + ", ".join(models.MODELS) + hint)
+        raise UnknownNameError(
+            f"measuring how far each scheme prunes needs a trained reference model ("
+            + ", ".join(models.MODELS) + f"); for {model!r} give --density, the density you expect "
+            "to reach, and hwprune chooses from the simulators alone")
     return scalpel(model, device(dev, profiles), tolerance, seed, progress)
+
+
+def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, density: float,
+              profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Per-layer granularity from the simulators at an expected density (any network,
+    including .onnx files and imported PyTorch modules); see
+    :mod:`hwprune.prune.recommend`."""
+    from .prune import models
+    from .prune.recommend import recommend as run
+
+    if isinstance(net, str) and net in models.MODELS:
+        net = models.to_network(models.build(net))
+    return run(network(net), device(dev, profiles), density)

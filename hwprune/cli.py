@@ -258,6 +258,15 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr)
 
+    if args.density is not None:
+        table = api.recommend(args.model, args.device, args.density, args.profiles)
+        shown = table if args.format != "table" else table[
+            ["layer", "kind", "scheme", "density", "speedup", "energy_ratio", "reason"]]
+        _emit(shown, args)
+        if args.format == "table" and not args.out:
+            print(f"from the simulators alone, assuming each scheme reaches density {args.density}; "
+                  "speedup = simulated dense latency / chosen, energy_ratio = chosen / dense energy")
+        return
     result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
                              progress)
     shown = result.layers[["layer", "scheme", "density", "speedup", "energy_ratio", "reason"]]
@@ -515,8 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sensitivity)
 
     p = sub.add_parser("granularity", help="Scalpel's choice per layer (dense, simd, node, fine) "
-                                           "for a reference model on a device, from the simulators")
-    p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
+                                           "on a device, from the simulators")
+    p.add_argument("model", metavar="NETWORK",
+                   help="a reference model (" + ", ".join(MODELS) + "), measured; or, with "
+                        "--density, any network or .onnx file")
+    p.add_argument("--density", type=_density, default=None,
+                   help="choose at this expected density from the simulators alone (needed for "
+                        "networks without trained weights)")
     p.add_argument("--device", required=True, help="a device id or profile path")
     p.add_argument("--tolerance", type=_tolerance, default=0.01,
                    help="accuracy drop allowed, as a fraction (default: 0.01)")

@@ -166,3 +166,22 @@ def test_masks_from_hwprune_granularities_fit_the_imported_weights():
     assert float(m.conv2.weight_mask.float().mean()) == pytest.approx(0.5)
     with pytest.raises(InputError, match="does not match"):
         apply_masks(m, {"fc2": mask}, X)
+
+
+def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "resnet18_torch.py"
+    spec = importlib.util.spec_from_file_location("resnet18_torch", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(["--small"]) == 0
+    out = capsys.readouterr().out
+    assert "energy per layer on eyeriss" in out and out.count("recommended granularity") == 2
+    import hwprune
+    torch.manual_seed(0)
+    net = from_torch(example.ResNet18().eval(), torch.randn(1, 3, 224, 224)).network
+    zoo = hwprune.network("resnet18")
+    assert net.macs == zoo.macs
+    assert len(net.weighted_layers) == len(zoo.weighted_layers)

@@ -48,4 +48,30 @@ def test_a_layer_stays_dense_when_its_density_is_above_break_even(monkeypatch):
 def test_granularity_cli_rejects_networks_without_weights(capsys):
     assert main(["granularity", "alexnet", "--device", "titan-x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "trained" in err[0]
+    assert len(err) == 1 and "--density" in err[0]
+
+
+def test_recommendation_from_the_simulators_alone():
+    import hwprune
+    from hwprune.prune.recommend import recommend
+
+    net = hwprune.network("alexnet")
+    dev = hwprune.device("core-i7")
+    dense_like = recommend(net, dev, 0.99).set_index("layer")
+    # At 99% CSR and SIMD groups are slower than dense on the cpu's fc layers; the class
+    # layer cannot be node-pruned, so it stays dense.
+    assert (dense_like.loc[["fc6", "fc7", "fc8"], ["fine_speedup", "simd_speedup"]] < 1).all().all()
+    assert dense_like.loc["fc8", "scheme"] == "dense" and "not faster" in dense_like.loc["fc8", "reason"]
+    sparse = recommend(net, dev, 0.05)
+    assert (sparse.loc[sparse["scheme"] != "dense", "speedup"] > 1).all()
+    assert "node" not in set(sparse[sparse["layer"] == "fc8"]["scheme"])   # classes are kept
+    m4 = recommend(net, hwprune.device("cortex-m4"), 0.05)
+    assert not m4["speedup"].equals(sparse["speedup"])
+
+
+def test_granularity_cli_with_density_takes_any_network(capsys):
+    assert main(["granularity", "lenet-5", "--device", "cortex-m4", "--density", "0.2", "--format",
+                 "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("layer,kind,scheme,density,speedup,energy_ratio,reason")
+    assert len(lines) == 1 + 4
