@@ -151,7 +151,7 @@ def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 
 
     if model not in models.MODELS:
         raise UnknownNameError(
-            f"measuring how far each scheme prunes needs a trained reference model ("
+            "measuring how far each scheme prunes needs a trained reference model ("
             + ", ".join(models.MODELS) + f"); for {model!r} give --density, the density you expect "
             "to reach, and hwprune chooses from the simulators alone")
     return scalpel(model, device(dev, profiles), tolerance, seed, progress)

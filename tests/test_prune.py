@@ -49,7 +49,8 @@ def test_conv_forward_matches_direct_loops():
         for o in range(3):
             for i in range(4):
                 for j in range(4):
-                    ref[n, o, i, j] = (xp[n, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * conv.weight[o]).sum() + conv.bias[o]
+                    patch = xp[n, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+                    ref[n, o, i, j] = (patch * conv.weight[o]).sum() + conv.bias[o]
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -178,7 +179,8 @@ def test_select_keeps_the_best_and_never_revives_ineligible_groups():
     sizes = np.ones(5, dtype=np.int64)
     keep = G.select(np.array([5.0, 1, 4, 2, 3]), sizes, 0.4)
     np.testing.assert_array_equal(keep, [True, False, True, False, False])
-    keep = G.select(np.array([5.0, 1, 4, 2, 3]), sizes, 0.4, eligible=np.array([False, True, True, True, True]))
+    eligible = np.array([False, True, True, True, True])
+    keep = G.select(np.array([5.0, 1, 4, 2, 3]), sizes, 0.4, eligible=eligible)
     np.testing.assert_array_equal(keep, [False, False, True, False, True])
 
 

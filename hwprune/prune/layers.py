@@ -161,7 +161,8 @@ class MaxPool2d(Layer):
         s = self.size
         if h % s or w % s:
             raise InputError(f"pool {self.name!r}: input {h}x{w} is not divisible by {s}")
-        win = x.reshape(n, c, h // s, s, w // s, s).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h // s, w // s, s * s)
+        win = (x.reshape(n, c, h // s, s, w // s, s).transpose(0, 1, 2, 4, 3, 5)
+               .reshape(n, c, h // s, w // s, s * s))
         self._arg = win.argmax(axis=-1)
         self._shape = x.shape
         return np.take_along_axis(win, self._arg[..., None], axis=-1)[..., 0]

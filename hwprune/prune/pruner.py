@@ -24,7 +24,6 @@ from .data import Dataset
 from .model import Model, expand_units
 from .statistics import collect
 
-
 Granularity = str | Mapping[str, str]
 """One granularity for every layer, or one per layer name (mixed, as Scalpel chooses)."""
 Group = int | None | Mapping[str, int | None]
@@ -50,7 +49,8 @@ def per_layer(model: Model, granularity: Granularity, group: Group) -> dict[str,
     return out
 
 
-def targets_for(model: Model, density: float | Mapping[str, float], granularity: Granularity) -> dict[str, float]:
+def targets_for(model: Model, density: float | Mapping[str, float],
+                granularity: Granularity) -> dict[str, float]:
     """Per-layer target densities: one number for every layer, or a mapping by layer
     name (layers not named stay dense). Filter and node granularities keep the last
     layer (the classes) dense."""

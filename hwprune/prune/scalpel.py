@@ -40,7 +40,6 @@ from ..cost.energy import network_energy
 from ..hardware.profile import DeviceProfile
 from ..latency.network import breakeven, layer_latency
 from . import models
-from .granularity import groups_of
 from .model import Model
 from .schedules import prune
 
@@ -157,7 +156,8 @@ def scalpel(name: str, dev: str | DeviceProfile, tolerance: float = 0.01, seed: 
                 fits = False        # the class layer keeps its outputs
             lat = layer_latency(layers[lname], dev, LATENCY_SCHEME[scheme], d).seconds if d < 1 else dense_s
             if scheme == "node":
-                e = network_energy(models.to_network(pruned, compact=True), dev).set_index("layer")["energy_pj"][lname]
+                e = network_energy(models.to_network(pruned, compact=True), dev) \
+                    .set_index("layer")["energy_pj"][lname]
             else:
                 e = network_energy(net, dev, densities={lname: (d, 1.0)},
                                    weight_format=ENERGY_FORMAT[scheme]).set_index("layer")["energy_pj"][lname]

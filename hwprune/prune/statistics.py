@@ -42,7 +42,7 @@ def collect(model: Model, data: Dataset, batches: int = 4, batch_size: int = 128
     """Statistics of every prunable layer over ``batches`` random training batches."""
     rng = np.random.default_rng(seed)
     acc: dict[str, dict[str, list]] = {lay.name: {k: [] for k in
-                                                  ("iabs", "izero", "omean", "ozero", "taylor", "fisher", "n")}
+                                                  ("iabs", "izero", "omean", "ozero", "taylor", "fisher")}
                                        for lay in model.prunable()}
     for _ in range(batches):
         idx = rng.choice(data.x_train.shape[0], size=min(batch_size, data.x_train.shape[0]),

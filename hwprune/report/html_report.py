@@ -38,8 +38,8 @@ def _table(df: pd.DataFrame, digits: int = 4) -> str:
     return df.to_html(index=False, float_format=lambda v: f"{v:.{digits}g}", border=0)
 
 
-def build_report(out: str | Path, devices: Sequence[DeviceProfile], names: Sequence[str] = tuple(models.MODELS),
-                 seed: int = 0) -> Path:
+def build_report(out: str | Path, devices: Sequence[DeviceProfile],
+                 names: Sequence[str] = tuple(models.MODELS), seed: int = 0) -> Path:
     """Write the report into directory ``out``; returns the path of ``index.html``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

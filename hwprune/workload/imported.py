@@ -31,6 +31,23 @@ def warn_skip(what: str) -> None:
     warnings.warn(what, ImportWarning_, stacklevel=3)
 
 
+def skip_unsupported(what: str, where: str, has_weights: bool, in_shape, out_shape,
+                     skipped: list[str]) -> None:
+    """The importers' rule for an operation hwprune does not know: an error when it has
+    weights or changes its input's shape; otherwise record it and warn (the caller then
+    reads its output as its input)."""
+    from ..errors import InputError
+
+    if has_weights:
+        raise InputError(f"unsupported operation {what} at {where!r}: it has weights, so it cannot "
+                         "be skipped")
+    if out_shape is None or tuple(out_shape) != tuple(in_shape):
+        raise InputError(f"unsupported operation {what} at {where!r}: it changes its input's shape "
+                         f"{tuple(in_shape)} (to {out_shape}), so it cannot be skipped")
+    skipped.append(f"{where} ({what})")
+    warn_skip(f"skipped unsupported operation {what} at {where!r}: no weights, no MACs, shape unchanged")
+
+
 def fold_batchnorm(weight: np.ndarray, bias: np.ndarray | None, gamma, beta, mean, var,
                    eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Fold ``y = gamma (x - mean) / sqrt(var + eps) + beta`` into the conv before it."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from .builder import NetworkBuilder
-from .imported import ImportedModel, fold_batchnorm, warn_skip
+from .imported import ImportedModel, fold_batchnorm, skip_unsupported, warn_skip
 from .ops import GlobalPool, Pool2d
 
 PASS_THROUGH = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Elu",
@@ -192,19 +192,11 @@ def load_onnx(path: str | Path) -> ImportedModel:
         elif op in PASS_THROUGH:
             out = src(node)
         else:
-            if any(t in consts for t in node.input):
-                raise InputError(f"unsupported operator {op} at node {node.name!r}: it has constant "
-                                 "inputs (weights), so it cannot be skipped; supported operators are "
-                                 "listed in `hwprune.workload.onnx_import`")
             x = src(node)
             vi = {v.name: v for v in list(graph.value_info) + list(graph.output)}.get(node.output[0])
             out_dims = None if vi is None else [d.dim_value for d in vi.type.tensor_type.shape.dim][1:]
-            if out_dims is None or tuple(out_dims) != tuple(b.shape(x)):
-                raise InputError(f"unsupported operator {op} at node {node.name!r}: it changes its "
-                                 f"input's shape {b.shape(x)} (to {out_dims}), so it cannot be skipped")
-            skipped.append(f"{node.name or node.output[0]} ({op})")
-            warn_skip(f"skipped unsupported operator {op} at node {node.name!r}: no weights, no MACs, "
-                      "shape unchanged")
+            skip_unsupported(op, node.name or node.output[0], any(t in consts for t in node.input),
+                             b.shape(x), out_dims, skipped)
             out = x
         for t in node.output[:1]:
             tensor[t] = out

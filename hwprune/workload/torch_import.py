@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from .builder import NetworkBuilder
-from .imported import ImportedModel, fold_batchnorm, warn_skip
+from .imported import ImportedModel, fold_batchnorm, skip_unsupported
 from .ops import GlobalPool, Pool2d
 
 
@@ -192,15 +192,7 @@ def from_torch(module, example_input, name: str | None = None) -> ImportedModel:
                       and any(True for _ in gm.get_submodule(node.target).parameters()))
             what = (type(gm.get_submodule(node.target)).__name__ if node.op == "call_module"
                     else getattr(node.target, "__name__", str(node.target)))
-            if params:
-                raise InputError(f"unsupported module {what} at {label!r}: it has parameters, so it "
-                                 "cannot be skipped")
-            if _shape(node) != b.shape(x):
-                raise InputError(f"unsupported operation {what} at {label!r}: it changes its input's "
-                                 f"shape {b.shape(x)} to {_shape(node)}, so it cannot be skipped")
-            skipped.append(f"{label} ({what})")
-            warn_skip(f"skipped unsupported operation {what} at {label!r}: no weights, no MACs, "
-                      "shape unchanged")
+            skip_unsupported(what, label, params, b.shape(x), _shape(node), skipped)
             out = x
         tensor[node] = out
     net = b.build(description=f"imported from torch ({type(module).__name__})", source="torch.fx")
