@@ -96,10 +96,13 @@ def test_bad_input():
     sim = CacheSimulator(HIERARCHY)
     with pytest.raises(InputError, match="structure ids"):
         sim.run(np.array([0]), 4, False, 3)
-    with pytest.raises(InputError, match=r"in \[0, 2\^48\)"):
+    with pytest.raises(InputError, match=r"in \[0, 2\^48 - 1\)"):
         sim.run(np.array([-8]))
-    with pytest.raises(InputError, match=r"in \[0, 2\^48\)"):
+    with pytest.raises(InputError, match=r"in \[0, 2\^48 - 1\)"):
         sim.run(np.array([1 << 50]))
+    with pytest.raises(InputError, match="end of 281474976710656"):
+        sim.run(np.array([(1 << 48) - 4]), 4)                 # ends at 2^48
+    sim.run(np.array([(1 << 48) - 5]), 4)                      # ends at 2^48 - 1: accepted
 
 
 def test_long_and_huge_accesses_are_safe():

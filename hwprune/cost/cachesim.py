@@ -110,7 +110,7 @@ OWNER_SHIFT = 48
 DIRTY_BIT = np.int64(1) << 62
 LINE_MASK = (np.int64(1) << OWNER_SHIFT) - 1
 OWNER_MASK = (np.int64(1) << 14) - 1
-MAX_ADDRESS = 1 << 48
+MAX_ADDRESS = (1 << 48) - 1   # exclusive end: line id 2^48 - 1 would equal an empty way
 # Indices into the tag array are unsigned (uint64): numba then emits no negative-index
 # wraparound, and the way-shifting loops compile to a few moves instead of a slow
 # generic loop (about 3x faster misses on the 2-core reference machine). numba types
@@ -473,15 +473,21 @@ def _simulate(addr, size, is_write, struct, start, sets, masks, ways, shift, off
 
 
 @njit(cache=True)
-def _min_max(values):
-    """Smallest and largest value (branch-free, so that LLVM vectorizes it)."""
-    lo = values[0]
-    hi = values[0]
-    for i in range(values.shape[0]):
-        v = values[i]
-        lo = min(lo, v)
-        hi = max(hi, v)
-    return lo, hi
+def _trace_bounds(addr, size, struct):
+    """One pass over a chunk: smallest address, largest end (``addr + size``), smallest
+    size, smallest and largest structure id (branch-free, so that LLVM vectorizes it)."""
+    lo, end, small = addr[0], addr[0] + size[0], size[0]
+    lo_s, hi_s = struct[0], struct[0]
+    for i in range(addr.shape[0]):
+        a = addr[i]
+        n = size[i]
+        s = struct[i]
+        lo = min(lo, a)
+        end = max(end, a + n)
+        small = min(small, n)
+        lo_s = min(lo_s, s)
+        hi_s = max(hi_s, s)
+    return lo, end, small, lo_s, hi_s
 
 
 @njit(cache=True)
@@ -542,28 +548,22 @@ class CacheSimulator:
         n = addr.shape[0]
         if addr.ndim != 1:
             raise InputError(f"trace addresses must be a 1-D array, got shape {addr.shape}")
-        columns, lows, highs = [], [], []
+        columns = []
         for value, dtype in ((size, np.int64), (is_write, np.bool_), (struct, np.int64)):
             arr = np.asarray(value, dtype=dtype)
             if arr.ndim == 0:
-                lows.append(arr.item())
-                highs.append(arr.item())
                 arr = np.broadcast_to(arr, (n,))
             elif arr.shape != (n,):
                 raise InputError(f"trace columns must all have {n} entries, got shape {arr.shape}")
-            elif n:
-                lows.append(arr.min())
-                highs.append(arr.max())
-            else:
-                lows.append(0)
-                highs.append(0)
             columns.append(arr)
         size, is_write, struct = columns
         if n:
-            lo, hi = _min_max(addr)
-            if int(lo) < 0 or int(lows[0]) < 1 or int(hi) + int(highs[0]) > MAX_ADDRESS:
-                raise InputError("trace addresses must be in [0, 2^48) and access sizes >= 1")
-            if lows[2] < 0 or highs[2] >= len(self.structures):
+            lo, end, small, lo_s, hi_s = _trace_bounds(addr, size, struct)
+            if int(lo) < 0 or int(small) < 1 or int(end) > MAX_ADDRESS:
+                raise InputError(f"trace addresses must be in [0, 2^48 - 1) and access sizes >= 1 "
+                                 f"(got addresses from {int(lo)} to an end of {int(end)}, smallest "
+                                 f"size {int(small)})")
+            if lo_s < 0 or hi_s >= len(self.structures):
                 raise InputError(
                     f"trace structure ids must be in 0..{len(self.structures) - 1}")
         state = (self._sets, self._masks, self._ways, self._shift, self._offsets, self._tags,
