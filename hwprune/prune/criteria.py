@@ -41,6 +41,8 @@ Han et al.'s per-layer threshold ``q * sigma`` is the magnitude criterion's thre
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from ..errors import InputError
@@ -57,15 +59,18 @@ def _rms(groups: Groups, values: np.ndarray) -> np.ndarray:
     return np.sqrt(_sum(groups, values.astype(np.float64) ** 2) / groups.sizes)
 
 
-class Criterion:
+class Criterion(ABC):
+    """The contract (see the module docstring)."""
+
     name = ""
     needs_data = False
     splice = False
     description = ""
 
+    @abstractmethod
     def group_scores(self, layer: Prunable, groups: Groups, stats: LayerStatistics | None,
                      rng: np.random.Generator, granularity: str) -> np.ndarray:
-        raise NotImplementedError
+        """One score per group of ``layer`` (higher = more important)."""
 
 
 class Magnitude(Criterion):
@@ -90,11 +95,13 @@ class _ActivationCriterion(Criterion):
 
     needs_data = True
 
+    @abstractmethod
     def unit_scores(self, stats: LayerStatistics) -> np.ndarray:
-        raise NotImplementedError
+        """One score per output unit, for filter and node groups."""
 
+    @abstractmethod
     def input_factor(self, stats: LayerStatistics) -> np.ndarray:
-        raise NotImplementedError
+        """One factor per weight-row position, multiplying ``|w|``."""
 
     def group_scores(self, layer, groups, stats, rng, granularity):
         if granularity in ROW_GRANULARITIES:

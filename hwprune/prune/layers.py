@@ -16,22 +16,26 @@ models assume): a weight row is one output channel's ``in_channels x kh x kw`` v
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError
 
 
-class Layer:
-    """A step of the forward pass; parameterized layers override ``params``."""
+class Layer(ABC):
+    """A step of the forward pass (the contract every layer implements)."""
 
     name: str = ""
 
+    @abstractmethod
     def forward(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The layer's output for ``x``; keeps what :meth:`backward` needs."""
 
+    @abstractmethod
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The loss gradient with respect to the input, given it for the output."""
 
 
 class Prunable(Layer):
