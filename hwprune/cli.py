@@ -43,6 +43,26 @@ def _add_profiles_option(p: argparse.ArgumentParser) -> None:
                         "HWPRUNE_PROFILES is read too)")
 
 
+NETWORK_HELP = "built-in network name (see 'hwprune networks') or path to an .onnx file"
+
+
+def _add_network_device(p: argparse.ArgumentParser, device_help: str = "device id or path to a "
+                        ".toml profile", optional_network: bool = False) -> None:
+    """The NETWORK argument and ``--device`` that most verbs take."""
+    p.add_argument("network", metavar="NETWORK", help=NETWORK_HELP,
+                   **({"nargs": "?"} if optional_network else {}))
+    p.add_argument("--device", required=True, metavar="DEVICE", help=device_help)
+
+
+def _add_sweep_options(p: argparse.ArgumentParser, devices: str, out_default: str) -> None:
+    """``--devices``, ``--seed`` and ``--out DIR`` of the sweeping verbs."""
+    p.add_argument("--devices", default=devices, help=f"comma-separated (default: {devices})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", default=out_default,
+                   help=f"output directory (default: {out_default})")
+    _add_profiles_option(p)
+
+
 def _emit(df: pd.DataFrame, args: argparse.Namespace) -> None:
     text = render(df, args.format)
     if args.out:
@@ -403,15 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_networks)
 
     p = sub.add_parser("show", help="one row per layer of a network: shapes, MACs, params")
-    p.add_argument("network", metavar="NETWORK", help="built-in network name (see 'hwprune networks')")
+    p.add_argument("network", metavar="NETWORK", help=NETWORK_HELP)
     _add_table_options(p)
     p.set_defaults(func=_cmd_show)
 
     from .hardware.profile import DATAFLOWS, WEIGHT_FORMATS
     p = sub.add_parser("energy", help="energy per layer by memory level and operand")
-    p.add_argument("network", metavar="NETWORK", help="built-in network name")
-    p.add_argument("--device", required=True, metavar="DEVICE",
-                   help="device id or path to a .toml profile")
+    _add_network_device(p)
     from .cost.energy import MAX_BATCH
     p.add_argument("--batch", type=_int_between(1, MAX_BATCH), default=1, metavar="N",
                    help="inputs processed together, 1 to 65536; weights are reused across "
@@ -432,10 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cost.cache_runs import SCHEMES
     p = sub.add_parser("cachesim", help="cache hits, misses and write-backs of a layer's kernel "
                        "or of a trace, per level and data structure")
-    p.add_argument("network", metavar="NETWORK", nargs="?", help="built-in network name")
+    _add_network_device(p, "device id or .toml profile with cache levels", optional_network=True)
     p.add_argument("--layer", metavar="NAME", help="conv or fc layer of NETWORK")
-    p.add_argument("--device", required=True, metavar="DEVICE",
-                   help="device id or .toml profile with cache levels")
     p.add_argument("--scheme", choices=SCHEMES, help="storage format of the pruned weights")
     p.add_argument("--density", type=_density, metavar="D", help="fraction of weights kept")
     p.add_argument("--trace", metavar="FILE.npy", help="simulate a trace file instead: (n,) "
@@ -451,9 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .latency import SCHEMES as LATENCY_SCHEMES
     p = sub.add_parser("latency", help="predicted latency per layer on a device, with the "
                        "terms it came from")
-    p.add_argument("network", metavar="NETWORK", help="built-in network name")
-    p.add_argument("--device", required=True, metavar="DEVICE",
-                   help="device id or path to a .toml profile")
+    _add_network_device(p)
     p.add_argument("--scheme", choices=LATENCY_SCHEMES, default="dense",
                    help="how the weights are pruned and stored (default dense)")
     p.add_argument("--density", type=_density, default=1.0, metavar="D",
@@ -464,9 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("breakeven", help="per layer and format, the density below which the "
                        "sparse format is faster than dense")
-    p.add_argument("network", metavar="NETWORK", help="built-in network name")
-    p.add_argument("--device", required=True, metavar="DEVICE",
-                   help="device id or path to a .toml profile")
+    _add_network_device(p)
     p.add_argument("--formats", default="csr,group-csr,compact", metavar="LIST",
                    help="comma-separated sparse formats to compare with dense, from: "
                         + ", ".join(s for s in LATENCY_SCHEMES if s != "dense")
@@ -543,21 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tradeoff", help="accuracy against simulated energy and latency: every "
                                         "pruning policy swept over density and device")
     p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
-    p.add_argument("--devices", default=all_devices, help=f"comma-separated (default: {all_devices})")
-    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
-    p.add_argument("--out", dest="out_dir", metavar="DIR", default="tradeoff",
-                   help="directory for tradeoff.csv and the plots (default: tradeoff)")
+    _add_sweep_options(p, all_devices, "tradeoff")
     p.add_argument("--format", choices=FORMATS, default="table", help="table format")
-    _add_profiles_option(p)
     p.set_defaults(func=_cmd_tradeoff)
 
     p = sub.add_parser("report", help="train the reference models, run the policies on the "
                                       "devices, and write one HTML page with figures and CSVs")
-    p.add_argument("--devices", default=all_devices, help=f"comma-separated (default: {all_devices})")
-    p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
-    p.add_argument("--out", dest="out_dir", metavar="DIR", default="report",
-                   help="directory for index.html, PNG and CSV files (default: report)")
-    _add_profiles_option(p)
+    _add_sweep_options(p, all_devices, "report")
     p.set_defaults(func=_cmd_report)
 
     bench_parser = sub.add_parser("bench", help="measure kernels on this machine")
