@@ -22,9 +22,9 @@ pruning and fine-grained pruning:
 4. **Check.** The model is pruned with the mixed choice and retrained. The mix can
    lose more accuracy than each scheme alone; then every pruned layer backs off one
    grid step, up to three times, and the final accuracy is reported beside the
-   tolerance either way. A layer kept dense after a node-pruned one still loses the
-   inputs of the removed units: its latency and energy are those of the smaller dense
-   layer.
+   tolerance either way. The table's speedup and energy ratio are the final model's as
+   deployed (:mod:`hwprune.prune.costing`): a layer kept dense after a node-pruned one
+   still loses the inputs of the removed units and runs as a smaller dense layer.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from ..cost.energy import network_energy
 from ..hardware.profile import DeviceProfile
 from ..latency.network import breakeven, layer_latency
 from . import models
+from .costing import ENERGY_FORMAT, model_cost
 from .model import Model
 from .schedules import prune
 
 CANDIDATES = ("fine", "simd", "node")
 LATENCY_SCHEME = {"dense": "dense", "fine": "csr", "simd": "group-csr", "node": "compact"}
-ENERGY_FORMAT = {"fine": "csr", "simd": "simd-group"}
 DENSITY_GRID = (0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
 SEARCH_EPOCHS = 8
 MAX_BACKOFF = 3
@@ -138,6 +138,18 @@ def scalpel(name: str, dev: str | DeviceProfile, tolerance: float = 0.01, seed: 
         d, pruned, rows = _search(name, scheme, g, tolerance, seed, dense_acc, progress)
         searches += rows
         reached[scheme] = pruned
+    # A layer's energy depends on its own density only: one estimate per scheme.
+    scheme_energy = {}
+    for scheme, pruned in reached.items():
+        if pruned is None:
+            continue
+        if scheme == "node":
+            est = network_energy(models.to_network(pruned, compact=True), dev)
+        else:
+            est = network_energy(net, dev, densities={n: (float(pruned.layer(n).mask.mean()), 1.0)
+                                                      for n in layers},
+                                 weight_format=ENERGY_FORMAT[scheme])
+        scheme_energy[scheme] = est.set_index("layer")["energy_pj"]
     table = []
     choice_gran, choice_group, choice_density = {}, {}, {}
     for lay in base.prunable():
@@ -155,12 +167,7 @@ def scalpel(name: str, dev: str | DeviceProfile, tolerance: float = 0.01, seed: 
             if scheme == "node" and lay is base.prunable()[-1]:
                 fits = False        # the class layer keeps its outputs
             lat = layer_latency(layers[lname], dev, LATENCY_SCHEME[scheme], d).seconds if d < 1 else dense_s
-            if scheme == "node":
-                e = network_energy(models.to_network(pruned, compact=True), dev) \
-                    .set_index("layer")["energy_pj"][lname]
-            else:
-                e = network_energy(net, dev, densities={lname: (d, 1.0)},
-                                   weight_format=ENERGY_FORMAT[scheme]).set_index("layer")["energy_pj"][lname]
+            e = float(scheme_energy[scheme][lname])
             key = (lname, LATENCY_SCHEME[scheme])
             bkv = float(be.loc[key, "breakeven_density"]) if key in be.index else float("nan")
             row.update({f"{scheme}_density": d, f"{scheme}_speedup": dense_s / lat,
@@ -205,29 +212,17 @@ def scalpel(name: str, dev: str | DeviceProfile, tolerance: float = 0.01, seed: 
         if progress:
             progress(f"{name}: the mix lost {dense_acc - final.accuracy_after:.4f}; backing off "
                      f"one density step (try {tries} of {MAX_BACKOFF})")
-    # The table reports the final model: its densities (a node-pruned layer also loses
-    # the inputs of removed units before it), and latency and energy at them.
-    compact_energy = network_energy(models.to_network(final.model, compact=True), dev) \
-        .set_index("layer")["energy_pj"]
+    # The table reports the final model as deployed (hwprune.prune.costing): its
+    # densities (a layer after a node-pruned one also loses the removed units' inputs,
+    # and runs as a smaller layer), latency and energy at them.
+    cost = model_cost(final.model, dev, {row["layer"]: row["scheme"] for row in table}) \
+        .set_index("layer")
     for row in table:
-        lname, scheme = row["layer"], row["scheme"]
-        d = float(final.model.layer(lname).mask.mean())
-        row["density"] = d
-        if scheme == "dense" and d < 1:
-            # Kept dense, but node pruning before it removed some of its inputs: it runs
-            # as a smaller dense layer.
-            scheme = "compact-inputs"
-        elif scheme == "dense":
-            continue
+        lname = row["layer"]
+        row["density"] = float(final.model.layer(lname).mask.mean())
         dense_s = layer_latency(layers[lname], dev, "dense", 1.0).seconds
-        row["speedup"] = dense_s / layer_latency(layers[lname], dev,
-                                                 LATENCY_SCHEME.get(scheme, "compact"), d).seconds
-        if scheme in ("node", "compact-inputs"):
-            e = float(compact_energy[lname])
-        else:
-            e = float(network_energy(net, dev, densities={lname: (d, 1.0)},
-                                     weight_format=ENERGY_FORMAT[scheme]).set_index("layer")["energy_pj"][lname])
-        row["energy_ratio"] = e / float(dense_energy[lname])
+        row["speedup"] = dense_s / float(cost.loc[lname, "latency_s"])
+        row["energy_ratio"] = float(cost.loc[lname, "energy_pj"]) / float(dense_energy[lname])
     df = pd.DataFrame(table).drop(columns=["target_density"])
     first = ["layer", "scheme", "density", "speedup", "energy_ratio", "reason"]
     df = df[first + [c for c in df.columns if c not in first]]
