@@ -51,11 +51,13 @@ from .profile import (
     BACKING_KINDS,
     DATAFLOWS,
     DEVICE_CLASSES,
+    FRACTION_LATENCY_KEYS,
     LATENCY_KEYS,
     MEMORY_KINDS,
     OPERANDS,
     WEIGHT_FORMATS,
     ZERO_HANDLING,
+    ZERO_LATENCY_KEYS,
     ComputeUnits,
     DeviceProfile,
     MemoryLevel,
@@ -65,7 +67,7 @@ from .profile import (
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "sources", "compute",
-            "memory", "sparsity", "latency"}
+            "memory", "sparsity", "latency", "stream_bandwidth"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
                  "index_bits", "sources"}
 DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
@@ -213,6 +215,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
     top_sources.update({f"sparsity.{k}": v for k, v in sparsity_sources.items()})
     latency, latency_sources = _parse_latency(ck, data, device_class)
     top_sources.update({f"latency.{k}": v for k, v in latency_sources.items()})
+    stream, stream_sources = _parse_stream_bandwidth(ck, data, device_class)
+    top_sources.update({f"stream_bandwidth.{k}": v for k, v in stream_sources.items()})
 
     return DeviceProfile(
         id=dev_id,
@@ -227,6 +231,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         origin=origin,
         sources=MappingProxyType(top_sources),
         latency=MappingProxyType(latency),
+        stream_bandwidth=stream,
     )
 
 
@@ -286,8 +291,42 @@ def _parse_latency(ck: _Checker, data: Mapping[str, Any],
     if extra:
         raise ck.fail(prefix + extra[0], f"unknown key for a {device_class} device; accepted keys "
                       "here are: " + (", ".join(sorted(accepted)) or "none"))
-    values = {k: float(ck.number(table, k, "positive", prefix)) for k in accepted if k in table}
+    values = {k: float(ck.number(table, k, "nonnegative" if k in FRACTION_LATENCY_KEYS
+                                 | ZERO_LATENCY_KEYS else "positive", prefix))
+              for k in accepted if k in table}
+    for k in FRACTION_LATENCY_KEYS & set(values):
+        if values[k] > 1:
+            raise ck.fail(prefix + k, f"must be a fraction in [0, 1], got {values[k]!r}")
     return values, ck.sources(table, set(values), prefix)
+
+
+def _parse_stream_bandwidth(ck: _Checker, data: Mapping[str, Any], device_class: str
+                            ) -> tuple[tuple[tuple[float, float], ...], dict[str, str]]:
+    """``[stream_bandwidth]``: ``footprint_bytes`` and ``bytes_per_cycle``, two lists of
+    equal length (at least 2), footprints increasing, every value > 0 (cpu only)."""
+    if "stream_bandwidth" not in data:
+        return (), {}
+    prefix = "stream_bandwidth."
+    if device_class != "cpu":
+        raise ck.fail("stream_bandwidth", f"only a cpu profile takes a stream_bandwidth curve; "
+                      f"this is a {device_class} profile")
+    table = ck.table(data["stream_bandwidth"], "stream_bandwidth")
+    ck.unknown(table, {"footprint_bytes", "bytes_per_cycle", "sources"}, prefix)
+    lists = []
+    for key in ("footprint_bytes", "bytes_per_cycle"):
+        raw = table.get(key)
+        if (not isinstance(raw, list) or len(raw) < 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                       or not math.isfinite(v) or v <= 0 for v in raw)):
+            raise ck.fail(prefix + key, f"must be a list of at least 2 numbers > 0, got {raw!r}")
+        lists.append([float(v) for v in raw])
+    sizes, rates = lists
+    if len(sizes) != len(rates):
+        raise ck.fail(prefix + "bytes_per_cycle", f"must have one value per footprint_bytes "
+                      f"entry ({len(sizes)}), got {len(rates)}")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise ck.fail(prefix + "footprint_bytes", f"must increase, got {table['footprint_bytes']!r}")
+    return tuple(zip(sizes, rates)), ck.sources(table, {"footprint_bytes", "bytes_per_cycle"}, prefix)
 
 
 def _parse_holds(ck: _Checker, table: Mapping[str, Any], prefix: str, kind: str,

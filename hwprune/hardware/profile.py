@@ -7,11 +7,12 @@ them. Units are in the field names: ``_bytes``, ``_cycles`` (device clock cycles
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from ..errors import UnknownNameError
+from ..errors import InputError, UnknownNameError
 
 DEVICE_CLASSES = ("mcu", "cpu", "gpu", "accelerator")
 """Accepted values of ``class`` in a profile: the latency model differs per class."""
@@ -45,6 +46,15 @@ DATAFLOWS = ("row-stationary", "weight-stationary", "output-stationary", "cache-
 """Dataflow presets of the energy model (:mod:`hwprune.cost.dataflow`)."""
 
 
+_KERNEL_KINDS = (("dense", "dense"), ("csr", "CSR"), ("group", "group-CSR"),
+                 ("compact", "compact (node-pruned)"))
+
+FRACTION_LATENCY_KEYS = frozenset(f"{kind}_overlap" for kind, _ in _KERNEL_KINDS)
+"""``[latency]`` keys that hold a fraction in [0, 1]."""
+
+ZERO_LATENCY_KEYS = frozenset(f"{kind}_call_cycles" for kind, _ in _KERNEL_KINDS)
+"""``[latency]`` keys that may be 0 (every key not named here or above is > 0)."""
+
 LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "mcu": MappingProxyType({
         "load_cycles": "cycles of one load instruction from SRAM",
@@ -58,6 +68,14 @@ LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
         "csr_nnz_cycles": "cycles per stored nonzero of the CSR matrix-vector kernel, data in L1",
         "group_value_cycles": "cycles per stored value of the group-CSR matrix-vector kernel, data in L1",
         "row_cycles": "cycles of per-row work of the matrix-vector kernels",
+        **{f"{kind}_row_cycles": f"cycles of per-row work of the {what} matrix-vector kernel "
+                                 "(default: row_cycles)" for kind, what in _KERNEL_KINDS},
+        **{f"{kind}_call_cycles": f"cycles of one call of the {what} matrix-vector kernel, "
+                                  "whatever its size (dispatch, set-up; default 0)"
+           for kind, what in _KERNEL_KINDS},
+        **{f"{kind}_overlap": f"fraction in [0, 1] of the shorter of core and memory time that "
+                              f"the {what} matrix-vector kernel hides under the longer (default 1)"
+           for kind, what in _KERNEL_KINDS},
         "axpy_element_cycles": "cycles per element of the matrix-matrix kernels' inner y += w * x loop",
         "axpy_cycles": "cycles of one inner-loop start of the matrix-matrix kernels (per stored weight)",
         "im2col_element_cycles": "cycles per element im2col writes",
@@ -207,6 +225,10 @@ class DeviceProfile:
             dotted key (``clock_hz``, ``compute.units``, ``latency.row_cycles``).
         latency: the class's latency-model parameters (:data:`LATENCY_KEYS`), in the
             units each key names; empty when the profile has no ``[latency]`` table.
+        stream_bandwidth: a measured curve of sequential-read bandwidth against the
+            bytes the stream keeps re-reading: ``((footprint_bytes, bytes_per_cycle),
+            ...)`` with footprints increasing; empty when the profile has none (only
+            ``hwprune calibrate`` writes one). See :meth:`stream_bytes_per_cycle`.
     """
 
     id: str
@@ -221,6 +243,24 @@ class DeviceProfile:
     origin: str = ""
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
     latency: Mapping[str, float] = field(default_factory=_no_sources, compare=False)
+    stream_bandwidth: tuple[tuple[float, float], ...] = ()
+
+    def stream_bytes_per_cycle(self, footprint_bytes: float) -> float:
+        """Bytes per cycle of a sequential read stream that re-reads ``footprint_bytes``
+        bytes call after call, interpolated on :attr:`stream_bandwidth` (linear in
+        log(footprint), held flat beyond the measured ends). Needs a curve."""
+        if not self.stream_bandwidth:
+            raise InputError(f"device {self.id!r} has no stream_bandwidth curve (hwprune "
+                             "calibrate writes one)")
+        sizes = [math.log(max(1.0, f)) for f, _ in self.stream_bandwidth]
+        rates = [b for _, b in self.stream_bandwidth]
+        x = math.log(max(1.0, float(footprint_bytes)))
+        if x <= sizes[0]:
+            return rates[0]
+        for (x0, b0), (x1, b1) in zip(zip(sizes, rates), zip(sizes[1:], rates[1:])):
+            if x <= x1:
+                return b0 + (b1 - b0) * (x - x0) / (x1 - x0)
+        return rates[-1]
 
     def level(self, name: str) -> MemoryLevel:
         """The memory level called ``name`` (case-sensitive)."""
