@@ -1,17 +1,20 @@
 """Validate the cpu latency model on this machine: predicted against measured time of
 hwprune's numba matrix-vector kernels over shapes x formats x densities.
 
-1. Calibrate this machine (``hwprune.hardware.calibrate``: in-cache micro-benchmarks,
-   the *fit* set) unless ``--profile FILE`` gives a calibrated profile.
-2. Time every point of the *scored* grid (shapes different from the fit set, most of
-   them larger than L2), the fastest of ``--repeats`` calls (on this shared 2-core
-   machine other work only adds time; medians moved by +-25% between runs), and
-   predict it with the cpu model on that profile.
+1. Calibrate this machine (``hwprune calibrate``: micro-benchmarks, the stream
+   bandwidth curve, and the matrix-vector parameters fitted on the *fit set*,
+   ``hwprune.hardware.matvec_fit.FIT_SHAPES``) unless ``--profile FILE`` gives a
+   calibrated profile.
+2. Time every point of the *scored* grid (shapes none of which is in the fit set), the
+   fastest of at least ``--repeats`` calls spread over at least ``--spread`` seconds
+   (on this shared 2-core machine other work only adds time, and a burst of it can
+   cover a short run of calls), and predict it with the cpu model on that profile.
 3. Report the error distribution (predicted / measured - 1), the share of points
    within +-15%, and per shape and format the measured and predicted break-even
    density (interpolated on the density grid) and their difference.
 
-Run:  python benchmarks/validate_latency.py [--profile host.toml] [--repeats 7] [--out results/latency.csv]
+Run:  python benchmarks/validate_latency.py [--profile host.toml] [--repeats 7] [--spread 0.25]
+          [--out results/latency.csv]
 """
 
 from __future__ import annotations
@@ -25,51 +28,32 @@ import numpy as np
 import pandas as pd
 
 import hwprune
-from hwprune.hardware.calibrate import best_seconds, calibrate
+from hwprune.hardware.calibrate import calibrate
+from hwprune.hardware.matvec_fit import FIT_SHAPES, best_seconds, kernel_call
 from hwprune.latency.cpu import cpu_latency
 from hwprune.latency.network import crossing
 from hwprune.latency.work import KernelShape, kernel_work
-from hwprune.sparse import formats as F
-from hwprune.sparse import kernels as K
-from hwprune.sparse.masks import random_mask
 
 SHAPES = [("alexnet-fc6", 4096, 9216), ("alexnet-fc7", 4096, 4096), ("alexnet-fc8", 1000, 4096),
           ("vgg-fc7-half", 2048, 4096), ("lenet300-fc1", 300, 784), ("mid-1024", 1024, 1024),
           ("tall-8192x512", 8192, 512)]
 FORMATS = ("dense", "csr", "group-csr", "compact")
 DENSITIES = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.02)
+BISECT_STEPS = 3
+"""Extra measurements per shape and format that narrow the measured break-even from its
+grid interval to an eighth of it (linear interpolation within that)."""
 
 
-def measure(scheme: str, rows: int, cols: int, density: float, repeats: int,
+def measure(scheme: str, rows: int, cols: int, density: float, repeats: int, spread: float,
             rng: np.random.Generator) -> float:
-    w = rng.standard_normal((rows, cols)).astype(np.float32)
-    x = rng.standard_normal(cols).astype(np.float32)
-    y = np.empty(rows, dtype=np.float32)
-    if scheme == "dense":
-        def call():
-            K.dense_matvec(w, x, y)
-    elif scheme == "csr":
-        m = F.CSRMatrix.from_dense(w, random_mask("fine", rows, cols, density, rng))
-
-        def call():
-            K.csr_matvec(m.data, m.indices, m.indptr, x, y)
-    elif scheme == "group-csr":
-        m = F.GroupCSRMatrix.from_dense(w, random_mask("group", rows, cols, density, rng, 8), 8)
-        xp = np.zeros(-(-cols // 8) * 8, dtype=np.float32)
-        xp[:cols] = x
-
-        def call():
-            K.group_matvec8(m.data, m.group_col, m.indptr, xp, y)
-    else:
-        m = F.CompactMatrix.from_dense(w, random_mask("rows", rows, cols, density, rng))
-
-        def call():
-            K.compact_matvec(m.values, m.row_index, m.col_index, x, y)
-    return best_seconds(call, repeats)
+    """Seconds of one kernel call: the fastest of at least ``repeats`` calls spread over
+    at least ``spread`` seconds (the same protocol as the calibration's fit set)."""
+    return best_seconds(kernel_call(scheme, rows, cols, density, rng), repeats, spread)
 
 
 def measured_crossing(curve: pd.DataFrame, dense: float) -> float:
-    """Largest density faster than dense, linearly interpolated between grid points."""
+    """Largest density faster than dense, linearly interpolated between the measured
+    points (grid and bisection) around the first crossing from density 1."""
     pts = curve.sort_values("density", ascending=False)[["density", "measured_s"]].to_numpy()
     if pts[0, 1] < dense:
         return 1.0
@@ -82,7 +66,9 @@ def measured_crossing(curve: pd.DataFrame, dense: float) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", help="a calibrated profile (default: calibrate now)")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="at least this many timed calls")
+    parser.add_argument("--spread", type=float, default=0.25,
+                        help="and over at least this many seconds per point (default 0.25)")
     parser.add_argument("--out", help="write the per-point table as CSV")
     parser.add_argument("--from-csv", help="report on a table written by --out instead of "
                                            "measuring again (predictions are recomputed)")
@@ -101,6 +87,8 @@ def main(argv=None) -> int:
                                                      r.density, dev.compute.simd_lanes), dev).seconds
                              for r in df.itertuples()]
         return report(df, dev, args.out)
+    fit = {(r, c) for r, c in FIT_SHAPES}
+    assert not fit & {(m, k) for _, m, k in SHAPES}, "a scored shape is in the fit set"
     rng = np.random.default_rng(1)
     rows = []
     for name, m, k in SHAPES:
@@ -108,27 +96,71 @@ def main(argv=None) -> int:
         for scheme in FORMATS:
             for d in (DENSITIES if scheme != "dense" else (1.0,)):
                 print(f"\r{name} {scheme} {d}      ", end="", file=sys.stderr)
-                t = measure(scheme, m, k, d, args.repeats, rng)
+                t = measure(scheme, m, k, d, args.repeats, args.spread, rng)
                 est = cpu_latency(kernel_work(shape, scheme, d, dev.compute.simd_lanes), dev)
                 rows.append({"shape": name, "rows": m, "cols": k, "scheme": scheme, "density": d,
-                             "measured_s": t, "predicted_s": est.seconds, "bound": est.bound})
+                             "measured_s": t, "predicted_s": est.seconds, "bound": est.bound,
+                             "point": "grid"})
+    df = pd.DataFrame(rows)
+    extra = []
+    for name, m, k in SHAPES:
+        shape = KernelShape(rows=m, cols=k, n=1)
+        dense = df[(df["shape"] == name) & (df["scheme"] == "dense")]["measured_s"].iloc[0]
+        for scheme in FORMATS[1:]:
+            curve = df[(df["shape"] == name) & (df["scheme"] == scheme)]
+            for d in bisect_densities(curve, dense, lambda d, s=scheme, m=m, k=k:
+                                      measure(s, m, k, d, args.repeats, args.spread, rng)):
+                est = cpu_latency(kernel_work(shape, scheme, d[0], dev.compute.simd_lanes), dev)
+                print(f"\r{name} {scheme} break-even {d[0]:.3f}      ", end="", file=sys.stderr)
+                extra.append({"shape": name, "rows": m, "cols": k, "scheme": scheme,
+                              "density": d[0], "measured_s": d[1], "predicted_s": est.seconds,
+                              "bound": est.bound, "point": "bisect"})
     print("", file=sys.stderr)
-    return report(pd.DataFrame(rows), dev, args.out)
+    return report(pd.concat([df, pd.DataFrame(extra)], ignore_index=True), dev, args.out)
+
+
+def bisect_densities(curve: pd.DataFrame, dense: float, measure_at, steps: int = BISECT_STEPS):
+    """Measure ``steps`` more densities, each halving the grid interval in which the
+    format's time first falls below ``dense``: yields ``(density, seconds)``."""
+    pts = curve.sort_values("density", ascending=False)[["density", "measured_s"]].to_numpy()
+    if pts[0, 1] < dense:
+        return
+    for (d0, t0), (d1, t1) in zip(pts, pts[1:]):
+        if t1 < dense:
+            break
+    else:
+        return
+    for _ in range(steps):
+        mid = (d0 + d1) / 2
+        t = measure_at(mid)
+        yield mid, t
+        if t < dense:
+            d1 = mid
+        else:
+            d0 = mid
 
 
 def report(df: pd.DataFrame, dev, out: str | None) -> int:
-    """Print the error distribution and the break-even comparison; write ``out``."""
+    """Print the error distribution (grid points) and the break-even comparison (grid
+    and bisection points); write ``out``."""
     df["error"] = df["predicted_s"] / df["measured_s"] - 1
+    if "point" not in df:
+        df["point"] = "grid"
     if out:
         df.to_csv(out, index=False)
-    err = df["error"]
+    grid = df[df["point"] == "grid"]
+    err = grid["error"]
     within = (err.abs() <= 0.15).mean()
     q = err.quantile([0.05, 0.25, 0.5, 0.75, 0.95])
-    print(f"{len(df)} points; within +-15%: {within:.0%} (target 90%)")
+    print(f"{len(grid)} grid points; within +-15%: {within:.0%} (target 90%)")
     print("error quantiles (predicted/measured - 1): "
           + ", ".join(f"p{int(k * 100)} {v:+.1%}" for k, v in q.items()))
     print(f"worst: {err.abs().max():.1%}; mean |error| {err.abs().mean():.1%}")
-    print(df.groupby("scheme")["error"].describe()[["mean", "min", "50%", "max"]].round(3)
+    bisect = df[df["point"] == "bisect"]["error"]
+    if len(bisect):
+        print(f"{len(bisect)} bisection points (not in the above): within +-15% "
+              f"{(bisect.abs() <= 0.15).mean():.0%}, median {bisect.median():+.1%}")
+    print(grid.groupby("scheme")["error"].describe()[["mean", "min", "50%", "max"]].round(3)
           .to_string())
     table = []
     for name, m, k in SHAPES:

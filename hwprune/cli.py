@@ -210,7 +210,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     from .hardware.calibrate import calibrate
     from .hardware.loader import parse_profile
 
-    text = calibrate(lambda step: print(f"calibrating: {step} ...", file=sys.stderr))
+    text = calibrate(lambda step: print(f"calibrating: {step} ...", file=sys.stderr),
+                     quick=args.quick)
     parse_profile(tomllib.loads(text), "calibrated profile")   # never write a bad profile
     if args.out:
         write_atomic(args.out, text)
@@ -493,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(TOML, marked 'calibrated on host')")
     p.add_argument("--out", metavar="FILE", help="write the profile to FILE (atomically) "
                    "instead of standard output")
+    p.add_argument("--quick", action="store_true", help="fit the matrix-vector costs on "
+                   "in-cache shapes only (seconds instead of about a minute; less accurate on "
+                   "layers larger than the caches)")
     p.set_defaults(func=_cmd_calibrate)
 
     from .prune.criteria import CRITERIA

@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,9 +38,16 @@ import numpy as np
 from numba import njit
 
 from ..errors import InputError
+from .loader import parse_profile
+from .matvec_fit import FIT_DENSITIES, FIT_SHAPES, QUICK_SHAPES, best_seconds, fit_matvec, time_grid
+
+__all__ = ["best_seconds", "calibrate", "host_caches", "kernel_costs", "stream_curve"]
 
 SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 DRAM_BUFFER = 64 << 20
+SPREAD_SECONDS = 0.1
+"""Each bandwidth and latency micro-benchmark takes the fastest of calls spread over at
+least this many seconds."""
 
 
 @dataclass(frozen=True)
@@ -101,18 +109,6 @@ def _add_chain(n):
     return x
 
 
-def best_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
-    """Fastest of ``repeats`` timed calls after a warm-up call (on a shared machine
-    other work only ever adds time, so the minimum is the kernel's own time)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def host_clock_hz() -> tuple[float, str]:
     try:
         mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -143,7 +139,7 @@ def chase_seconds(nbytes: int, line: int, rng: np.random.Generator) -> float:
     nxt = np.zeros(lines * stride, dtype=np.int64)
     nxt[order * stride] = np.roll(order, -1) * stride
     steps = 2_000_000
-    return best_seconds(lambda: _chase(nxt, steps), 3) / steps
+    return best_seconds(lambda: _chase(nxt, steps), 3, SPREAD_SECONDS) / steps
 
 
 @njit(cache=True, fastmath=True)
@@ -161,7 +157,26 @@ def read_bandwidth(nbytes: int) -> float:
     """Bytes per second of a single-thread vectorized read of ``nbytes``."""
     a = np.ones(max(1024, nbytes // 4), dtype=np.float32)
     reps = max(1, int(256 << 20) // a.nbytes)
-    return a.nbytes * reps / best_seconds(lambda: _sum(a, reps), 3)
+    return a.nbytes * reps / best_seconds(lambda: _sum(a, reps), 3, SPREAD_SECONDS)
+
+
+def stream_curve(clock_hz: float, largest: int, step: float = 2.0, smallest: int = 16 << 10,
+                 passes: int = 3) -> list[tuple[int, float]]:
+    """``[(footprint_bytes, bytes_per_cycle), ...]``: read bandwidth of a buffer read
+    again and again (the steady state of a layer run call after call), for footprints
+    from ``smallest`` to ``largest`` bytes in steps of ``step``x. Each footprint keeps
+    its best of ``passes`` passes over all of them, seconds apart: the bandwidth of
+    the machine when other tenants leave it alone, as the kernels' fastest calls see it."""
+    sizes = []
+    size = float(smallest)
+    while size <= largest * 1.0001:
+        sizes.append(int(size) // 64 * 64)
+        size *= step
+    best = dict.fromkeys(sizes, 0.0)
+    for _ in range(passes):
+        for nbytes in sizes:
+            best[nbytes] = max(best[nbytes], read_bandwidth(nbytes) / clock_hz)
+    return list(best.items())
 
 
 @njit(cache=True)
@@ -261,8 +276,11 @@ def _horowitz_pj(size_bytes: int) -> float:
     return 50.0
 
 
-def calibrate(progress: Callable[[str], None] | None = None) -> str:
-    """Measure this machine and return its profile as TOML text."""
+def calibrate(progress: Callable[[str], None] | None = None, quick: bool = False) -> str:
+    """Measure this machine and return its profile as TOML text. ``quick`` fits the
+    matrix-vector parameters on in-cache shapes only and measures a coarser
+    bandwidth curve (seconds instead of about a minute; less accurate on matrices
+    larger than the caches)."""
     say = progress or (lambda _msg: None)
     rng = np.random.default_rng(0)
     say("clock")
@@ -295,10 +313,39 @@ def calibrate(progress: Callable[[str], None] | None = None) -> str:
     say("kernel micro-benchmarks")
     costs = kernel_costs(clock)
     costs["memory_parallelism"] = mlp
-    return _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs)
+    say("stream bandwidth curve")
+    curve = stream_curve(clock, max(dram_bytes // 2, 2 * last.size_bytes),
+                         4.0 if quick else 2 ** 0.5, passes=1 if quick else 3)
+    provisional = _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve)
+    dev = parse_profile(tomllib.loads(provisional), "provisional calibrated profile")
+    points = time_grid(QUICK_SHAPES if quick else FIT_SHAPES,
+                       (1.0, 0.1) if quick else FIT_DENSITIES,
+                       min_seconds=0.02 if quick else 0.1, passes=1 if quick else 2,
+                       progress=lambda what: say(f"matrix-vector fit set: {what}"))
+    costs.update({k: round(v, 4) if k.endswith("_overlap") else v
+                  for k, v in fit_matvec(points, dev).items()})
+    fit_set = ", ".join(f"{r}x{c}" for r, c in (QUICK_SHAPES if quick else FIT_SHAPES))
+    return _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
+                 fit_set)
 
 
-def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs) -> str:
+def _latency_source(key: str, fit_set: str) -> str:
+    if key == "memory_parallelism":
+        return "chase latency / time per independent random load, buffer 4x L2"
+    if fit_set and key in FITTED_KEYS:
+        return (f"least-squares fit (relative error) to hwprune's matrix-vector kernels timed "
+                f"on {fit_set} (the fit set; not the validation shapes)")
+    return "hwprune kernels on in-cache matrices, NNLS fit"
+
+
+FITTED_KEYS = frozenset({"dense_mac_cycles", "csr_nnz_cycles", "group_value_cycles",
+                         *(f"{kind}_{what}" for kind in ("dense", "csr", "group", "compact")
+                           for what in ("row_cycles", "overlap", "call_cycles"))})
+"""``[latency]`` keys that :func:`hwprune.hardware.matvec_fit.fit_matvec` sets."""
+
+
+def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
+          fit_set: str = "") -> str:
     cpus = os.cpu_count() or 1
     flags = ""
     try:
@@ -350,10 +397,16 @@ def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs) ->
         *[f"{k} = {v:.6g}" for k, v in costs.items()],
         "",
         "[latency.sources]",
-        *[f'{k} = "{cal}: ' + ("chase latency / time per independent random load, buffer 4x L2"
-                                if k == "memory_parallelism" else
-                                "hwprune kernels on in-cache matrices, NNLS fit") + '"'
-          for k in costs],
+        *[f'{k} = "{cal}: {_latency_source(k, fit_set)}"' for k in costs],
+        "",
+        "[stream_bandwidth]",
+        "footprint_bytes = [" + ", ".join(str(f) for f, _ in curve) + "]",
+        "bytes_per_cycle = [" + ", ".join(f"{b:.4g}" for _, b in curve) + "]",
+        "",
+        "[stream_bandwidth.sources]",
+        f'footprint_bytes = "{cal}: buffers from {curve[0][0] >> 10} KiB to {curve[-1][0] >> 20} MiB"',
+        f'bytes_per_cycle = "{cal}: single-thread vectorized read of the buffer, again and again '
+        '(fastest of calls spread over 0.1 s, best of 3 passes)"',
         "",
         "[[memory]]",
         'name = "RF"',

@@ -8,12 +8,15 @@ simulator, bandwidth rooflines, one core.
   - matrix-vector: ``MACs x dense_mac_cycles`` (dense, compact),
     ``stored x csr_nnz_cycles`` (csr), ``stored x group_value_cycles`` (group
     schemes), plus ``csr_nnz_cycles`` per gathered column of compact, plus
-    ``row_cycles`` per row;
+    ``<kernel>_row_cycles`` per row (default ``row_cycles``) and
+    ``<kernel>_call_cycles`` per call and group (default 0), ``<kernel>`` being
+    ``dense``, ``csr``, ``group`` or ``compact``;
   - matrix-matrix (convolutions): ``MACs x axpy_element_cycles`` (the axpy over the
     ``n`` output positions) + ``stored x axpy_cycles`` + zeroing the output +
     ``im2col_element_cycles`` per im2col element.
 
-* **Miss penalties** (matrix-vector): the kernel's exact address trace runs through
+* **Miss penalties** (csr and group schemes; dense and compact read their input in
+  order, which the prefetcher streams): the kernel's exact address trace runs through
   the cache simulator (:mod:`hwprune.cost.cachesim`) on the device's cache levels.
   A layer small enough is simulated twice and the second (warm) call counted: the
   steady state of a layer run again and again. Large layers are sampled: a window of
@@ -22,16 +25,33 @@ simulator, bandwidth rooflines, one core.
   loads (inputs addressed through an index) stall: ``sum over levels of (loads that
   level serves) x its latency_cycles / memory_parallelism``. Sequential streams are
   left to the hardware prefetcher: they cost bandwidth, not latency.
-* **Bandwidth**: bytes each level delivers (from the simulator's line fills; memory
-  loads and write-backs for DRAM) over that level's ``bandwidth_bytes_per_cycle``.
+* **Memory time** (matrix-vector), one of two ways:
+
+  - with a measured ``stream_bandwidth`` curve (profiles written by ``hwprune
+    calibrate``): every array the kernel touches (values, indices, pointers, input,
+    output) is streamed once per call, at the curve's bandwidth for the kernel's whole
+    footprint: ``bytes / stream_bytes_per_cycle(bytes)``. The curve is measured on
+    the host, so it holds what the geometry alone does not (a last-level cache shared
+    with other tenants delivers less than its nominal size);
+  - otherwise per level: bytes each level delivers (the simulator's line fills;
+    memory loads and write-backs for DRAM) over that level's
+    ``bandwidth_bytes_per_cycle``; the slowest level counts.
+
   For convolutions the simulator is not run (a trace has ``3 x MACs`` accesses); the
   im2col matrix is re-read once per stored weight row from the first cache level it
   fits in, and the tensors cross DRAM once.
-* **Overlap**: ``cycles = max(issue + stall, slowest level)``: an out-of-order core
-  overlaps streaming with computation but not the latency of dependent gathers.
+* **Overlap**: ``cycles = max(core, memory) + (1 - overlap) x min(core, memory)``
+  with ``core = issue + im2col + stall``. ``overlap`` is the fraction of the shorter
+  time hidden under the longer: 1 (the default, a roofline) when an out-of-order core
+  overlaps streaming with computation completely, 0 when they add. The profile gives
+  it per matrix-vector kernel (``dense_overlap``, ``csr_overlap``, ``group_overlap``,
+  ``compact_overlap``); ``hwprune calibrate`` fits it on the host.
+  Convolutions use 1.
 
 Simplifications: one core (the kernels are single-threaded), no TLB misses, no
-frequency scaling; the im2col reuse model for convolutions is analytic.
+frequency scaling; the im2col reuse model for convolutions is analytic; the stream
+curve is one sequential-read loop interpolated in log(footprint), so a kernel whose
+footprint sits on a cache cliff is priced between the measured points around it.
 """
 
 from __future__ import annotations
@@ -104,6 +124,51 @@ def matvec_counts(shape: KernelShape, scheme: str, density: float, group: int,
     return (sim.counts - warm_counts) * scale, (sim.memory - warm_memory) * scale
 
 
+_KIND = {"dense": "dense", "compact": "compact", "csr": "csr"}
+"""Which per-kernel ``[latency]`` keys (``<kind>_row_cycles``, ``<kind>_call_cycles``,
+``<kind>_overlap``) a scheme reads; group schemes read ``group_*``."""
+
+
+def _kind(scheme: str) -> str:
+    return _KIND.get(scheme, "group")
+
+
+def row_cost(dev: DeviceProfile, scheme: str) -> float:
+    """Cycles of per-row work of ``scheme``'s matrix-vector kernel: the profile's
+    ``<kind>_row_cycles``, else its ``row_cycles``."""
+    key = f"{_kind(scheme)}_row_cycles"
+    return dev.latency[key] if key in dev.latency else latency_param(dev, "row_cycles")
+
+
+def call_cost(dev: DeviceProfile, scheme: str) -> float:
+    """Cycles of one call of ``scheme``'s matrix-vector kernel, whatever its size
+    (``<kind>_call_cycles``, default 0)."""
+    return dev.latency.get(f"{_kind(scheme)}_call_cycles", 0.0)
+
+
+def overlap(dev: DeviceProfile, scheme: str) -> float:
+    """Fraction of the shorter of core and memory time hidden under the longer for
+    ``scheme``'s matrix-vector kernel (``<kind>_overlap``, default 1)."""
+    return dev.latency.get(f"{_kind(scheme)}_overlap", 1.0)
+
+
+def stream_bytes(work: KernelWork, dev: DeviceProfile) -> float:
+    """Bytes a matrix-vector kernel reads and writes per call: stored values, indices,
+    row pointers (csr and group schemes), the input (and for compact its gathered
+    copy, written and read) and the output."""
+    shape, elem = work.shape, dev.element_bytes
+    index = dev.sparsity.index_bits / 8
+    groups = shape.groups
+    x = shape.cols * groups * elem
+    y = shape.rows * groups * elem
+    total = work.stored * elem + work.index_entries * index + x + y
+    if work.scheme == "compact":
+        total += 2 * work.index_entries * elem + work.rows * index
+    elif work.scheme != "dense":
+        total += (shape.rows + 1) * groups * index
+    return total
+
+
 def _issue(work: KernelWork, dev: DeviceProfile) -> tuple[float, float]:
     """(kernel issue cycles, im2col issue cycles)."""
     shape = work.shape
@@ -117,7 +182,8 @@ def _issue(work: KernelWork, dev: DeviceProfile) -> tuple[float, float]:
             inner = work.stored * latency_param(dev, "csr_nnz_cycles")
         else:
             inner = work.stored * latency_param(dev, "group_value_cycles")
-        return inner + work.rows * latency_param(dev, "row_cycles"), 0.0
+        return (inner + work.rows * row_cost(dev, work.scheme)
+                + work.shape.groups * call_cost(dev, work.scheme)), 0.0
     element = latency_param(dev, "axpy_element_cycles")
     inner = ((work.macs + work.rows * shape.n) * element
              + work.stored * latency_param(dev, "axpy_cycles"))
@@ -125,16 +191,29 @@ def _issue(work: KernelWork, dev: DeviceProfile) -> tuple[float, float]:
 
 
 def _matvec_memory(work: KernelWork, dev: DeviceProfile) -> tuple[float, dict[str, float]]:
-    """(gather stall cycles, bandwidth cycles per level) from the cache simulator."""
+    """(gather stall cycles, memory cycles per term): the stall from the cache
+    simulator; the memory terms from the ``stream_bandwidth`` curve (one term,
+    ``stream``) when the profile has one, else per level from the simulator. Only
+    csr and group schemes gather: dense and compact read the input in order, which
+    the prefetcher streams."""
+    gathers = work.scheme not in ("dense", "compact")
+    stream = {}
+    if dev.stream_bandwidth:
+        moved = stream_bytes(work, dev)
+        stream = {"stream": moved / dev.stream_bytes_per_cycle(moved)}
+        if not gathers:
+            return 0.0, stream
     counts, memory = matvec_counts(work.shape, work.scheme, work.density, work.group, dev)
     caches = [lvl for lvl in dev.memory if lvl.is_cache]
     backing = dev.memory[-1]
-    mlp = latency_param(dev, "memory_parallelism")
     stall = 0.0
-    for i, lvl in enumerate(caches[1:], start=1):
-        stall += counts[i, GATHERED, HITS] * lvl.latency_cycles
-    stall += memory[GATHERED, 0] * backing.latency_cycles
-    stall /= mlp
+    if gathers:
+        for i, lvl in enumerate(caches[1:], start=1):
+            stall += counts[i, GATHERED, HITS] * lvl.latency_cycles
+        stall += memory[GATHERED, 0] * backing.latency_cycles
+        stall /= latency_param(dev, "memory_parallelism")
+    if stream:
+        return stall, stream
     bandwidth: dict[str, float] = {}
     for i, lvl in enumerate(caches[1:], start=1):
         moved = counts[i, :, LOAD_BYTES].sum() + counts[i, :, STORE_BYTES].sum()
@@ -164,14 +243,18 @@ def cpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
     issue, im2col = _issue(work, dev)
     if work.shape.is_matvec:
         stall, bandwidth = _matvec_memory(work, dev)
+        hidden = overlap(dev, work.scheme)
     else:
         stall, bandwidth = 0.0, _matmat_memory(work, dev)
+        hidden = 1.0
     core = issue + im2col + stall
     slowest = max(bandwidth, key=bandwidth.get)
+    memory = bandwidth[slowest]
     parts = {"issue": issue, "im2col": im2col, "stall": stall,
              **{f"{name.lower()}_bandwidth": v for name, v in bandwidth.items()}}
-    if core >= bandwidth[slowest]:
+    if core >= memory:
         bound = "stall" if stall > issue + im2col else "issue"
     else:
         bound = f"{slowest.lower()}_bandwidth"
-    return make_estimate(dev, max(core, bandwidth[slowest]), bound, parts)
+    cycles = max(core, memory) + (1.0 - hidden) * min(core, memory)
+    return make_estimate(dev, cycles, bound, parts)
