@@ -15,12 +15,20 @@ What is measured, and how (single thread; the fastest of repeated runs):
   matrices that stay in L1/L2, timed, and fitted by non-negative least squares: cycles
   per dense MAC, per CSR nonzero, per group-CSR value and per row for matrix-vector;
   per axpy element and per axpy start for matrix-matrix; per im2col element.
+* **stream bandwidth curve**: the vectorized read again and again over footprints
+  from 16 KiB to twice the last level in steps of sqrt(2), best of 3 passes
+  (:func:`stream_curve`; the cpu model prices a matrix-vector kernel's memory time on
+  it).
+* **matrix-vector fit set**: hwprune's four matrix-vector kernels timed on
+  :data:`hwprune.hardware.matvec_fit.FIT_SHAPES`, and the cpu model's per-element,
+  per-row and per-call costs and overlaps fitted to them
+  (:mod:`hwprune.hardware.matvec_fit`; they replace the in-cache matrix-vector costs).
 * **memory parallelism**: the latency of a pointer chase over a buffer of 4x L2
   divided by the time per independent random load into the same buffer.
 
 Energies are not measured: they are Horowitz's 45 nm figures by cache size (an
-assumption, stated in the file). These micro-benchmarks are the *fit* set of the
-latency validation; ``benchmarks/validate_latency.py`` scores the model on other shapes.
+assumption, stated in the file). These measurements are all the latency validation
+fits on; ``benchmarks/validate_latency.py`` scores the model on other shapes.
 """
 
 from __future__ import annotations
@@ -279,8 +287,8 @@ def _horowitz_pj(size_bytes: int) -> float:
 def calibrate(progress: Callable[[str], None] | None = None, quick: bool = False) -> str:
     """Measure this machine and return its profile as TOML text. ``quick`` fits the
     matrix-vector parameters on in-cache shapes only and measures a coarser
-    bandwidth curve (seconds instead of about a minute; less accurate on matrices
-    larger than the caches)."""
+    bandwidth curve in one pass (about 15 s instead of about 80 s; less accurate on
+    matrices larger than the caches)."""
     say = progress or (lambda _msg: None)
     rng = np.random.default_rng(0)
     say("clock")
