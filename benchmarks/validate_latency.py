@@ -5,16 +5,20 @@ hwprune's numba matrix-vector kernels over shapes x formats x densities.
    bandwidth curve, and the matrix-vector parameters fitted on the *fit set*,
    ``hwprune.hardware.matvec_fit.FIT_SHAPES``) unless ``--profile FILE`` gives a
    calibrated profile.
-2. Time every point of the *scored* grid (shapes none of which is in the fit set), the
-   fastest of at least ``--repeats`` calls spread over at least ``--spread`` seconds
-   (on this shared 2-core machine other work only adds time, and a burst of it can
-   cover a short run of calls), and predict it with the cpu model on that profile.
+2. Time every point of the *scored* grid (shapes none of which is in the fit set) in
+   ``--passes`` passes over the whole grid, the shapes in a different order each pass;
+   a pass times a point as the fastest of at least ``--repeats`` calls spread over at
+   least ``--spread`` seconds, on the same matrix every pass. A point's time is its
+   fastest pass: on a shared machine other work only adds time, and a burst of it can
+   last minutes, so one pass would bias whole shapes. How far the passes disagree
+   (slowest / fastest - 1 per point) is reported as the measurement's own noise.
+   Predict each point with the cpu model on the profile.
 3. Report the error distribution (predicted / measured - 1), the share of points
    within +-15%, and per shape and format the measured and predicted break-even
    density (interpolated on the density grid) and their difference.
 
-Run:  python benchmarks/validate_latency.py [--profile host.toml] [--repeats 7] [--spread 0.25]
-          [--out results/latency.csv]
+Run:  python benchmarks/validate_latency.py [--profile host.toml] [--passes 3] [--repeats 7]
+          [--spread 0.1] [--out results/latency.csv]
 """
 
 from __future__ import annotations
@@ -67,8 +71,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", help="a calibrated profile (default: calibrate now)")
     parser.add_argument("--repeats", type=int, default=7, help="at least this many timed calls")
-    parser.add_argument("--spread", type=float, default=0.25,
-                        help="and over at least this many seconds per point (default 0.25)")
+    parser.add_argument("--spread", type=float, default=0.1,
+                        help="and over at least this many seconds per point and pass (default 0.1)")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="passes over the grid, shapes shuffled each pass; a point keeps its "
+                             "fastest (default 3)")
     parser.add_argument("--out", help="write the per-point table as CSV")
     parser.add_argument("--from-csv", help="report on a table written by --out instead of "
                                            "measuring again (predictions are recomputed)")
@@ -89,19 +96,11 @@ def main(argv=None) -> int:
         return report(df, dev, args.out)
     fit = {(r, c) for r, c in FIT_SHAPES}
     assert not fit & {(m, k) for _, m, k in SHAPES}, "a scored shape is in the fit set"
-    rng = np.random.default_rng(1)
-    rows = []
-    for name, m, k in SHAPES:
-        shape = KernelShape(rows=m, cols=k, n=1)
-        for scheme in FORMATS:
-            for d in (DENSITIES if scheme != "dense" else (1.0,)):
-                print(f"\r{name} {scheme} {d}      ", end="", file=sys.stderr)
-                t = measure(scheme, m, k, d, args.repeats, args.spread, rng)
-                est = cpu_latency(kernel_work(shape, scheme, d, dev.compute.simd_lanes), dev)
-                rows.append({"shape": name, "rows": m, "cols": k, "scheme": scheme, "density": d,
-                             "measured_s": t, "predicted_s": est.seconds, "bound": est.bound,
-                             "point": "grid"})
+    if args.passes < 1:
+        parser.error("--passes must be >= 1")
+    rows = grid_rows(dev, args.passes, args.repeats, args.spread)
     df = pd.DataFrame(rows)
+    rng = np.random.default_rng(1)
     extra = []
     for name, m, k in SHAPES:
         shape = KernelShape(rows=m, cols=k, n=1)
@@ -109,7 +108,8 @@ def main(argv=None) -> int:
         for scheme in FORMATS[1:]:
             curve = df[(df["shape"] == name) & (df["scheme"] == scheme)]
             for d in bisect_densities(curve, dense, lambda d, s=scheme, m=m, k=k:
-                                      measure(s, m, k, d, args.repeats, args.spread, rng)):
+                                      measure(s, m, k, d, args.repeats,
+                                              args.spread * args.passes, rng)):
                 est = cpu_latency(kernel_work(shape, scheme, d[0], dev.compute.simd_lanes), dev)
                 print(f"\r{name} {scheme} break-even {d[0]:.3f}      ", end="", file=sys.stderr)
                 extra.append({"shape": name, "rows": m, "cols": k, "scheme": scheme,
@@ -117,6 +117,37 @@ def main(argv=None) -> int:
                               "bound": est.bound, "point": "bisect"})
     print("", file=sys.stderr)
     return report(pd.concat([df, pd.DataFrame(extra)], ignore_index=True), dev, args.out)
+
+
+def grid_rows(dev, passes: int, repeats: int, spread: float) -> list[dict]:
+    """Measure and predict every grid point; ``measured_s`` is the fastest of ``passes``
+    passes (shapes in a new order each pass, one fixed matrix per point), ``pass_spread``
+    the slowest pass over the fastest, minus 1."""
+    points = [(si, fi, di) for si in range(len(SHAPES)) for fi, scheme in enumerate(FORMATS)
+              for di, _ in enumerate(DENSITIES if scheme != "dense" else (1.0,))]
+    times: dict[tuple[int, int, int], list[float]] = {p: [] for p in points}
+    for p in range(passes):
+        order = np.random.default_rng(100 + p).permutation(len(SHAPES))
+        for si in order:
+            name, m, k = SHAPES[si]
+            for pt in (q for q in points if q[0] == si):
+                scheme = FORMATS[pt[1]]
+                d = DENSITIES[pt[2]] if scheme != "dense" else 1.0
+                print(f"\rpass {p + 1}/{passes} {name} {scheme} {d}      ", end="", file=sys.stderr)
+                rng = np.random.default_rng([1, *pt])      # the same matrix every pass
+                times[pt].append(measure(scheme, m, k, d, repeats, spread, rng))
+    rows = []
+    for si, fi, di in points:
+        name, m, k = SHAPES[si]
+        scheme = FORMATS[fi]
+        d = DENSITIES[di] if scheme != "dense" else 1.0
+        t = times[(si, fi, di)]
+        est = cpu_latency(kernel_work(KernelShape(rows=m, cols=k, n=1), scheme, d,
+                                      dev.compute.simd_lanes), dev)
+        rows.append({"shape": name, "rows": m, "cols": k, "scheme": scheme, "density": d,
+                     "measured_s": min(t), "predicted_s": est.seconds, "bound": est.bound,
+                     "point": "grid", "pass_spread": max(t) / min(t) - 1})
+    return rows
 
 
 def bisect_densities(curve: pd.DataFrame, dense: float, measure_at, steps: int = BISECT_STEPS):
@@ -156,6 +187,11 @@ def report(df: pd.DataFrame, dev, out: str | None) -> int:
     print("error quantiles (predicted/measured - 1): "
           + ", ".join(f"p{int(k * 100)} {v:+.1%}" for k, v in q.items()))
     print(f"worst: {err.abs().max():.1%}; mean |error| {err.abs().mean():.1%}")
+    if "pass_spread" in grid and grid["pass_spread"].notna().any():
+        noise = grid["pass_spread"]
+        print(f"measurement noise (slowest / fastest pass - 1): median {noise.median():.1%}, "
+              f"p90 {noise.quantile(0.9):.1%}; passes within 15% of each other at "
+              f"{(noise <= 0.15).mean():.0%} of points")
     bisect = df[df["point"] == "bisect"]["error"]
     if len(bisect):
         print(f"{len(bisect)} bisection points (not in the above): within +-15% "
