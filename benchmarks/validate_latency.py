@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     parser.add_argument("--from-csv", help="report on a table written by --out instead of "
                                            "measuring again (predictions are recomputed)")
     args = parser.parse_args(argv)
+    if args.passes < 1:
+        parser.error("--passes must be >= 1")
     if args.profile:
         dev = hwprune.device(args.profile)
     else:
@@ -96,8 +98,6 @@ def main(argv=None) -> int:
         return report(df, dev, args.out)
     fit = {(r, c) for r, c in FIT_SHAPES}
     assert not fit & {(m, k) for _, m, k in SHAPES}, "a scored shape is in the fit set"
-    if args.passes < 1:
-        parser.error("--passes must be >= 1")
     rows = grid_rows(dev, args.passes, args.repeats, args.spread)
     df = pd.DataFrame(rows)
     rng = np.random.default_rng(1)
