@@ -10,7 +10,8 @@ fed its fastest bulk calls, built before the clock starts: ``load(list)`` for th
 stream (also timed from a numpy array), ``loadstore([(loads, stores), ...])`` with one
 pair per matrix row for the CSR trace. hwprune runs with ``refresh_on_store=False`` so
 that both simulate the same policy, and the script checks that every count agrees.
-Times are medians of ``--repeats`` runs on fresh simulators.
+Times are medians of ``--repeats`` rounds on fresh simulators; in each round every
+simulator runs once, in turn.
 
 Then, hwprune alone: nanoseconds per access by kind of access, on 11.3 M-access traces
 (the hint path, gathers inside L1, gathers inside L2, the CSR trace in one chunk).
@@ -97,12 +98,20 @@ def main(argv=None) -> int:
         ("CSR matvec 4096x9216 @10%", addr.size, ours_csr,
          [("pycachesim, loadstore lists", peer(lambda s: s.loadstore(pairs, length=4)))]),
     ]:
-        t_ours, sim = median_time(ours_fn, args.repeats)
-        rows.append((trace, "hwprune, numpy", t_ours, n, ""))
-        for label, fn in peer_runs:
-            t_peer, caches = median_time(fn, args.repeats)
-            rows.append((trace, label, t_peer, n,
-                         "identical" if same_counts(sim, caches) else "DIFFERENT"))
+        # The simulators take turns, one run each per round, so that a slow spell of
+        # the machine falls on all of them.
+        runs = [("hwprune, numpy", ours_fn)] + peer_runs
+        times = {label: [] for label, _ in runs}
+        results = {}
+        for _ in range(args.repeats):
+            for label, fn in runs:
+                t, results[label] = median_time(fn, 1)
+                times[label].append(t)
+        sim = results["hwprune, numpy"]
+        for label, _ in runs:
+            check = "" if label == "hwprune, numpy" else (
+                "identical" if same_counts(sim, results[label]) else "DIFFERENT")
+            rows.append((trace, label, statistics.median(times[label]), n, check))
     print(f"{'trace':28} {'simulator':30} {'seconds':>8} {'M acc/s':>8} {'vs hwprune':>10}  counts")
     base = {}
     for trace, label, t, n, check in rows:

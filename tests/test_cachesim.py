@@ -105,6 +105,29 @@ def test_bad_input():
     sim.run(np.array([(1 << 48) - 5]), 4)                      # ends at 2^48 - 1: accepted
 
 
+@pytest.mark.parametrize("n", [1, 40, 5000])    # a pass first (short chunks) or in-loop checks
+@pytest.mark.parametrize("bad", [(-8, 4, 0), ((1 << 48) - 4, 4, 0), (0, 0, 0), (0, -5, 0),
+                                 (0, 4, 3), (8, 4, -1), (2**63 - 1, 4, 0), (0, 2**63 - 1, 0)])
+def test_a_bad_access_is_named_and_leaves_the_simulator_as_it_was(n, bad):
+    rng = np.random.default_rng(1)
+    sim = CacheSimulator(HIERARCHY, ("a", "b", "c"))
+    sim.run(rng.integers(0, 4096, 3000), 4, rng.random(3000) < 0.3, rng.integers(0, 3, 3000))
+    before = sim.table()
+    addr, size, struct = rng.integers(0, 4096, n), np.full(n, 4), rng.integers(0, 3, n)
+    k = int(rng.integers(0, n))
+    addr[k], size[k], struct[k] = bad
+    with pytest.raises(InputError, match=rf"trace access {k} \(address {bad[0]}, size {bad[1]}"):
+        sim.run(addr, size, rng.random(n) < 0.3, struct)
+    assert sim.table().equals(before)
+    # and it goes on exactly as if the bad chunk had never been offered
+    twin = CacheSimulator(HIERARCHY, ("a", "b", "c"))
+    rng = np.random.default_rng(1)
+    twin.run(rng.integers(0, 4096, 3000), 4, rng.random(3000) < 0.3, rng.integers(0, 3, 3000))
+    for s in (sim, twin):
+        s.run(np.arange(0, 8192, 4), 4, False, 1)
+    assert sim.table().equals(twin.table())
+
+
 def test_long_and_huge_accesses_are_safe():
     """Regression: a request covering many lines once overflowed the work stack."""
     sim = CacheSimulator(HIERARCHY)
