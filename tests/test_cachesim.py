@@ -222,3 +222,13 @@ def test_both_lru_policies_match_a_python_reference(seed, n, span, write_share, 
         assert counts == {k: int(row[k]) for k in counts}, lv.name
     assert ref.memory == [int(ours.loc[("memory", "all"), "loads"]),
                           int(ours.loc[("memory", "all"), "stores"])]
+
+
+def test_lru_switch_set_after_construction_is_followed():
+    rng = np.random.default_rng(3)
+    addr, write = rng.integers(0, 4096, 2000), rng.random(2000) < 0.5
+    switched = CacheSimulator(HIERARCHY)
+    switched.refresh_on_store = False
+    built = CacheSimulator(HIERARCHY, refresh_on_store=False)
+    assert switched.run(addr, 4, write).table().equals(built.run(addr, 4, write).table())
+    assert not built.table().equals(CacheSimulator(HIERARCHY).run(addr, 4, write).table())
