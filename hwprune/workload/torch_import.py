@@ -36,6 +36,15 @@ from .imported import ImportedModel, fold_batchnorm, skip_unsupported
 from .ops import GlobalPool, Pool2d
 
 
+def _weight_and_bias(mod, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """A conv or linear module's weight and bias as float32 numpy arrays (zeros for a
+    module without bias, ``n_out`` of them)."""
+    weight = mod.weight.detach().cpu().numpy().astype(np.float32)
+    bias = (mod.bias.detach().cpu().numpy() if mod.bias is not None
+            else np.zeros(n_out)).astype(np.float32)
+    return weight, bias
+
+
 def _torch():
     try:
         import torch
@@ -132,16 +141,12 @@ def from_torch(module, example_input, name: str | None = None) -> ImportedModel:
             pad = (0, 0) if mod.padding == "valid" else mod.padding
             out = b.conv(label, x, mod.out_channels, mod.kernel_size, mod.stride, pad, mod.groups,
                          mod.bias is not None)
-            weights[out] = mod.weight.detach().cpu().numpy().astype(np.float32)
-            biases[out] = (mod.bias.detach().cpu().numpy() if mod.bias is not None
-                           else np.zeros(mod.out_channels)).astype(np.float32)
+            weights[out], biases[out] = _weight_and_bias(mod, mod.out_channels)
             producer[out] = "conv"
         elif kind == "fc":
             mod = gm.get_submodule(node.target)
             out = b.fc(label, x, mod.out_features, mod.bias is not None)
-            weights[out] = mod.weight.detach().cpu().numpy().astype(np.float32)
-            biases[out] = (mod.bias.detach().cpu().numpy() if mod.bias is not None
-                           else np.zeros(mod.out_features)).astype(np.float32)
+            weights[out], biases[out] = _weight_and_bias(mod, mod.out_features)
             producer[out] = "fc"
         elif kind == "bn":
             mod = gm.get_submodule(node.target)
