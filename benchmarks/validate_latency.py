@@ -3,7 +3,7 @@ hwprune's numba matrix-vector kernels over shapes x formats x densities.
 
 1. Calibrate this machine (``hwprune calibrate``: micro-benchmarks, the stream
    bandwidth curve, and the matrix-vector parameters fitted on the *fit set*,
-   ``hwprune.hardware.matvec_fit.FIT_SHAPES``) unless ``--profile FILE`` gives a
+   ``hwprune.calibrate.matvec_fit.FIT_SHAPES``) unless ``--profile FILE`` gives a
    calibrated profile.
 2. Time every point of the *scored* grid (shapes none of which is in the fit set) in
    ``--passes`` passes over the whole grid, the shapes in a different order each pass;
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 import hwprune
-from hwprune.hardware.calibrate import calibrate
-from hwprune.hardware.matvec_fit import FIT_SHAPES, best_seconds, kernel_call
+from hwprune.calibrate.host import calibrate
+from hwprune.calibrate.matvec_fit import FIT_SHAPES, best_seconds, kernel_call
 from hwprune.latency.cpu import cpu_latency
 from hwprune.latency.network import crossing
 from hwprune.latency.work import KernelShape, kernel_work

@@ -168,3 +168,19 @@ def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, densit
     if isinstance(net, str) and net in models.MODELS:
         net = models.to_network(models.build(net))
     return run(network(net), device(dev, profiles), density)
+
+
+def calibrate(progress=None, quick: bool = False) -> str:
+    """Measure this machine and return its cpu profile as TOML text (marked
+    'calibrated on host'); ``progress``, if given, is called with the name of each step.
+    ``quick`` fits on the in-cache shapes only. The text is parsed with the profile
+    loader before it is returned, so a bad profile is never handed back; see
+    :mod:`hwprune.calibrate`."""
+    import tomllib
+
+    from .calibrate import host
+    from .hardware.loader import parse_profile
+
+    text = host.calibrate(progress, quick=quick)
+    parse_profile(tomllib.loads(text), "calibrated profile")   # never write a bad profile
+    return text

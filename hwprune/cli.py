@@ -205,14 +205,8 @@ def _cmd_breakeven(args: argparse.Namespace) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
-    import tomllib
-
-    from .hardware.calibrate import calibrate
-    from .hardware.loader import parse_profile
-
-    text = calibrate(lambda step: print(f"calibrating: {step} ...", file=sys.stderr),
-                     quick=args.quick)
-    parse_profile(tomllib.loads(text), "calibrated profile")   # never write a bad profile
+    text = api.calibrate(lambda step: print(f"calibrating: {step} ...", file=sys.stderr),
+                         quick=args.quick)
     if args.out:
         write_atomic(args.out, text)
         print(f"wrote {args.out} (use it as --device {args.out})", file=sys.stderr)

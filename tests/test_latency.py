@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hwprune
+from hwprune.calibrate import matvec_fit
+from hwprune.calibrate.host import _size, host_caches
+from hwprune.calibrate.matvec_fit import FORMATS, TimedPoint, best_seconds, fit_matvec
 from hwprune.cli import main
 from hwprune.errors import InputError, ProfileError
-from hwprune.hardware import matvec_fit
-from hwprune.hardware.calibrate import _size, host_caches
-from hwprune.hardware.matvec_fit import FORMATS, TimedPoint, best_seconds, fit_matvec
 from hwprune.latency import breakeven, kernel_work, layer_latency, network_latency
 from hwprune.latency.cpu import cpu_latency
 from hwprune.latency.network import crossing

@@ -20,9 +20,9 @@ What is measured, and how (single thread; the fastest of repeated runs):
   (:func:`stream_curve`; the cpu model prices a matrix-vector kernel's memory time on
   it).
 * **matrix-vector fit set**: hwprune's four matrix-vector kernels timed on
-  :data:`hwprune.hardware.matvec_fit.FIT_SHAPES`, and the cpu model's per-element,
+  :data:`hwprune.calibrate.matvec_fit.FIT_SHAPES`, and the cpu model's per-element,
   per-row and per-call costs and overlaps fitted to them
-  (:mod:`hwprune.hardware.matvec_fit`; they replace the in-cache matrix-vector costs).
+  (:mod:`hwprune.calibrate.matvec_fit`; they replace the in-cache matrix-vector costs).
 * **memory parallelism**: the latency of a pointer chase over a buffer of 4x L2
   divided by the time per independent random load into the same buffer.
 
@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import InputError
-from .loader import parse_profile
+from ..hardware.loader import parse_profile
 from .matvec_fit import FIT_DENSITIES, FIT_SHAPES, QUICK_SHAPES, best_seconds, fit_matvec, time_grid
 
 __all__ = ["best_seconds", "calibrate", "host_caches", "kernel_costs", "stream_curve"]
@@ -349,7 +349,7 @@ def _latency_source(key: str, fit_set: str) -> str:
 FITTED_KEYS = frozenset({"dense_mac_cycles", "csr_nnz_cycles", "group_value_cycles",
                          *(f"{kind}_{what}" for kind in ("dense", "csr", "group", "compact")
                            for what in ("row_cycles", "overlap", "call_cycles"))})
-"""``[latency]`` keys that :func:`hwprune.hardware.matvec_fit.fit_matvec` sets."""
+"""``[latency]`` keys that :func:`hwprune.calibrate.matvec_fit.fit_matvec` sets."""
 
 
 def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
