@@ -1,7 +1,6 @@
 """Latency models: hand-computed cases, invariants, CLI, calibration pieces."""
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -137,7 +136,7 @@ def test_calibrate_writes_a_loadable_host_profile(tmp_path, capsys):
 
 # ----------------------------------------------------------------- calibrated host model
 
-CORE_I7 = (Path(hwprune.__file__).parent / "hardware_profiles" / "core-i7.toml").read_text()
+CORE_I7 = (hwprune.hardware.builtin_profile_dir() / "core-i7.toml").read_text()
 HOST_LATENCY = """
 dense_row_cycles = 2
 dense_call_cycles = 100
@@ -223,7 +222,7 @@ def test_bad_host_profiles_name_the_key(tmp_path, latency, curve, key, reason):
 
 
 def test_only_cpu_profiles_take_a_curve(tmp_path):
-    text = (Path(hwprune.__file__).parent / "hardware_profiles" / "titan-x.toml").read_text()
+    text = (hwprune.hardware.builtin_profile_dir() / "titan-x.toml").read_text()
     path = tmp_path / "gpu.toml"
     path.write_text(text.replace('id = "titan-x"', 'id = "gpu-test"') + CURVE)
     with pytest.raises(ProfileError, match="only a cpu profile"):

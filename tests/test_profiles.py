@@ -63,6 +63,33 @@ def test_builtin_devices_are_listed():
         assert dev.memory[-1].kind in ("dram", "flash", "sram")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_builtin_profiles_come_from_the_installed_hardware_profiles_package():
+    # The repository keeps them in the top-level hardware_profiles/ directory; pip
+    # installs it as hwprune/hardware_profiles/ (a wheel) or maps it there (editable).
+    directory = builtin_profile_dir()
+    assert directory.is_dir() and not (REPO / "hwprune" / "hardware_profiles").exists()
+    shipped = {p.name: p.read_bytes() for p in directory.glob("*.toml")}
+    in_repo = {p.name: p.read_bytes() for p in (REPO / "hardware_profiles").glob("*.toml")}
+    assert shipped == in_repo and len(shipped) >= len(REQUIRED_IDS)
+    for dev in list_devices():
+        if dev.id in REQUIRED_IDS:   # origin: the file it was read from
+            assert Path(dev.origin).parent == directory and Path(dev.origin).is_file()
+
+
+def test_pyproject_names_every_package_and_maps_the_profiles():
+    # An explicit package list (a find directive cannot map hardware_profiles/ into
+    # hwprune): a package added under hwprune/ and not named here would not install.
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(REPO).parts)
+               for p in (REPO / "hwprune").rglob("__init__.py")}
+    assert set(config["packages"]) == on_disk | {"hwprune.hardware_profiles"}
+    assert config["package-dir"] == {"hwprune.hardware_profiles": "hardware_profiles"}
+    assert config["package-data"]["hwprune.hardware_profiles"] == ["*.toml"]
+
+
 def _numeric_keys(table: dict, prefix: str = ""):
     for key, value in table.items():
         if key == "sources":

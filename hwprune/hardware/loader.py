@@ -1,7 +1,8 @@
 """Read and check device-profile TOML files.
 
-A profile file looks like this (see ``hwprune/hardware_profiles/*.toml`` for the
-built-in ones and ``docs/device-profiles.md`` for every key)::
+A profile file looks like this (see ``hardware_profiles/*.toml`` at the top of the
+repository, installed as ``hwprune/hardware_profiles/``, for the built-in ones and
+``docs/device-profiles.md`` for every key)::
 
     id = "my-mcu"
     name = "Example MCU"

@@ -3,7 +3,10 @@
 Profiles are looked up, in this order of precedence for *listing* (ids must be
 unique across all of them):
 
-1. the built-in profiles shipped in ``hwprune/hardware_profiles/``;
+1. the built-in profiles: the package ``hwprune.hardware_profiles``, which is the
+   top-level ``hardware_profiles/`` directory of the repository mapped into the
+   package (pyproject.toml ``[tool.setuptools.package-dir]``), so that a wheel and an
+   editable install both have it;
 2. every directory named in the ``HWPRUNE_PROFILES`` environment variable
    (separated by ``os.pathsep``);
 3. every directory passed explicitly (``--profiles DIR`` on the command line).
@@ -25,11 +28,28 @@ from .loader import load_profile
 from .profile import DeviceProfile
 
 ENV_VAR = "HWPRUNE_PROFILES"
+BUILTIN_PACKAGE = "hwprune.hardware_profiles"
 
 
 def builtin_profile_dir() -> Path:
-    """Directory holding the built-in profile TOML files."""
-    return Path(str(resources.files("hwprune") / "hardware_profiles"))
+    """Directory holding the built-in profile TOML files.
+
+    Found through :mod:`importlib.resources` as the package :data:`BUILTIN_PACKAGE`:
+    ``site-packages/hwprune/hardware_profiles/`` in a wheel install, the repository's
+    top-level ``hardware_profiles/`` in an editable one. A source tree that is merely
+    on ``sys.path`` (not installed) has no such package; there the directory beside
+    the ``hwprune`` package is used. Each profile's ``origin`` is the path of its file
+    in this directory.
+    """
+    try:
+        return Path(str(resources.files(BUILTIN_PACKAGE)))
+    except ModuleNotFoundError:
+        source_tree = Path(__file__).resolve().parents[2] / "hardware_profiles"
+        if source_tree.is_dir():
+            return source_tree
+        raise InputError(f"the built-in device profiles are missing: package {BUILTIN_PACKAGE} "
+                         f"is not installed and {source_tree} does not exist; reinstall "
+                         "hwprune (pip install .)") from None
 
 
 def profile_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
