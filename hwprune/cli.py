@@ -106,13 +106,15 @@ def _cmd_energy(args: argparse.Namespace) -> None:
     df = api.energy(net, dev, **kwargs)
     if args.plot:       # drawn first: a failure leaves no table behind
         plot_energy(df, level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
-                    "pJ", args.plot)
+                    dev.energy_unit, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     _emit(df, args)
     if args.format == "table" and not args.out:
-        total = df["energy_pj"].sum()
-        print(f"total {total:.4g} pJ = {total / dev.compute.mac_energy_pj:.4g} MAC energies "
-              f"over {len(df)} layers; {total / df['macs'].sum():.3g} pJ per MAC "
+        total = df["energy_pj"].sum()     # in dev.energy_unit, whatever the column name says
+        amount = (f"{total:.4g} {dev.energy_unit} (normalized energies)" if dev.energy_normalized
+                  else f"{total:.4g} pJ = {total / dev.compute.mac_energy_pj:.4g} MAC energies")
+        print(f"total {amount} over {len(df)} layers; {total / df['macs'].sum():.3g} "
+              f"{dev.energy_unit} per MAC "
               f"(dataflow {df['dataflow'].iloc[0]}, weights {df['weight_format'].iloc[0]})")
 
 

@@ -205,6 +205,83 @@ def test_bad_profiles_name_file_key_and_reason(tmp_path, old, new, key, reason):
     assert str(path) in str(err) and key in str(err)
 
 
+def test_energy_unit_defaults_to_pj_and_accepts_mac_equivalents(tmp_path):
+    assert load_profile(write(tmp_path, MINIMAL)).energy_unit == "pJ"
+    explicit = load_profile(write(tmp_path, MINIMAL.replace(
+        'clock_hz = 1e8', 'clock_hz = 1e8\nenergy_unit = "pJ"', 1)))
+    assert explicit.energy_unit == "pJ" and not explicit.energy_normalized
+    normalized = load_profile(write(tmp_path, MINIMAL.replace(
+        'clock_hz = 1e8', 'clock_hz = 1e8\nenergy_unit = "MAC-equivalents"', 1)))
+    assert normalized.energy_unit == "MAC-equivalents" and normalized.energy_normalized
+
+
+@pytest.mark.parametrize(
+    "value, key, reason",
+    [
+        ('"nJ"', "energy_unit", "'nJ' is not accepted; use one of: pJ, MAC-equivalents"),
+        ('"mac-equivalents"', "energy_unit", "use one of: pJ, MAC-equivalents"),
+        ("1", "energy_unit", "must be a non-empty string"),
+    ],
+)
+def test_bad_energy_unit_names_file_key_and_accepted_values(tmp_path, value, key, reason):
+    path = write(tmp_path, MINIMAL.replace("clock_hz = 1e8", f"clock_hz = 1e8\nenergy_unit = {value}"))
+    with pytest.raises(InputError) as info:
+        load_profile(path)
+    err = info.value
+    assert isinstance(err, ProfileError) and err.path == str(path) and err.key == key
+    assert reason in err.reason and str(path) in str(err) and key in str(err)
+
+
+def test_mac_equivalents_need_a_mac_energy_of_one(tmp_path):
+    text = MINIMAL.replace("clock_hz = 1e8", 'clock_hz = 1e8\nenergy_unit = "MAC-equivalents"')
+    with pytest.raises(ProfileError) as info:
+        load_profile(write(tmp_path, text.replace("mac_energy_pj = 1.0", "mac_energy_pj = 4.6")))
+    assert info.value.key == "compute.mac_energy_pj" and "must be 1" in info.value.reason
+    with pytest.raises(ProfileError) as info:      # out-of-order message in the profile's unit
+        load_profile(write(tmp_path, text.replace("read_energy_pj = 100.0", "read_energy_pj = 1.0")))
+    assert "(1 MAC-equivalents) comes after" in info.value.reason
+
+
+def test_eyeriss_is_normalized_and_core_i7_is_in_pj():
+    eyeriss, core_i7 = hwprune.device("eyeriss"), hwprune.device("core-i7")
+    assert eyeriss.energy_unit == "MAC-equivalents" and eyeriss.energy_normalized
+    assert core_i7.energy_unit == "pJ" and not core_i7.energy_normalized
+    assert {d.id: d.energy_unit for d in list_devices()} == {
+        "cortex-m4": "pJ", "core-i7": "pJ", "titan-x": "pJ", "eyeriss": "MAC-equivalents"}
+    listing = hwprune.devices().set_index("device")["energy_unit"]
+    assert (listing["eyeriss"], listing["core-i7"]) == ("MAC-equivalents", "pJ")
+    for dev, unit in ((eyeriss, "MAC-equivalents"), (core_i7, "pJ")):
+        detail = hwprune.device_detail(dev).set_index("key")["unit"]
+        energies = detail[detail.index.str.contains("energy")]
+        assert len(energies) > 2
+        assert set(energies) == {unit, f"{unit}/word"}
+        assert detail["compute.mac_energy_pj"] == unit
+
+
+def test_energy_total_line_says_mac_equivalents_on_eyeriss(capsys):
+    from hwprune.cli import main
+
+    assert main(["energy", "lenet-300-100", "--device", "eyeriss"]) == 0
+    total = capsys.readouterr().out.splitlines()[-1]
+    assert total.startswith("total ") and "MAC-equivalents (normalized energies)" in total
+    assert "pJ" not in total
+    assert main(["energy", "lenet-300-100", "--device", "core-i7"]) == 0
+    total = capsys.readouterr().out.splitlines()[-1]
+    assert total.startswith("total ") and " pJ = " in total and "MAC-equivalents" not in total
+
+
+def test_energy_plot_is_labelled_in_the_device_unit(capsys, monkeypatch, tmp_path):
+    from hwprune.cli import main
+    from hwprune.report import plots
+
+    units = []
+    monkeypatch.setattr(plots, "plot_energy", lambda df, levels, title, unit, path: units.append(unit))
+    for device in ("eyeriss", "core-i7"):
+        assert main(["energy", "lenet-300-100", "--device", device,
+                     "--plot", str(tmp_path / f"{device}.png")]) == 0
+    assert units == ["MAC-equivalents", "pJ"]
+
+
 def test_not_toml_and_missing_file(tmp_path):
     with pytest.raises(ProfileError, match="not valid TOML"):
         load_profile(write(tmp_path, "id = = 3"))

@@ -8,6 +8,7 @@ repository, installed as ``hwprune/hardware_profiles/``, for the built-in ones a
     name = "Example MCU"
     class = "mcu"                 # mcu | cpu | gpu | accelerator
     clock_hz = 80e6
+    energy_unit = "pJ"            # optional: pJ (default) | MAC-equivalents
 
     [sources]                     # one line per numeric key above
     clock_hz = "datasheet DS123, table 5"
@@ -52,6 +53,7 @@ from .profile import (
     BACKING_KINDS,
     DATAFLOWS,
     DEVICE_CLASSES,
+    ENERGY_UNITS,
     FRACTION_LATENCY_KEYS,
     LATENCY_KEYS,
     MEMORY_KINDS,
@@ -67,8 +69,8 @@ from .profile import (
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "sources", "compute",
-            "memory", "sparsity", "latency", "stream_bandwidth"}
+TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "energy_unit", "sources",
+            "compute", "memory", "sparsity", "latency", "stream_bandwidth"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
                  "index_bits", "sources"}
 DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
@@ -197,10 +199,15 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
     dataflow = (ck.string(data, "dataflow", "", DATAFLOWS, required=False)
                 or DEFAULT_DATAFLOW.get(device_class, "cache-tiling"))
     clock_hz = float(ck.number(data, "clock_hz", "positive", ""))
+    energy_unit = ck.string(data, "energy_unit", "", ENERGY_UNITS, required=False) or "pJ"
     top_sources = ck.sources(data, set(TOP_NUMERIC), "")
 
     compute = _parse_compute(ck, data)
     top_sources.update({f"compute.{k}": v for k, v in compute[1].items()})
+    if energy_unit == "MAC-equivalents" and compute[0].mac_energy_pj != 1:
+        raise ck.fail("compute.mac_energy_pj", f"is {compute[0].mac_energy_pj:g} but must be 1 "
+                      "with energy_unit = \"MAC-equivalents\" (energies relative to one MAC); "
+                      "divide every energy by it, or use energy_unit = \"pJ\"")
 
     if "memory" not in data:
         raise ck.fail("memory", "missing key; give at least one [[memory]] level, innermost first")
@@ -211,7 +218,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         _parse_level(ck, ck.table(raw, f"memory[{i}]"), i, clock_hz)
         for i, raw in enumerate(levels_raw)
     )
-    _check_hierarchy(ck, levels)
+    _check_hierarchy(ck, levels, energy_unit)
     sparsity, sparsity_sources = _parse_sparsity(ck, data)
     top_sources.update({f"sparsity.{k}": v for k, v in sparsity_sources.items()})
     latency, latency_sources = _parse_latency(ck, data, device_class)
@@ -233,6 +240,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         sources=MappingProxyType(top_sources),
         latency=MappingProxyType(latency),
         stream_bandwidth=stream,
+        energy_unit=energy_unit,
     )
 
 
@@ -445,7 +453,7 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
     )
 
 
-def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...]) -> None:
+def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...], energy_unit: str = "pJ") -> None:
     names = [lvl.name for lvl in levels]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -470,7 +478,7 @@ def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...]) -> None:
                           f"level holding them is a {levels[outer].kind!r}")
     for i in range(1, len(levels)):
         inner, outer = levels[i - 1], levels[i]
-        for attr, unit in (("latency_cycles", "cycles"), ("read_energy_pj", "pJ")):
+        for attr, unit in (("latency_cycles", "cycles"), ("read_energy_pj", energy_unit)):
             a, b = getattr(inner, attr), getattr(outer, attr)
             if b < a:
                 raise ck.fail(

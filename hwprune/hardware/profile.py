@@ -2,7 +2,8 @@
 
 Values only; :mod:`hwprune.hardware.loader` builds them from TOML files and checks
 them. Units are in the field names: ``_bytes``, ``_cycles`` (device clock cycles),
-``_pj`` (picojoules per access of ``word_bytes``), ``_hz``.
+``_pj`` (picojoules per access of ``word_bytes``, or MAC-equivalents on a profile
+whose :attr:`DeviceProfile.energy_unit` says so), ``_hz``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ ACTIVATION_FORMATS = ("dense", "rle")
 
 DATAFLOWS = ("row-stationary", "weight-stationary", "output-stationary", "cache-tiling")
 """Dataflow presets of the energy model (:mod:`hwprune.cost.dataflow`)."""
+
+
+ENERGY_UNITS = ("pJ", "MAC-equivalents")
+"""Accepted values of a profile's ``energy_unit``: ``pJ`` (the default) for absolute
+energies, ``MAC-equivalents`` for energies normalized to one MAC of the device (every
+``_pj`` value is then a multiple of the MAC's energy, and ``mac_energy_pj`` is 1)."""
 
 
 _KERNEL_KINDS = (("dense", "dense"), ("csr", "CSR"), ("group", "group-CSR"),
@@ -229,6 +236,10 @@ class DeviceProfile:
             bytes the stream keeps re-reading: ``((footprint_bytes, bytes_per_cycle),
             ...)`` with footprints increasing; empty when the profile has none (only
             ``hwprune calibrate`` writes one). See :meth:`stream_bytes_per_cycle`.
+        energy_unit: what every ``_pj`` energy of the profile (and every energy
+            computed from it) is in, one of :data:`ENERGY_UNITS`: ``pJ``, or
+            ``MAC-equivalents`` when the energies are normalized to one MAC of the
+            device (see :attr:`energy_normalized`).
     """
 
     id: str
@@ -244,6 +255,12 @@ class DeviceProfile:
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
     latency: Mapping[str, float] = field(default_factory=_no_sources, compare=False)
     stream_bandwidth: tuple[tuple[float, float], ...] = ()
+    energy_unit: str = "pJ"
+
+    @property
+    def energy_normalized(self) -> bool:
+        """Whether the energies are relative to one MAC (``MAC-equivalents``), not pJ."""
+        return self.energy_unit == "MAC-equivalents"
 
     def stream_bytes_per_cycle(self, footprint_bytes: float) -> float:
         """Bytes per cycle of a sequential read stream that re-reads ``footprint_bytes``

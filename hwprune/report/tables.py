@@ -80,8 +80,11 @@ def devices_table(devices: Iterable[DeviceProfile]) -> pd.DataFrame:
     Columns: ``device`` (id), ``class``, ``name``, ``dataflow`` (default of the energy
     model), ``clock_mhz``, ``units``
     (cores/SMs/PEs), ``simd`` (``lanes x bits``), ``peak_gmacs`` (device-wide peak,
-    GMAC/s), ``mac_pj`` (energy per MAC, pJ), ``memory`` (levels innermost first with
-    their per-instance size), ``origin`` (file).
+    GMAC/s), ``mac_pj`` (energy per MAC, in ``energy_unit``), ``energy_unit`` (what
+    the profile's energies are in: ``pJ``, or ``MAC-equivalents`` when they are
+    normalized to one MAC of the device, so ``mac_pj`` is 1 and energies compare only
+    within that device), ``memory`` (levels innermost first with their per-instance
+    size), ``origin`` (the file the profile was read from).
     """
     rows = []
     for dev in devices:
@@ -97,6 +100,7 @@ def devices_table(devices: Iterable[DeviceProfile]) -> pd.DataFrame:
                 "simd": f"{c.simd_lanes}x{c.simd_element_bits}b",
                 "peak_gmacs": dev.peak_macs_per_second / 1e9,
                 "mac_pj": c.mac_energy_pj,
+                "energy_unit": dev.energy_unit,
                 "memory": " > ".join(
                     lvl.name if lvl.size_bytes is None else f"{lvl.name} {_bytes(lvl.size_bytes)}"
                     + (f" x{lvl.instances}" if lvl.instances > 1 else "")
@@ -106,8 +110,8 @@ def devices_table(devices: Iterable[DeviceProfile]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["device", "class", "name", "dataflow", "clock_mhz",
-                                       "units", "simd", "peak_gmacs", "mac_pj", "memory",
-                                       "origin"])
+                                       "units", "simd", "peak_gmacs", "mac_pj", "energy_unit",
+                                       "memory", "origin"])
 
 
 _LEVEL_FIELDS = (
@@ -117,8 +121,8 @@ _LEVEL_FIELDS = (
     ("word_bytes", "bytes"),
     ("associativity", "ways"),
     ("latency_cycles", "cycles"),
-    ("read_energy_pj", "pJ/word"),
-    ("write_energy_pj", "pJ/word"),
+    ("read_energy_pj", "{energy}/word"),
+    ("write_energy_pj", "{energy}/word"),
     ("bandwidth_bytes_per_cycle", "bytes/cycle"),
 )
 _COMPUTE_FIELDS = (
@@ -126,7 +130,7 @@ _COMPUTE_FIELDS = (
     ("simd_lanes", "lanes"),
     ("simd_element_bits", "bits"),
     ("macs_per_unit_per_cycle", "MAC/cycle"),
-    ("mac_energy_pj", "pJ"),
+    ("mac_energy_pj", "{energy}"),
     ("array_rows", "PEs"),
     ("array_cols", "PEs"),
 )
@@ -136,20 +140,24 @@ def device_detail_table(dev: DeviceProfile) -> pd.DataFrame:
     """Every numeric value of one profile with its unit and its source.
 
     Columns: ``key`` (dotted, e.g. ``memory.L1.size_bytes``), ``value``, ``unit``,
-    ``source`` (empty when the profile gives none).
+    ``source`` (empty when the profile gives none). Energies are in the profile's
+    ``energy_unit``: ``pJ`` and ``pJ/word``, or ``MAC-equivalents`` and
+    ``MAC-equivalents/word`` on a normalized profile.
     """
     rows = [{"key": "clock_hz", "value": dev.clock_hz, "unit": "Hz",
              "source": dev.sources.get("clock_hz", "")}]
     for attr, unit in _COMPUTE_FIELDS:
         value = getattr(dev.compute, attr)
         if value is not None:
-            rows.append({"key": f"compute.{attr}", "value": value, "unit": unit,
+            rows.append({"key": f"compute.{attr}", "value": value,
+                         "unit": unit.format(energy=dev.energy_unit),
                          "source": dev.sources.get(f"compute.{attr}", "")})
     for lvl in dev.memory:
         for attr, unit in _LEVEL_FIELDS:
             value = getattr(lvl, attr)
             if value is not None:
-                rows.append({"key": f"memory.{lvl.name}.{attr}", "value": value, "unit": unit,
+                rows.append({"key": f"memory.{lvl.name}.{attr}", "value": value,
+                             "unit": unit.format(energy=dev.energy_unit),
                              "source": lvl.sources.get(attr, "")})
     df = pd.DataFrame(rows, columns=["key", "value", "unit", "source"])
     df["value"] = df["value"].astype(float)
