@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import hwprune
-from hwprune.prune.recommend import recommend
+from hwprune.studies.recommend import recommend
 from hwprune.workload.torch_import import from_torch
 
 

@@ -7,9 +7,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from .cost.energy import energy_breakdown, network_energy
+from .checks import MAX_BATCH, check_batch, check_density, check_tolerance  # noqa: F401
+from .cost.energy import energy_breakdown, level_columns, network_energy  # noqa: F401
 from .errors import InputError, UnknownNameError
-from .hardware.profile import DeviceProfile
+from .hardware.profile import DATAFLOWS, WEIGHT_FORMATS, DeviceProfile  # noqa: F401
 from .hardware.registry import get_device, list_devices
 from .report.tables import device_detail_table, devices_table, network_table, networks_table
 from .workload.network import Network
@@ -114,16 +115,174 @@ def energy_detail(net: str | Path | Network, dev: str | Path | DeviceProfile, de
                             weight_format)
 
 
+def check_integer(value, what: str, low: int, high: int | None = None) -> int:
+    """``value`` as an integer from ``low`` to ``high`` (no bound if None), else an
+    :class:`InputError` naming ``what``."""
+    from .checks import check_count
+
+    number = check_count(value, what, low)
+    if high is not None and number > high:
+        raise InputError(f"{what} must be an integer from {low} to {high}, got {value!r}")
+    return number
+
+
+def check_scheme(name: str, pruning_only: bool = False) -> str:
+    """The registered name of scheme ``name`` (or of its alias), else an
+    :class:`InputError` listing the accepted names."""
+    from .schemes import scheme
+
+    s = scheme(name)
+    if pruning_only and not s.prunes:
+        raise InputError(f"scheme {s.name!r} prunes nothing; accepted: "
+                         + ", ".join(scheme_names(pruning_only=True)))
+    return s.name
+
+
+def check_reference_model(name: str) -> str:
+    """``name`` if it is a reference model, else an :class:`UnknownNameError`."""
+    from .prune import models
+
+    return models.spec(name).name
+
+
+def bench_kernels(storage: Sequence[str] | None = None, shapes: Sequence[str] | None = None,
+                  quick: bool = False, repeats: int = 7):
+    """Time every storage format's kernel on this machine (``hwprune bench kernels``);
+    returns (per-call table, break-even summary, streaming bandwidth in GB/s)."""
+    from .sparse import bench
+
+    storage = tuple(storage) if storage else bench.STORAGE
+    unknown = [s for s in storage if s not in bench.STORAGE]
+    if unknown:
+        raise InputError(f"unknown storage {unknown[0]!r}; accepted: " + ", ".join(bench.STORAGE))
+    if bench.BASELINE not in storage:
+        storage = (*storage, bench.BASELINE)   # speedups and break-even need the baseline
+    names = shapes or (bench.QUICK_SHAPES if quick else [s.name for s in bench.SHAPES])
+    df, bandwidth = bench.run(bench.shapes_by_name(names),
+                              bench.QUICK_DENSITIES if quick else bench.DENSITIES,
+                              storage, repeats=3 if quick else repeats,
+                              progress=bench.stderr_progress)
+    return df, bench.summary(df), bandwidth
+
+
+def schemes() -> pd.DataFrame:
+    """The registered schemes, one row each: ``scheme``, ``group`` (what one mask group
+    is), ``kernel`` (the format that runs it), ``storage``, ``removes_units``,
+    ``aliases``, ``description``, ``source`` (see :mod:`hwprune.schemes`)."""
+    from .schemes import all_schemes
+
+    return pd.DataFrame([{"scheme": s.name, "group": s.group.value, "kernel": s.kernel.value,
+                          "storage": s.storage, "removes_units": s.removes_units,
+                          "aliases": ",".join(s.aliases), "description": s.description,
+                          "source": s.source} for s in all_schemes()])
+
+
+def scheme_names(pruning_only: bool = False) -> tuple[str, ...]:
+    """Names the CLI and the API accept for a scheme (``dense`` unless ``pruning_only``)."""
+    from .schemes import names
+
+    return names(pruning_only)
+
+
+def evaluate(net: str | Path | Network, dev: str | Path | DeviceProfile, plan=None, batch: int = 1,
+             profiles: Sequence[str | Path] = ()):
+    """Energy, latency and bytes per conv/fc layer of ``net`` pruned by ``plan`` on
+    ``dev``: an :class:`~hwprune.evaluate.Evaluation` (``.total``, ``.to_frame()``).
+
+    ``plan``: a :class:`~hwprune.evaluate.Plan`, or a mapping ``{layer: (scheme,
+    density)}``; ``None`` = dense."""
+    from .evaluate import Plan
+    from .evaluate import evaluate as run
+
+    if plan is not None and not isinstance(plan, Plan):
+        if not isinstance(plan, dict):
+            raise InputError(f"plan must be a Plan or a dict {{layer: (scheme, density)}}, got "
+                             f"{type(plan).__name__}")
+        plan = Plan(plan)
+    return run(network(net), device(dev, profiles), plan, batch)
+
+
+def latency(net: str | Path | Network, dev: str | Path | DeviceProfile, scheme: str = "dense",
+            density: float = 1.0, profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Predicted latency per conv/fc layer (see :func:`hwprune.latency.network_latency`)."""
+    from .latency import network_latency
+
+    return network_latency(network(net), device(dev, profiles), scheme, density)
+
+
+def breakeven(net: str | Path | Network, dev: str | Path | DeviceProfile, schemes=None,
+              profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Per layer and scheme, the density below which it beats dense (see
+    :func:`hwprune.latency.breakeven`); ``schemes`` default fine, simd, node."""
+    from .latency import network as L
+
+    return L.breakeven(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES)
+
+
+def latency_curves(net: str | Path | Network, dev: str | Path | DeviceProfile, schemes=None,
+                   profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Latency against density per layer and scheme (see
+    :func:`hwprune.latency.latency_curves`)."""
+    from .latency import network as L
+
+    return L.latency_curves(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES)
+
+
+def cachesim_layer(net: str | Path | Network, layer: str, dev: str | Path | DeviceProfile,
+                   scheme: str, density: float, seed: int = 0, refresh_on_store: bool = True,
+                   profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Cache counts of one layer's kernel (see :func:`hwprune.cost.cache_runs.simulate_layer`)."""
+    from .cost.cache_runs import simulate_layer
+
+    return simulate_layer(network(net)[layer], device(dev, profiles), scheme, density, seed,
+                          refresh_on_store)
+
+
+def cachesim_trace(path: str | Path, dev: str | Path | DeviceProfile, refresh_on_store: bool = True,
+                   profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """Cache counts of a trace file (see :func:`hwprune.cost.cache_runs.simulate_trace`)."""
+    from .cost.cache_runs import simulate_trace
+
+    return simulate_trace(path, device(dev, profiles), refresh_on_store)
+
+
+def reference_models() -> tuple[str, ...]:
+    """The trained reference models the decision verbs prune."""
+    from .prune.models import MODELS
+
+    return tuple(MODELS)
+
+
+def criteria() -> tuple[str, ...]:
+    from .prune.criteria import CRITERIA
+
+    return tuple(CRITERIA)
+
+
+def schedules() -> tuple[str, ...]:
+    from .prune.schedules import SCHEDULES
+
+    return tuple(SCHEDULES)
+
+
+def check_prune_request(model: str, criterion: str, granularity: str, density, schedule: str,
+                        group: int | None, epochs: int) -> None:
+    """Raise :class:`InputError` now for anything :func:`prune` would reject."""
+    from .prune import models
+    from .prune.schedules import check_request
+
+    check_request(models.build(model), criterion, granularity, density, schedule, group, epochs)
+
+
 def prune(model: str, criterion: str = "magnitude", granularity: str = "fine", density=0.1,
           schedule: str = "oneshot", group: int | None = None, epochs: int = 10, seed: int = 0):
     """Train a reference model (``digits-mlp`` or ``digits-cnn``) and prune it; returns
     a :class:`~hwprune.prune.schedules.PruneResult` (see ``hwprune prune``)."""
     from .prune import models
-    from .prune.schedules import check_request
     from .prune.schedules import prune as run
 
     spec = models.spec(model)
-    check_request(models.build(model), criterion, granularity, density, schedule, group, epochs)
+    check_prune_request(model, criterion, granularity, density, schedule, group, epochs)
     trained, data = models.trained(model, seed)
     return run(trained, data, criterion, granularity, density, schedule, group, epochs,
                spec.recipe, seed)
@@ -133,21 +292,21 @@ def sensitivity(model: str, criterion: str = "magnitude", granularity: str = "fi
                 densities=None, group: int | None = None, seed: int = 0) -> pd.DataFrame:
     """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``)."""
     from .prune import models
-    from .prune.schedules import check_request
-    from .prune.sensitivity import DEFAULT_DENSITIES
-    from .prune.sensitivity import sensitivity as run
+    from .studies.sensitivity import DEFAULT_DENSITIES
+    from .studies.sensitivity import sensitivity as run
 
-    check_request(models.build(model), criterion, granularity, 1.0, "oneshot", group, 0)
+    check_prune_request(model, criterion, granularity, 1.0, "oneshot", group, 0)
     trained, data = models.trained(model, seed)
-    return run(trained, data, criterion, granularity, densities or DEFAULT_DENSITIES, group, seed)
+    return run(trained, data, criterion, granularity,
+               DEFAULT_DENSITIES if densities is None else densities, group, seed)
 
 
 def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
                 seed: int = 0, profiles: Sequence[str | Path] = (), progress=None):
     """Scalpel's per-layer choice for a reference model on a device; returns a
-    :class:`~hwprune.prune.scalpel.ScalpelResult` (see ``hwprune granularity``)."""
+    :class:`~hwprune.studies.scalpel.ScalpelResult` (see ``hwprune granularity``)."""
     from .prune import models
-    from .prune.scalpel import scalpel
+    from .studies.scalpel import scalpel
 
     if model not in models.MODELS:
         raise UnknownNameError(
@@ -161,13 +320,54 @@ def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, densit
               profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
     """Per-layer granularity from the simulators at an expected density (any network,
     including .onnx files and imported PyTorch modules); see
-    :mod:`hwprune.prune.recommend`."""
+    :mod:`hwprune.studies.recommend` and :meth:`hwprune.studies.choice.Choice.table`."""
     from .prune import models
-    from .prune.recommend import recommend as run
+    from .studies.recommend import recommend as run
 
     if isinstance(net, str) and net in models.MODELS:
         net = models.to_network(models.build(net))
     return run(network(net), device(dev, profiles), density)
+
+
+def tradeoff(model: str, devices: Sequence[str | Path | DeviceProfile], seed: int = 0,
+             progress=None, profiles: Sequence[str | Path] = ()):
+    """Every pruning policy on reference model ``model`` swept over density and
+    ``devices``, with Pareto fronts: a :class:`~hwprune.studies.tradeoff.TradeoffStudy`."""
+    from .prune import models
+    from .studies.tradeoff import study
+
+    models.spec(model)
+    return study([model], [device(d, profiles) for d in devices], seed, progress)
+
+
+def tradeoff_steps(model: str, devices: Sequence[DeviceProfile]) -> int:
+    """Progress messages :func:`tradeoff` sends."""
+    from .studies.tradeoff import planned_steps
+
+    return planned_steps(model, devices)
+
+
+def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, progress=None,
+                 profiles: Sequence[str | Path] = ()):
+    """The study behind ``hwprune report`` (a
+    :class:`~hwprune.studies.report_study.ReportStudy`)."""
+    from .studies.report_study import report_study as run
+
+    return run([device(d, profiles) for d in devices], seed=seed, progress=progress)
+
+
+def report_steps(devices: Sequence[DeviceProfile]) -> int:
+    from .prune.models import MODELS
+    from .studies.report_study import report_steps as steps
+
+    return steps(tuple(MODELS), devices)
+
+
+def write_report(out: str | Path, study, minutes: float | None = None) -> Path:
+    """Render a report study into directory ``out``; returns ``index.html``'s path."""
+    from .report.html_report import render_report
+
+    return render_report(out, study, minutes)
 
 
 def calibrate(progress=None, quick: bool = False) -> str:

@@ -89,7 +89,6 @@ def _cmd_show(args: argparse.Namespace) -> None:
 
 
 def _cmd_energy(args: argparse.Namespace) -> None:
-    from .cost.energy import level_columns
     from .report.plots import check_plot_path, plot_energy
 
     if args.plot:
@@ -105,7 +104,7 @@ def _cmd_energy(args: argparse.Namespace) -> None:
         return
     df = api.energy(net, dev, **kwargs)
     if args.plot:       # drawn first: a failure leaves no table behind
-        plot_energy(df, level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
+        plot_energy(df, api.level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
                     dev.energy_unit, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     _emit(df, args)
@@ -119,43 +118,31 @@ def _cmd_energy(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench_kernels(args: argparse.Namespace) -> None:
-    from .report.output import render
-    from .sparse import bench
-
     for option, value in (("--storage", args.storage), ("--shapes", args.shapes)):
         if value is not None and not value.replace(",", "").strip():
             raise UsageError(f"{option} needs a comma-separated list; got {value!r}")
-    storage = (tuple(s.strip() for s in args.storage.split(",") if s.strip()) if args.storage
-               else bench.STORAGE)
-    shapes = ([s.strip() for s in args.shapes.split(",") if s.strip()] if args.shapes else (
-        bench.QUICK_SHAPES if args.quick else [s.name for s in bench.SHAPES]))
-    unknown = [s for s in storage if s not in bench.STORAGE]
-    if unknown:
-        raise InputError(f"unknown storage {unknown[0]!r}; accepted: " + ", ".join(bench.STORAGE))
-    if bench.BASELINE not in storage:
-        storage = (*storage, bench.BASELINE)   # speedups and break-even need the baseline
-    df, bandwidth = bench.run(bench.shapes_by_name(shapes),
-                              bench.QUICK_DENSITIES if args.quick else bench.DENSITIES,
-                              storage, repeats=3 if args.quick else args.repeats,
-                              progress=bench.stderr_progress)
+
+    def names(value):
+        return [t.strip() for t in value.split(",") if t.strip()] if value else None
+
+    df, summary, bandwidth = api.bench_kernels(names(args.storage), names(args.shapes), args.quick,
+                                               args.repeats)
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     _emit(df, args)
     if args.format == "table" and not args.out:
         print("\nbreak-even density (highest density faster than one-thread BLAS dense):")
-        sys.stdout.write(render(bench.summary(df), "table"))
+        sys.stdout.write(render(summary, "table"))
         print(f"\nsingle-thread streaming read bandwidth: {bandwidth:.1f} GB/s")
 
 
 def _cmd_cachesim(args: argparse.Namespace) -> None:
-    from .cost.cache_runs import simulate_layer, simulate_trace
-
     dev = api.device(args.device, args.profiles)
     if args.trace:
         if args.network or args.layer or args.scheme or args.density is not None \
                 or args.seed is not None:
             raise UsageError("--trace takes no NETWORK, --layer, --scheme, --density or --seed")
-        _emit(simulate_trace(args.trace, dev, not args.pycachesim_lru), args)
+        _emit(api.cachesim_trace(args.trace, dev, not args.pycachesim_lru), args)
         return
     missing = [opt for opt, value in (("NETWORK", args.network), ("--layer", args.layer),
                                       ("--scheme", args.scheme), ("--density", args.density))
@@ -163,17 +150,14 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
     if missing:
         raise UsageError("give --trace FILE.npy, or NETWORK with --layer, --scheme and "
                          f"--density (missing: {', '.join(missing)})")
-    layer = api.network(args.network)[args.layer]
-    table = simulate_layer(layer, dev, args.scheme, args.density, args.seed or 0,
-                           not args.pycachesim_lru)
+    table = api.cachesim_layer(args.network, args.layer, dev, args.scheme, args.density,
+                               args.seed or 0, not args.pycachesim_lru)
     _emit(table, args)
 
 
 def _cmd_latency(args: argparse.Namespace) -> None:
-    from .latency import network_latency
-
     dev = api.device(args.device, args.profiles)
-    df = network_latency(api.network(args.network), dev, args.scheme, args.density)
+    df = api.latency(args.network, dev, args.scheme, args.density)
     _emit(df, args)
     if args.format == "table" and not args.out:
         print(f"total {df['seconds'].sum() * 1e3:.4g} ms on {dev.id} ({dev.device_class} model), "
@@ -181,19 +165,18 @@ def _cmd_latency(args: argparse.Namespace) -> None:
 
 
 def _cmd_breakeven(args: argparse.Namespace) -> None:
-    from .latency import breakeven, latency_curves
     from .report.plots import check_plot_path, plot_breakeven
 
     if args.plot:
         check_plot_path(args.plot)
     schemes = tuple(s.strip() for s in args.formats.split(",") if s.strip())
     if not schemes:
-        raise UsageError(f"--formats needs a comma-separated list; got {args.formats!r}")
+        raise UsageError(f"--schemes needs a comma-separated list; got {args.formats!r}")
     dev = api.device(args.device, args.profiles)
     net = api.network(args.network)
-    table = breakeven(net, dev, schemes)
+    table = api.breakeven(net, dev, schemes)
     if args.plot:
-        plot_breakeven(latency_curves(net, dev, schemes),
+        plot_breakeven(api.latency_curves(net, dev, schemes),
                        f"{net.name} on {dev.id}: latency against density", args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     shown = table.copy()
@@ -216,11 +199,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
-def _model_choice(name: str) -> str:
-    from .prune.models import spec
-    return spec(name).name
-
-
 def _cmd_prune(args: argparse.Namespace) -> None:
     import io
     import json
@@ -228,11 +206,8 @@ def _cmd_prune(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    from .prune.models import build
-    from .prune.schedules import check_request
-
-    check_request(build(args.model), args.criterion, args.granularity, args.density,
-                  args.schedule, args.group, args.epochs)
+    api.check_prune_request(args.model, args.criterion, args.granularity, args.density,
+                            args.schedule, args.group, args.epochs)
     if args.out_dir and Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise InputError(f"--out {args.out_dir}: exists and is not a directory")
     print(f"training {args.model} (seed {args.seed}) ...", file=sys.stderr)
@@ -261,7 +236,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
 
     if args.plot:
         check_plot_path(args.plot)
-    _model_choice(args.model)
+    api.check_prune_request(args.model, args.criterion, args.granularity, 1.0, "oneshot",
+                            args.group, 0)
     table = api.sensitivity(args.model, args.criterion, args.granularity, args.densities,
                             args.group, args.seed)
     if args.plot:
@@ -278,7 +254,8 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
     if args.density is not None:
         table = api.recommend(args.model, args.device, args.density, args.profiles)
         shown = table if args.format != "table" else table[
-            ["layer", "kind", "scheme", "density", "speedup", "energy_ratio", "reason"]]
+            ["layer", "kind", "scheme", "density", "inputs_kept", "speedup", "energy_ratio",
+             "reason"]]
         _emit(shown, args)
         if args.format == "table" and not args.out:
             print(f"from the simulators alone, assuming each scheme reaches density {args.density}; "
@@ -286,7 +263,8 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
         return
     result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
                              progress)
-    shown = result.layers[["layer", "scheme", "density", "speedup", "energy_ratio", "reason"]]
+    shown = result.layers[["layer", "kind", "scheme", "density", "inputs_kept", "speedup",
+                           "energy_ratio", "reason"]]
     if args.format != "table":
         shown = result.layers
     _emit(shown, args)
@@ -304,93 +282,74 @@ def _device_list(args: argparse.Namespace):
     return [api.device(d, args.profiles) for d in names]
 
 
-def _cmd_tradeoff(args: argparse.Namespace) -> None:
+def _out_dir(args: argparse.Namespace):
     from pathlib import Path
 
-    from .prune.models import spec
-    from .prune.tradeoff import pareto, planned_steps, scalpel_vs_traditional, sweep
-    from .report.plots import plot_tradeoff
-    from .report.progress import Progress
-
-    spec(args.model)
-    devices = _device_list(args)
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
-    bar = Progress(planned_steps(args.model, devices))
-    points = sweep(args.model, devices, args.seed, bar)
+    return out
+
+
+def _cmd_tradeoff(args: argparse.Namespace) -> None:
+    from .report.progress import Progress
+    from .report.tradeoff_files import write_tradeoff
+
+    api.check_reference_model(args.model)
+    devices = _device_list(args)
+    out = _out_dir(args)
+    bar = Progress(api.tradeoff_steps(args.model, devices))
+    result = api.tradeoff(args.model, devices, args.seed, bar)
     bar.close()
-    points["pareto_energy"] = pareto(points, "energy_pj")
-    points["pareto_latency"] = pareto(points, "latency_s")
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "tradeoff.csv", points.to_csv(index=False))
-    for dev in devices:
-        plot_tradeoff(points[points["device"] == dev.id], points["pareto_energy"],
-                      points["pareto_latency"], f"{args.model} on {dev.id}", out / f"tradeoff-{dev.id}.png")
-    versus = scalpel_vs_traditional(points)
-    write_atomic(out / "scalpel-vs-traditional.csv", versus.to_csv(index=False))
-    sys.stdout.write(render(versus, args.format))
+    write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
+                   f"{args.model} on {{device}}")
+    sys.stdout.write(render(result.versus, args.format))
     print(f"wrote {out / 'tradeoff.csv'}, scalpel-vs-traditional.csv and "
           f"{len(devices)} plots (tradeoff-DEVICE.png)", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    import time
 
-    from .report.html_report import build_report
+    from .report.progress import Progress
 
     devices = _device_list(args)
-    out = Path(args.out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    page = build_report(out, devices, seed=args.seed)
+    out = _out_dir(args)
+    start = time.perf_counter()
+    bar = Progress(api.report_steps(devices))
+    study = api.report_study(devices, args.seed, bar)
+    page = api.write_report(out, study, (time.perf_counter() - start) / 60)
+    bar.close()
     print(f"wrote {page} (open it in a browser)", file=sys.stderr)
 
 
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
+def _checked(check, *args):
+    """An argparse type from one of the package's value checks (:mod:`hwprune.checks`,
+    through the API): the same error text on the command line as in Python."""
+    def parse(text: str):
+        try:
+            return check(text, *args)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+_tolerance = _checked(api.check_tolerance)
+_scheme = _checked(api.check_scheme)
+_density = _checked(api.check_density)
 
 
 def _densities(text: str) -> tuple[float, ...]:
     return tuple(_density(t.strip()) for t in text.split(",") if t.strip())
 
 
-def _density(text: str) -> float:
-    try:
-        if "_" in text:
-            raise ValueError(text)
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return value
-
-
-def _int_between(low: int, high: int | None = None):
+def _int_between(low: int, high: int | None = None, what: str = "value"):
     """An argparse type: an integer from ``low`` to ``high`` (no upper bound if None)."""
-    accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}")
-        return value
-
-    return parse
+    return _checked(api.check_integer, what, low, high)
 
 
 _positive_int = _int_between(1)
-_seed = _int_between(0)
+_seed = _int_between(0, what="seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,17 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_table_options(p)
     p.set_defaults(func=_cmd_show)
 
-    from .hardware.profile import DATAFLOWS, WEIGHT_FORMATS
     p = sub.add_parser("energy", help="energy per layer by memory level and operand")
     _add_network_device(p)
-    from .cost.energy import MAX_BATCH
-    p.add_argument("--batch", type=_int_between(1, MAX_BATCH), default=1, metavar="N",
+    p.add_argument("--batch", type=_checked(api.check_batch), default=1, metavar="N",
                    help="inputs processed together, 1 to 65536; weights are reused across "
                         "them (default 1)")
     p.add_argument("--densities", metavar="FILE",
                    help="CSV with header layer,weight_density,act_density (default: dense)")
-    p.add_argument("--dataflow", choices=DATAFLOWS, help="dataflow preset (default: the device's)")
-    p.add_argument("--weight-format", choices=WEIGHT_FORMATS,
+    p.add_argument("--dataflow", choices=api.DATAFLOWS, help="dataflow preset (default: the device's)")
+    p.add_argument("--weight-format", choices=api.WEIGHT_FORMATS,
                    help="storage of pruned weights (default: the device's)")
     p.add_argument("--detail", action="store_true",
                    help="one row per layer, memory level and operand instead")
@@ -444,12 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_table_options(p)
     p.set_defaults(func=_cmd_energy)
 
-    from .cost.cache_runs import SCHEMES
     p = sub.add_parser("cachesim", help="cache hits, misses and write-backs of a layer's kernel "
                        "or of a trace, per level and data structure")
     _add_network_device(p, "device id or .toml profile with cache levels", optional_network=True)
     p.add_argument("--layer", metavar="NAME", help="conv or fc layer of NETWORK")
-    p.add_argument("--scheme", choices=SCHEMES, help="storage format of the pruned weights")
+    p.add_argument("--scheme", type=_scheme, metavar="SCHEME",
+                   help="how the weights are pruned and run: " + ", ".join(api.scheme_names()))
     p.add_argument("--density", type=_density, metavar="D", help="fraction of weights kept")
     p.add_argument("--trace", metavar="FILE.npy", help="simulate a trace file instead: (n,) "
                    "int64 addresses (4-byte reads) or (n, 3) int64 (address, size, is_write)")
@@ -461,11 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_table_options(p)
     p.set_defaults(func=_cmd_cachesim)
 
-    from .latency import SCHEMES as LATENCY_SCHEMES
     p = sub.add_parser("latency", help="predicted latency per layer on a device, with the "
                        "terms it came from")
     _add_network_device(p)
-    p.add_argument("--scheme", choices=LATENCY_SCHEMES, default="dense",
+    p.add_argument("--scheme", type=_scheme, default="dense", metavar="SCHEME",
                    help="how the weights are pruned and stored (default dense)")
     p.add_argument("--density", type=_density, default=1.0, metavar="D",
                    help="fraction of weights (groups, rows for compact) kept (default 1)")
@@ -476,10 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("breakeven", help="per layer and format, the density below which the "
                        "sparse format is faster than dense")
     _add_network_device(p)
-    p.add_argument("--formats", default="csr,group-csr,compact", metavar="LIST",
-                   help="comma-separated sparse formats to compare with dense, from: "
-                        + ", ".join(s for s in LATENCY_SCHEMES if s != "dense")
-                        + " (default csr,group-csr,compact)")
+    p.add_argument("--schemes", "--formats", dest="formats", default="fine,simd,node",
+                   metavar="LIST",
+                   help="comma-separated pruning schemes to compare with dense, from: "
+                        + ", ".join(api.scheme_names(pruning_only=True))
+                        + " (default fine,simd,node; --formats is the older spelling)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw latency against density, one line per format, per layer")
     _add_profiles_option(p)
@@ -495,16 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "layers larger than the caches)")
     p.set_defaults(func=_cmd_calibrate)
 
-    from .prune.criteria import CRITERIA
-    from .prune.granularity import GRANULARITIES
-    from .prune.models import MODELS
-    from .prune.schedules import SCHEDULES
+    MODELS = api.reference_models()
 
     def add_pruning_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
-        p.add_argument("--criterion", default="magnitude", choices=list(CRITERIA),
+        p.add_argument("--criterion", default="magnitude", choices=list(api.criteria()),
                        help="importance criterion (default: magnitude)")
-        p.add_argument("--granularity", default="fine", choices=list(GRANULARITIES),
+        p.add_argument("--granularity", default="fine", type=_checked(api.check_scheme, True),
+                       metavar="GRANULARITY",
                        help="what is removed together (default: fine)")
         p.add_argument("--group", type=_positive_int, default=None,
                        help="SIMD group width g, for --granularity simd only")
@@ -516,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pruning_options(p)
     p.add_argument("--density", type=_density, required=True,
                    help="kept fraction of each layer's weights, in (0, 1]")
-    p.add_argument("--schedule", default="oneshot", choices=list(SCHEDULES),
+    p.add_argument("--schedule", default="oneshot", choices=list(api.schedules()),
                    help="oneshot, iterative (Han et al.) or agp (cubic, Zhu & Gupta) "
                         "(default: oneshot)")
     p.add_argument("--epochs", type=_int_between(0), default=10,

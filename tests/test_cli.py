@@ -176,7 +176,7 @@ def test_energy_bad_densities_row_is_named(capsys, tmp_path):
         (["cachesim", "alexnet", "--layer", "fc6", "--device", "core-i7", "--scheme", "csr",
           "--density", "0.1", "--seed", "-1"], "integer >= 0"),
         (["cachesim", "alexnet", "--layer", "fc6", "--device", "core-i7", "--scheme", "csr",
-          "--density", "1_0"], "must be a number"),
+          "--density", "1_0"], "must be a fraction in (0, 1]"),
         (["bench", "kernels", "--shapes", ""], "comma-separated list"),
     ],
 )

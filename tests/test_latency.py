@@ -32,8 +32,9 @@ def test_kernel_work_counts_by_hand():
     conv = KernelShape(rows=4, cols=27, n=100, kernel=(3, 3))
     assert kernel_work(conv, "dense", 1.0).im2col_elements == 2700
     assert kernel_work(conv, "kernel", 1.0).group == 9
-    with pytest.raises(InputError, match="prunes convolution kernels"):
-        kernel_work(shape, "vector", 0.5)
+    # kernel-row groups of a fully connected layer are single weights: it runs as fine
+    vec = kernel_work(shape, "vector", 0.5)
+    assert vec.scheme.name == "fine" and vec.stored == kernel_work(shape, "csr", 0.5).stored
     with pytest.raises(InputError, match=r"\(0, 1\]"):
         kernel_work(shape, "csr", 0.0)
 

@@ -8,11 +8,12 @@ import pytest
 
 import hwprune
 from hwprune.cli import main
-from hwprune.prune import energy_aware as EA
-from hwprune.prune import models, scalpel, tradeoff
-from hwprune.prune.costing import model_cost
+from hwprune.prune import models
 from hwprune.prune.layers import Dense
 from hwprune.prune.schedules import prune
+from hwprune.studies import energy_aware as EA
+from hwprune.studies import report_study, scalpel, tradeoff
+from hwprune.studies.deployed import evaluate_model
 
 
 def test_least_squares_refit_recovers_a_layer_whose_extra_weights_were_zero():
@@ -32,7 +33,7 @@ def test_least_squares_refit_recovers_a_layer_whose_extra_weights_were_zero():
 def test_energy_aware_prunes_the_most_expensive_layer_first_within_budget():
     dev = hwprune.device("cortex-m4")
     r = EA.energy_aware("digits-mlp", dev, budget=0.01, epochs=1)
-    assert list(r.layers["energy_pj"]) == sorted(r.layers["energy_pj"], reverse=True)
+    assert list(r.layers["energy"]) == sorted(r.layers["energy"], reverse=True)
     assert (r.layers["accuracy_after_layer"] >= r.dense_accuracy - 0.01 - 1e-12).all()
     assert (r.layers["density"] < 1).any()
     for lay in r.model.prunable():
@@ -42,24 +43,26 @@ def test_energy_aware_prunes_the_most_expensive_layer_first_within_budget():
 def test_cost_of_a_node_pruned_model_is_the_smaller_dense_network():
     dev = hwprune.device("core-i7")
     model, data = models.trained("digits-mlp")
-    dense = model_cost(model, dev, "dense")
+    dense = evaluate_model(model, dev, "dense")
     prune(model, data, "magnitude", "node", 0.5, epochs=0)
-    node = model_cost(model, dev, "node")
-    assert list(node["scheme"]) == ["dense"] * 3
-    assert node.loc[0, "rows"] == 150 and node.loc[1, "cols"] == 150
-    assert (node["energy_pj"] < dense["energy_pj"]).all()
-    assert node["bytes"].sum() < dense["bytes"].sum()
+    node = evaluate_model(model, dev, "node")
+    assert [le.scheme.name for le in node] == ["node", "node", "dense"]   # the classes stay
+    assert node["fc1"].outputs_kept == 0.5 and node["fc2"].inputs_kept == 0.5
+    assert node["fc3"].inputs_kept == node["fc2"].outputs_kept
+    assert node["fc1"].weights_kept == 150 * 64 and node["fc3"].weights_kept == 10 * 50
+    for a, b in zip(node, dense):
+        assert a.cost.energy < b.cost.energy and a.cost.bytes < b.cost.bytes
 
 
 def test_cost_of_fine_pruning_counts_index_bytes():
     dev = hwprune.device("cortex-m4")
     model, data = models.trained("digits-mlp")
     prune(model, data, "magnitude", "fine", 0.5, epochs=0)
-    fine = model_cost(model, dev, "fine")
-    row = fine.iloc[1]
+    fine = evaluate_model(model, dev, "fine")["fc2"]
     nnz = int(model.layer("fc2").mask.sum())
-    expected = nnz * (dev.element_bytes + dev.sparsity.index_bits / 8) + (row["rows"] + 1) * 4
-    assert row["scheme"] == "fine" and row["bytes"] == pytest.approx(expected)
+    expected = nnz * (dev.element_bytes + dev.sparsity.index_bits / 8) + (100 + 1) * 4
+    assert fine.scheme.name == "fine" and fine.cost.bytes == pytest.approx(expected)
+    assert fine.weights_kept == pytest.approx(nnz)
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +89,20 @@ def test_sweep_records_every_policy_on_every_device(small_sweep):
     for dev in ("cortex-m4", "titan-x"):
         got = set(points[points["device"] == dev]["policy"])
         assert got == {"dense", "magnitude", "fine-agp", "filter", "node", "simd", "scalpel", "energy-aware"}
-    assert points[["accuracy", "energy_pj", "latency_s", "model_bytes"]].notna().all().all()
+    assert points[["accuracy", "energy", "latency_s", "model_bytes"]].notna().all().all()
+    assert set(points["energy_unit"]) == {"pJ"}
     dense = points[points["policy"] == "dense"].set_index("device")
     assert (points["model_bytes"] <= points["device"].map(dense["model_bytes"]) * 1.5).all()
 
 
 def test_pareto_front_is_undominated_and_nonempty(small_sweep):
     points = small_sweep[0]
-    front = tradeoff.pareto(points, "energy_pj")
+    front = tradeoff.pareto(points, "energy")
     for _, part in points.groupby("device"):
         on = part[front.loc[part.index]]
         assert len(on) >= 1
         for _, p in on.iterrows():
-            assert not ((part["accuracy"] > p["accuracy"]) & (part["energy_pj"] < p["energy_pj"])).any()
+            assert not ((part["accuracy"] > p["accuracy"]) & (part["energy"] < p["energy"])).any()
         best = part["accuracy"].max()
         assert on["accuracy"].max() == best
 
@@ -117,11 +121,13 @@ def test_scalpel_against_traditional_table(small_sweep):
                                versus["scalpel_speedup"] / versus["traditional_speedup"])
 
 
-def test_report_writes_one_page_with_figures_and_tables(small_sweep, tmp_path, capsys):
+def test_report_writes_one_page_with_figures_and_tables(small_sweep, tmp_path):
     patch = small_sweep[3]
-    from hwprune.report import html_report
-    patch.setattr(html_report, "BREAKEVEN_SCHEMES", ("csr",))
-    page = html_report.build_report(tmp_path / "r", [hwprune.device("cortex-m4")], names=("digits-mlp",))
+    from hwprune.report.html_report import render_report
+    patch.setattr(report_study, "BREAKEVEN_SCHEMES", ("fine",))
+    study = report_study.report_study([hwprune.device("cortex-m4"), hwprune.device("eyeriss")],
+                                      names=("digits-mlp",))
+    page = render_report(tmp_path / "r", study)
     text = page.read_text()
     for needle in ("Energy per layer", "Break-even", "Recommended granularity", "Trade-offs",
                    "Scalpel against traditional", "tradeoff-cortex-m4.png"):
@@ -130,7 +136,7 @@ def test_report_writes_one_page_with_figures_and_tables(small_sweep, tmp_path, c
     assert {"index.html", "tradeoff.csv", "tradeoff-cortex-m4.png", "digits-mlp-cortex-m4-breakeven.png",
             "digits-mlp-cortex-m4-energy.csv", "digits-mlp-cortex-m4-granularity.csv"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
-    assert "[" in capsys.readouterr().err          # the progress bar
+    assert "MAC-equivalents" in text                # eyeriss energies are normalized
 
 
 @pytest.mark.parametrize("argv", [
@@ -158,5 +164,5 @@ def test_cli_tradeoff_writes_csv_plots_and_prints_the_comparison(small_sweep, tm
 def test_cli_granularity_prints_a_scheme_and_reason_per_layer(small_sweep, capsys):
     assert main(["granularity", "digits-mlp", "--device", "eyeriss", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("layer,scheme,density,speedup,energy_ratio,reason")
+    assert lines[0].startswith("layer,kind,scheme,density,inputs_kept,speedup,energy_ratio,reason")
     assert len(lines) == 4

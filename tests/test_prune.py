@@ -147,7 +147,7 @@ def test_reference_model_converts_to_a_workload_network():
 
 @settings(max_examples=60, deadline=None)
 @given(out=st.integers(1, 9), cin=st.integers(1, 5), k=st.sampled_from([1, 3]),
-       gran=st.sampled_from(G.GRANULARITIES), g=st.integers(1, 6),
+       gran=st.sampled_from(G.granularities()), g=st.integers(1, 6),
        density=st.floats(0.01, 1.0), seed=st.integers(0, 100))
 def test_masks_hit_density_within_one_group_and_keep_their_structure(out, cin, k, gran, g, density, seed):
     shape = (out, cin, k, k)
@@ -200,7 +200,7 @@ def test_node_pruning_removes_the_next_layers_inputs():
 # -- criteria -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("crit", list(CRITERIA))
-@pytest.mark.parametrize("gran", G.GRANULARITIES)
+@pytest.mark.parametrize("gran", G.granularities())
 def test_every_criterion_works_with_every_granularity(crit, gran):
     model, data = _tiny_cnn(), digits(0)
     group = 2 if gran == "simd" else None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hwprune
 from hwprune.cli import main
-from hwprune.prune import scalpel as S
+from hwprune.studies import scalpel as S
 
 
 @pytest.fixture(scope="module")
 def results():
-    return {dev: S.scalpel("digits-mlp", dev, 0.01) for dev in ("cortex-m4", "titan-x")}
+    return {dev: S.scalpel("digits-mlp", hwprune.device(dev), 0.01) for dev in ("cortex-m4", "titan-x")}
 
 
 def test_every_layer_gets_a_scheme_a_density_and_a_reason(results):
@@ -35,14 +36,14 @@ def test_the_choice_depends_on_the_device(results):
 def test_a_layer_stays_dense_when_its_density_is_above_break_even(monkeypatch):
     S._search_cached.cache_clear()
     monkeypatch.setattr(S, "DENSITY_GRID", (0.95,))
-    r = S.scalpel("digits-mlp", "core-i7", 0.01)
+    r = S.scalpel("digits-mlp", hwprune.device("core-i7"), 0.01)
     S._search_cached.cache_clear()
     fine = r.layers.set_index("layer")
     # On the cpu, csr at 95% density is slower than dense: no layer picks fine there.
     assert (fine["fine_speedup"] < 1).all()
     assert "fine" not in set(fine["scheme"])
     dense = fine[fine["scheme"] == "dense"]
-    assert all("not faster than dense" in why for why in dense["reason"])
+    assert all("no scheme is faster than dense" in why for why in dense["reason"])
 
 
 def test_granularity_cli_rejects_networks_without_weights(capsys):
@@ -53,13 +54,13 @@ def test_granularity_cli_rejects_networks_without_weights(capsys):
 
 def test_recommendation_from_the_simulators_alone():
     import hwprune
-    from hwprune.prune.recommend import recommend
+    from hwprune.studies.recommend import recommend
 
     net = hwprune.network("lenet-300-100")
     dev = hwprune.device("core-i7")
     dense_like = recommend(net, dev, 0.99)
     assert set(dense_like["scheme"]) == {"dense"}            # above every break-even point
-    assert dense_like["reason"].str.contains("not faster").all()
+    assert dense_like["reason"].str.contains("no scheme is faster").all()
     sparse = recommend(net, dev, 0.05).set_index("layer")
     assert (sparse.loc[sparse["scheme"] != "dense", "speedup"] > 1).all()
     assert sparse.loc["ip3", "scheme"] != "node"                        # the classes are kept
@@ -71,5 +72,5 @@ def test_granularity_cli_with_density_takes_any_network(capsys):
     assert main(["granularity", "lenet-5", "--device", "cortex-m4", "--density", "0.2", "--format",
                  "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("layer,kind,scheme,density,speedup,energy_ratio,reason")
+    assert lines[0].startswith("layer,kind,scheme,density,inputs_kept,speedup,energy_ratio,reason")
     assert len(lines) == 1 + 4

@@ -5,13 +5,15 @@ for a fully connected layer, im2col and a matrix-matrix product for a convolutio
 (one group after another for grouped convolutions, each group's tensors laid out
 after the previous group's). Its weights are random (seeded;
 the access pattern does not depend on their values) and pruned at ``density`` with
-the scheme's granularity:
+the scheme's structure (:func:`hwprune.sparse.formats.random_matrix`), in the
+format of the kernel the scheme runs with (:mod:`hwprune.schemes`):
 
-* ``dense``: fine mask, zeros stored and computed;
-* ``csr``: fine mask;
-* ``group-csr``: aligned groups of the device's SIMD width (Scalpel);
-* ``vector`` / ``kernel``: groups of one kernel row / one whole kernel (Mao et al.);
-* ``compact``: whole output rows (node pruning), removed columns too.
+* ``dense``: zeros stored and computed;
+* ``fine``: single weights, CSR;
+* ``simd``: aligned groups of the device's SIMD width (Scalpel), group CSR;
+* ``vector`` / ``kernel``: groups of one kernel row / one whole kernel (Mao et al.),
+  group CSR; on a fully connected layer these are single weights (``fine``);
+* ``filter`` / ``node``: whole output rows, compacted.
 
 The hierarchy is the device's cache levels as one core sees them (one instance each).
 """
@@ -23,58 +25,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..checks import check_density
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
+from ..schemes import Scheme, scheme
 from ..sparse import formats as F
-from ..sparse.masks import random_mask
 from ..workload.layer import Layer
 from ..workload.ops import Conv2d, Linear
 from . import traces as T
 from .cachesim import CacheSimulator, levels_of
 
-SCHEMES = ("dense", "csr", "group-csr", "vector", "kernel", "compact")
-
-
-def _matrix(scheme: str, rows: int, cols: int, kernel: tuple[int, int], density: float,
+def _matrix(s: Scheme, rows: int, cols: int, kernel: tuple[int, int], density: float,
             rng: np.random.Generator, simd: int) -> F.SparseMatrix:
-    weights = rng.standard_normal((rows, cols)).astype(np.float32)
-    if scheme in ("dense", "csr"):
-        mask = random_mask("fine", rows, cols, density, rng)
-        return F.make_matrix(scheme, weights, mask)
-    if scheme == "compact":
-        return F.CompactMatrix.from_dense(weights, random_mask("rows", rows, cols, density, rng))
-    group = {"group-csr": simd, "vector": kernel[1], "kernel": kernel[0] * kernel[1]}[scheme]
-    mask = random_mask("group", rows, cols, density, rng, group)
-    return F.GroupCSRMatrix.from_dense(weights, mask, group)
+    return F.random_matrix(s.kernel, rows, cols, density, rng, s.group_width(kernel, simd))
 
 
-def simulate_layer(layer: Layer, dev: DeviceProfile, scheme: str, density: float, seed: int = 0,
-                   refresh_on_store: bool = True) -> pd.DataFrame:
-    """Cache counts of ``layer``'s kernel on ``dev`` (see :meth:`CacheSimulator.table`)."""
-    if scheme not in SCHEMES:
-        raise InputError(f"unknown scheme {scheme!r}; accepted: " + ", ".join(SCHEMES))
-    if not isinstance(density, (int, float)) or not 0 < density <= 1:
-        raise InputError(f"density must be in (0, 1], got {density!r}")
+def simulate_layer(layer: Layer, dev: DeviceProfile, pruning: Scheme | str, density: float,
+                   seed: int = 0, refresh_on_store: bool = True) -> pd.DataFrame:
+    """Cache counts of ``layer``'s kernel on ``dev`` pruned by scheme ``pruning`` at
+    ``density`` (see :meth:`CacheSimulator.table`)."""
+    density = check_density(density)
     op = layer.op
     if not isinstance(op, (Conv2d, Linear)):
         raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; the cache simulator "
                          "runs conv and fc layers")
-    if scheme in ("vector", "kernel") and not isinstance(op, Conv2d):
-        raise InputError(f"scheme {scheme!r} prunes convolution kernels; layer {layer.name!r} "
-                         "is fully connected (use csr, group-csr or compact)")
+    s = scheme(pruning).on(isinstance(op, Linear))
     sim = CacheSimulator(levels_of(dev), T.STRUCTURES, refresh_on_store)
     rng = np.random.default_rng(seed)
     simd = dev.compute.simd_lanes
     rows, cols = layer.weight_shape[0], int(np.prod(layer.weight_shape[1:]))
     if isinstance(op, Linear):
-        runs = [T.matvec_trace(_matrix(scheme, rows, cols, (1, 1), density, rng, simd))]
+        runs = [T.matvec_trace(_matrix(s, rows, cols, (1, 1), density, rng, simd))]
     else:
         c, h, w = layer.input_shape
         g = op.groups
         out_elements = layer.output_shape[1] * layer.output_shape[2]
         runs, start = [], T.BASE
         for _ in range(g):       # each group's tensors after the previous group's
-            matrix = _matrix(scheme, rows // g, cols, op.kernel, density, rng, simd)
+            matrix = _matrix(s, rows // g, cols, op.kernel, density, rng, simd)
             runs.append(T.conv_trace(matrix, (c // g, h, w), op.kernel, op.stride, op.padding,
                                      start=start))
             start += T.conv_layout_bytes(matrix, (c // g, h, w), out_elements)

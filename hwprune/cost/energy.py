@@ -77,8 +77,9 @@ class LayerCost:
 
 
 def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
-                    weight_format: str) -> tuple[SparsityParams, float, float]:
-    """What ``density`` does to one layer on ``dev`` with ``weight_format``.
+                    weight_format: str, group: int | None = None) -> tuple[SparsityParams, float, float]:
+    """What ``density`` does to one layer on ``dev`` with ``weight_format`` (``group``:
+    weights per group of ``simd-group`` storage; default the device's SIMD lanes).
 
     Returns the parameters and the value and index byte ratios of the stored weights
     (per dense byte).
@@ -87,7 +88,7 @@ def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
     eb = dev.element_bytes
     _, m, c, _, _, r, s = nest.bounds
     cost = storage_cost(weight_format, m, c * r * s, density.weight, eb, support.index_bits,
-                        group=dev.compute.simd_lanes)
+                        group=group or dev.compute.simd_lanes)
     if weight_format == "dense":
         w_exec = density.weight if support.zero_weights != "none" else 1.0
         index_per_mac = 0.0
@@ -111,13 +112,13 @@ LADDER = (1.0,) + tuple(2.0 ** (-k / 2) for k in range(1, 15))
 
 @lru_cache(maxsize=8192)
 def _ladder_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, weight_format: str,
-                    weight: float, act: float) -> Mapping:
+                    weight: float, act: float, group: int | None = None) -> Mapping:
     """The mapping searched at ladder densities (``weight``, ``act``); a pruned point
     starts from the dense point's mapping too."""
-    params = sparsity_params(nest, dev, Density(weight, act), weight_format)[0]
+    params = sparsity_params(nest, dev, Density(weight, act), weight_format, group)[0]
     if weight == 1.0 and act == 1.0:
         return find_mapping(nest, dev, flow, params)
-    seed = _ladder_mapping(nest, dev, flow, weight_format, 1.0, 1.0)
+    seed = _ladder_mapping(nest, dev, flow, weight_format, 1.0, 1.0, group)
     return find_mapping(nest, dev, flow, params, seed)
 
 
@@ -127,7 +128,7 @@ def _rungs(value: float, matters: bool) -> list[float]:
 
 @lru_cache(maxsize=4096)
 def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
-             weight_format: str) -> Mapping:
+             weight_format: str, group: int | None = None) -> Mapping:
     """The cheapest of the ladder mappings at or above ``density`` (in weight and in
     activation density), priced at ``density``.
 
@@ -135,14 +136,15 @@ def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Densit
     ladder points, so energy never increases as either density decreases. A ladder
     axis that does not change the sparsity parameters is skipped.
     """
-    params = sparsity_params(nest, dev, density, weight_format)[0]
-    w_matters = params != sparsity_params(nest, dev, Density(1.0, density.act), weight_format)[0]
+    params = sparsity_params(nest, dev, density, weight_format, group)[0]
+    w_matters = params != sparsity_params(nest, dev, Density(1.0, density.act), weight_format,
+                                          group)[0]
     a_matters = params != sparsity_params(nest, dev, Density(density.weight, 1.0),
-                                          weight_format)[0]
+                                          weight_format, group)[0]
     best = None
     for gw in _rungs(density.weight, w_matters):
         for ga in _rungs(density.act, a_matters):
-            found = _ladder_mapping(nest, dev, flow, weight_format, gw, ga)
+            found = _ladder_mapping(nest, dev, flow, weight_format, gw, ga, group)
             priced = price_mapping(found, nest, dev, params)
             if best is None or priced.energy_pj < best.energy_pj:
                 best = priced
@@ -150,11 +152,12 @@ def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Densit
 
 
 def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
-               weight_format: str) -> LayerCost:
-    """Price one layer's loop nest on ``dev``."""
+               weight_format: str, group: int | None = None) -> LayerCost:
+    """Price one layer's loop nest on ``dev``; ``group``: weights per group of
+    ``simd-group`` storage (default: the device's SIMD lanes)."""
     arrays = device_arrays(dev)
-    params, value_ratio, index_ratio = sparsity_params(nest, dev, density, weight_format)
-    mapping = _mapping(nest, dev, flow, density, weight_format)
+    params, value_ratio, index_ratio = sparsity_params(nest, dev, density, weight_format, group)
+    mapping = _mapping(nest, dev, flow, density, weight_format, group)
     g = nest.groups
     acc = mapping.accesses * g
     k = len(arrays.storage)

@@ -1,9 +1,9 @@
 """Latency simulators per device class (mcu, cpu, gpu, accelerator), break-even
-densities, and the host calibration they are validated with."""
+densities."""
 
 from .estimate import LatencyEstimate
 from .network import breakeven, latency_curves, layer_latency, network_latency
-from .work import SCHEMES, KernelShape, KernelWork, kernel_work
+from .work import KernelShape, KernelWork, kernel_work
 
-__all__ = ["SCHEMES", "KernelShape", "KernelWork", "LatencyEstimate", "breakeven",
+__all__ = ["KernelShape", "KernelWork", "LatencyEstimate", "breakeven",
            "kernel_work", "latency_curves", "layer_latency", "network_latency"]

@@ -27,26 +27,22 @@ from ..cost.densities import Density
 from ..cost.energy import layer_cost
 from ..cost.loopnest import LoopNest
 from ..hardware.profile import DeviceProfile
+from ..schemes import Kernel
 from ..workload.layer import Layer
 from .estimate import LatencyEstimate, make_estimate
 from .work import KernelWork
-
-WEIGHT_FORMAT = {"dense": "dense", "compact": "dense", "csr": "csr", "group-csr": "simd-group",
-                 "vector": "simd-group", "kernel": "simd-group"}
-
 
 def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,
                         act_density: float = 1.0) -> LatencyEstimate:
     nest = LoopNest.of(layer, 1)
     weight_density = work.density
-    if work.scheme == "compact":
+    if work.kernel is Kernel.COMPACT:
         bounds = list(nest.bounds)
         bounds[1] = max(1, work.rows // nest.groups)
         nest = dataclasses.replace(nest, bounds=tuple(bounds))
         weight_density = 1.0
-    fmt = WEIGHT_FORMAT[work.scheme]
     cost = layer_cost(nest, dev, get_dataflow(dev.dataflow, dev),
-                      Density(weight_density, act_density), fmt)
+                      Density(weight_density, act_density), work.scheme.storage, work.group)
     executed = float(nest.macs)
     if dev.sparsity.zero_weights == "skip":
         executed *= weight_density

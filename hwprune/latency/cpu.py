@@ -63,8 +63,8 @@ import numpy as np
 from ..cost import traces as T
 from ..cost.cachesim import HITS, LOAD_BYTES, STORE_BYTES, CacheSimulator, levels_of
 from ..hardware.profile import DeviceProfile
+from ..schemes import Kernel
 from ..sparse import formats as F
-from ..sparse.masks import random_mask
 from .estimate import LatencyEstimate, latency_param, make_estimate
 from .work import KernelShape, KernelWork
 
@@ -76,17 +76,6 @@ WHOLE_ACCESSES = 8_000_000
 call counted) instead of sampled."""
 
 GATHERED = T.IN_ID
-
-
-def _matrix(scheme: str, rows: int, cols: int, density: float, group: int,
-            rng: np.random.Generator) -> F.SparseMatrix:
-    weights = rng.standard_normal((rows, cols)).astype(np.float32)
-    if scheme in ("dense", "csr"):
-        return F.make_matrix(scheme, weights, random_mask("fine", rows, cols, density, rng))
-    if scheme == "compact":
-        return F.CompactMatrix.from_dense(weights, random_mask("rows", rows, cols, density, rng))
-    mask = random_mask("group", rows, cols, density, rng, group)
-    return F.GroupCSRMatrix.from_dense(weights, mask, group)
 
 
 @lru_cache(maxsize=4096)
@@ -104,7 +93,7 @@ def matvec_counts(shape: KernelShape, scheme: str, density: float, group: int,
     if rows * per_row <= WHOLE_ACCESSES:
         # Small enough to simulate whole: a first call warms the caches, the second is
         # counted (the steady state of a layer run again and again).
-        matrix = _matrix(scheme, rows, cols, density, group, rng)
+        matrix = F.random_matrix(scheme, rows, cols, density, rng, group)
         for chunk in T.matvec_trace(matrix):
             sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
         warm_counts, warm_memory = sim.counts.copy(), sim.memory.copy()
@@ -112,7 +101,7 @@ def matvec_counts(shape: KernelShape, scheme: str, density: float, group: int,
             sim.run(chunk.addr, chunk.size, chunk.is_write, chunk.struct)
         return ((sim.counts - warm_counts) * shape.groups,
                 (sim.memory - warm_memory) * shape.groups)
-    matrix = _matrix(scheme, 2 * window, cols, density, group, rng)
+    matrix = F.random_matrix(scheme, 2 * window, cols, density, rng, group)
     kept = matrix.values.shape[0] if isinstance(matrix, F.CompactMatrix) else 2 * window
     half = max(1, kept // 2)
     for chunk in T.matvec_trace(matrix, (0, half)):
@@ -129,8 +118,8 @@ _KIND = {"dense": "dense", "compact": "compact", "csr": "csr"}
 ``<kind>_overlap``) a scheme reads; group schemes read ``group_*``."""
 
 
-def _kind(scheme: str) -> str:
-    return _KIND.get(scheme, "group")
+def _kind(kernel: Kernel | str) -> str:
+    return _KIND.get(Kernel(kernel).value, "group")
 
 
 def row_cost(dev: DeviceProfile, scheme: str) -> float:
@@ -162,9 +151,9 @@ def stream_bytes(work: KernelWork, dev: DeviceProfile) -> float:
     x = shape.cols * groups * elem
     y = shape.rows * groups * elem
     total = work.stored * elem + work.index_entries * index + x + y
-    if work.scheme == "compact":
+    if work.kernel is Kernel.COMPACT:
         total += 2 * work.index_entries * elem + work.rows * index
-    elif work.scheme != "dense":
+    elif work.kernel is not Kernel.DENSE:
         total += (shape.rows + 1) * groups * index
     return total
 
@@ -173,17 +162,17 @@ def _issue(work: KernelWork, dev: DeviceProfile) -> tuple[float, float]:
     """(kernel issue cycles, im2col issue cycles)."""
     shape = work.shape
     if shape.is_matvec:
-        if work.scheme == "dense":
+        if work.kernel is Kernel.DENSE:
             inner = work.macs * latency_param(dev, "dense_mac_cycles")
-        elif work.scheme == "compact":
+        elif work.kernel is Kernel.COMPACT:
             inner = (work.macs * latency_param(dev, "dense_mac_cycles")
                      + work.gathers * latency_param(dev, "csr_nnz_cycles"))
-        elif work.scheme == "csr":
+        elif work.kernel is Kernel.CSR:
             inner = work.stored * latency_param(dev, "csr_nnz_cycles")
         else:
             inner = work.stored * latency_param(dev, "group_value_cycles")
-        return (inner + work.rows * row_cost(dev, work.scheme)
-                + work.shape.groups * call_cost(dev, work.scheme)), 0.0
+        return (inner + work.rows * row_cost(dev, work.kernel)
+                + work.shape.groups * call_cost(dev, work.kernel)), 0.0
     element = latency_param(dev, "axpy_element_cycles")
     inner = ((work.macs + work.rows * shape.n) * element
              + work.stored * latency_param(dev, "axpy_cycles"))
@@ -196,14 +185,14 @@ def _matvec_memory(work: KernelWork, dev: DeviceProfile) -> tuple[float, dict[st
     ``stream``) when the profile has one, else per level from the simulator. Only
     csr and group schemes gather: dense and compact read the input in order, which
     the prefetcher streams."""
-    gathers = work.scheme not in ("dense", "compact")
+    gathers = work.kernel not in (Kernel.DENSE, Kernel.COMPACT)
     stream = {}
     if dev.stream_bandwidth:
         moved = stream_bytes(work, dev)
         stream = {"stream": moved / dev.stream_bytes_per_cycle(moved)}
         if not gathers:
             return 0.0, stream
-    counts, memory = matvec_counts(work.shape, work.scheme, work.density, work.group, dev)
+    counts, memory = matvec_counts(work.shape, work.kernel.value, work.density, work.group, dev)
     caches = [lvl for lvl in dev.memory if lvl.is_cache]
     backing = dev.memory[-1]
     stall = 0.0
@@ -243,7 +232,7 @@ def cpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
     issue, im2col = _issue(work, dev)
     if work.shape.is_matvec:
         stall, bandwidth = _matvec_memory(work, dev)
-        hidden = overlap(dev, work.scheme)
+        hidden = overlap(dev, work.kernel)
     else:
         stall, bandwidth = 0.0, _matmat_memory(work, dev)
         hidden = 1.0

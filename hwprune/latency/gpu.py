@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 from ..hardware.profile import DeviceProfile
+from ..schemes import Kernel
 from .estimate import LatencyEstimate, latency_param, make_estimate
 from .work import KernelWork
 
@@ -65,9 +66,9 @@ def gpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
     dram_cycles = (weight_bytes + in_bytes + out_bytes) / dram.bandwidth_bytes_per_cycle
     value_tx = math.ceil(weight_bytes / sector)
     if shape.is_matvec:
-        if work.scheme in ("dense", "compact"):
+        if work.kernel in (Kernel.DENSE, Kernel.COMPACT):
             input_tx = rows * math.ceil(shape.cols * elem / sector)
-        elif work.scheme == "csr":
+        elif work.kernel is Kernel.CSR:
             input_tx = work.stored
         else:
             input_tx = work.index_entries * math.ceil(work.group * elem / sector)
@@ -75,7 +76,7 @@ def gpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
         steps = math.ceil(per_row / warp)
         warps = rows
     else:
-        if work.scheme in ("dense", "compact"):
+        if work.kernel in (Kernel.DENSE, Kernel.COMPACT):
             compute = work.macs / (peak * efficiency)
             # Tiled GEMM: each input element is re-read once per 64-row output tile.
             input_tx = math.ceil(in_bytes * math.ceil(rows / 64) / sector)
@@ -84,13 +85,13 @@ def gpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
             input_tx = work.stored * math.ceil(n * elem / sector)
         # One warp per (row, 32 output positions); a step loads one stored weight's
         # inputs. A tiled dense GEMM hides latency (no latency term).
-        steps = 0 if work.scheme in ("dense", "compact") else math.ceil(per_row)
+        steps = 0 if work.kernel in (Kernel.DENSE, Kernel.COMPACT) else math.ceil(per_row)
         warps = rows * math.ceil(n / warp)
     l2_cycles = (value_tx + input_tx) * sector / l2.bandwidth_bytes_per_cycle
     resident = dev.compute.units * max_warps
     waves = math.ceil(warps / resident)
     if shape.is_matvec:
-        gathered = work.scheme not in ("dense", "compact")   # compact gathers in a prologue
+        gathered = work.kernel not in (Kernel.DENSE, Kernel.COMPACT)   # compact gathers in a prologue
         round_trip = dram.latency_cycles + (l2.latency_cycles if gathered else 0.0)
     else:
         round_trip = l2.latency_cycles

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 from ..hardware.profile import DeviceProfile
+from ..schemes import Kernel
 from .estimate import LatencyEstimate, latency_param, make_estimate
 from .work import KernelWork
 
@@ -50,11 +51,11 @@ def mcu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
     n = shape.n
     elem = dev.element_bytes
     index_bytes = dev.sparsity.index_bits / 8
-    if work.scheme == "dense" or work.scheme == "compact":
+    if work.kernel in (Kernel.DENSE, Kernel.COMPACT):
         words = math.ceil(work.stored / pair)
         inner = words * (2 * load + mac + branch)
         gather = work.gathers * (2 * load + 1 + branch)
-    elif work.scheme == "csr":
+    elif work.kernel is Kernel.CSR:
         inner = work.stored * (3 * load + mac + branch)
         gather = 0.0
     else:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
+from ..schemes import DENSE, FINE, NODE, SIMD, Scheme, scheme
 from ..workload.layer import Layer
 from ..workload.network import Network
 from .accelerator import accelerator_latency
@@ -18,10 +19,10 @@ from .cpu import cpu_latency
 from .estimate import LatencyEstimate
 from .gpu import gpu_latency
 from .mcu import mcu_latency
-from .work import SCHEMES, KernelShape, kernel_work
+from .work import KernelShape, kernel_work
 
-BREAKEVEN_SCHEMES = ("csr", "group-csr", "compact")
-"""Formats :func:`breakeven` compares against dense by default."""
+BREAKEVEN_SCHEMES = (FINE, SIMD, NODE)
+"""Schemes :func:`breakeven` compares against dense by default."""
 
 FLOOR = 0.01
 """Lowest density :func:`breakeven` looks at ("never" means: not above 1%)."""
@@ -31,11 +32,11 @@ CURVE_DENSITIES = tuple(float(d) for d in np.round(np.concatenate(
 """Densities of the latency-density curves (1 down to 1%)."""
 
 
-def layer_latency(layer: Layer, dev: DeviceProfile, scheme: str = "dense", density: float = 1.0,
-                  act_density: float = 1.0) -> LatencyEstimate:
+def layer_latency(layer: Layer, dev: DeviceProfile, pruning: Scheme | str = DENSE,
+                  density: float = 1.0, act_density: float = 1.0) -> LatencyEstimate:
     """Predicted latency of ``layer``'s kernel on ``dev`` at batch 1, with its weights
-    pruned by ``scheme`` to ``density`` (see :mod:`hwprune.latency.work`)."""
-    work = kernel_work(KernelShape.of(layer), scheme, density, dev.compute.simd_lanes)
+    pruned by scheme ``pruning`` to ``density`` (see :mod:`hwprune.latency.work`)."""
+    work = kernel_work(KernelShape.of(layer), pruning, density, dev.compute.simd_lanes)
     cls = dev.device_class
     if cls == "mcu":
         return mcu_latency(work, dev)
@@ -46,29 +47,26 @@ def layer_latency(layer: Layer, dev: DeviceProfile, scheme: str = "dense", densi
     return accelerator_latency(work, layer, dev, act_density)
 
 
-def _check_scheme(scheme: str) -> None:
-    if scheme not in SCHEMES:
-        raise InputError(f"unknown scheme {scheme!r}; accepted: " + ", ".join(SCHEMES))
-
-
-def _schemes_for(layer: Layer, schemes: Sequence[str]) -> list[str]:
+def _schemes_for(layer: Layer, schemes: Sequence[Scheme]) -> list[Scheme]:
+    """The schemes that differ from each other on ``layer``: on a fully connected layer
+    the kernel-row and kernel schemes are ``fine`` and are left out."""
     fc = KernelShape.of(layer).is_matvec
-    return [s for s in schemes if not (fc and s in ("vector", "kernel"))]
+    return [s for s in schemes if not (fc and s.conv_only)]
 
 
-def network_latency(net: Network, dev: DeviceProfile, scheme: str = "dense",
+def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DENSE,
                     density: float = 1.0) -> pd.DataFrame:
-    """One row per conv/fc layer: ``layer``, ``kind``, ``scheme``, ``density``,
-    ``cycles``, ``seconds``, ``bound`` (the limiting term) and one ``<term>_cycles``
-    column per term of the device class's model. fc layers keep their weights for
-    ``vector``/``kernel`` (those schemes prune conv kernels) and are priced dense."""
-    _check_scheme(scheme)
+    """One row per conv/fc layer: ``layer``, ``kind``, ``scheme`` (as it runs on the
+    layer: ``vector``/``kernel`` groups of a fully connected layer are single weights,
+    so it runs ``fine``), ``density``, ``cycles``, ``seconds``, ``bound`` (the limiting
+    term) and one ``<term>_cycles`` column per term of the device class's model."""
+    pruning = scheme(pruning)
     rows = []
     for layer in net.weighted_layers:
-        used = scheme if _schemes_for(layer, [scheme]) else "dense"
+        used = pruning.on(KernelShape.of(layer).is_matvec)
         est = layer_latency(layer, dev, used, density)
-        row = {"layer": layer.name, "kind": layer.kind, "scheme": used,
-               "density": 1.0 if used == "dense" else float(density),
+        row = {"layer": layer.name, "kind": layer.kind, "scheme": used.name,
+               "density": 1.0 if not used.prunes else float(density),
                "cycles": est.cycles, "seconds": est.seconds, "bound": est.bound}
         row.update({f"{k}_cycles": v for k, v in est.parts.items()})
         rows.append(row)
@@ -76,22 +74,21 @@ def network_latency(net: Network, dev: DeviceProfile, scheme: str = "dense",
 
 
 def latency_curves(net: Network, dev: DeviceProfile,
-                   schemes: Sequence[str] = BREAKEVEN_SCHEMES,
+                   schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES,
                    densities: Sequence[float] = CURVE_DENSITIES) -> pd.DataFrame:
     """Long table of predicted seconds: ``layer``, ``scheme`` (``dense`` included once
     per layer), ``density``, ``seconds``, ``cycles``, ``bound``."""
-    for s in schemes:
-        _check_scheme(s)
+    schemes = [scheme(s) for s in schemes]
     rows = []
     for layer in net.weighted_layers:
-        dense = layer_latency(layer, dev, "dense")
+        dense = layer_latency(layer, dev, DENSE)
         for d in densities:
-            rows.append({"layer": layer.name, "scheme": "dense", "density": float(d),
+            rows.append({"layer": layer.name, "scheme": DENSE.name, "density": float(d),
                          "seconds": dense.seconds, "cycles": dense.cycles, "bound": dense.bound})
         for s in _schemes_for(layer, schemes):
             for d in densities:
                 est = layer_latency(layer, dev, s, float(d))
-                rows.append({"layer": layer.name, "scheme": s, "density": float(d),
+                rows.append({"layer": layer.name, "scheme": s.name, "density": float(d),
                              "seconds": est.seconds, "cycles": est.cycles, "bound": est.bound})
     return pd.DataFrame(rows)
 
@@ -122,7 +119,7 @@ def crossing(seconds_at, dense_seconds: float, lo: float = FLOOR, steps: int = 7
 
 
 def breakeven(net: Network, dev: DeviceProfile,
-              schemes: Sequence[str] = BREAKEVEN_SCHEMES) -> pd.DataFrame:
+              schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES) -> pd.DataFrame:
     """Per layer and format, the density below which the format beats dense.
 
     Columns: ``layer``, ``kind``, ``scheme``, ``dense_seconds``, ``breakeven_density``
@@ -130,19 +127,18 @@ def breakeven(net: Network, dev: DeviceProfile,
     ``seconds_at_10pct`` (the format at density 0.1) and ``speedup_at_10pct``
     (dense seconds / that).
     """
-    for s in schemes:
-        _check_scheme(s)
-        if s == "dense":
-            raise InputError("breakeven compares sparse formats with dense; drop 'dense' "
-                             "from the formats")
+    schemes = [scheme(s) for s in schemes]
+    if DENSE in schemes:
+        raise InputError("breakeven compares pruning schemes with dense; drop 'dense' "
+                         "from the schemes")
     rows = []
     for layer in net.weighted_layers:
-        dense = layer_latency(layer, dev, "dense").seconds
+        dense = layer_latency(layer, dev, DENSE).seconds
         for s in _schemes_for(layer, schemes):
             def seconds_at(d: float, s=s, layer=layer) -> float:
                 return layer_latency(layer, dev, s, d).seconds
             tenth = seconds_at(0.1)
-            rows.append({"layer": layer.name, "kind": layer.kind, "scheme": s,
+            rows.append({"layer": layer.name, "kind": layer.kind, "scheme": s.name,
                          "dense_seconds": dense, "breakeven_density": crossing(seconds_at, dense),
                          "seconds_at_10pct": tenth, "speedup_at_10pct": dense / tenth})
     return pd.DataFrame(rows)

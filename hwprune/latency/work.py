@@ -3,15 +3,16 @@
 A conv or fc layer runs as hwprune's kernels run it (:mod:`hwprune.sparse.kernels`) at
 batch 1: a fully connected layer is a matrix-vector product ``y = W x`` with ``W`` of
 ``rows x cols``; a convolution is im2col followed by a matrix-matrix product with
-``n = E * F`` columns, once per group. Pruning schemes and what ``density`` means:
+``n = E * F`` columns, once per group. A :class:`~hwprune.schemes.Scheme` names the
+kernel that runs the pruned layer and what ``density`` means:
 
-* ``dense``: every weight stored and multiplied (``density`` is ignored);
-* ``csr``: a fraction ``density`` of the weights, one int index each;
-* ``group-csr``: aligned groups of ``group`` consecutive weights of a row (Scalpel's
-  SIMD-aware pruning; ``vector``/``kernel`` are Mao et al.'s kernel-row and whole-kernel
-  groups), a fraction ``density`` of the groups, one index per group;
-* ``compact``: node pruning, a fraction ``density`` of the rows (output neurons or
-  filters) kept, the matrix physically smaller (a gather of the inputs for fc layers).
+* ``dense`` kernel: every weight stored and multiplied (``density`` is ignored);
+* ``csr`` (scheme ``fine``): a fraction ``density`` of the weights, one int index each;
+* ``group-csr`` (``simd``, ``vector``, ``kernel``): aligned groups of the scheme's
+  group width of a row, a fraction ``density`` of the groups, one index per group;
+* ``compact`` (``filter``, ``node``): a fraction ``density`` of the rows (output
+  neurons or filters) kept, the matrix physically smaller (a gather of the inputs for
+  fc layers).
 
 Counts are expected values for a uniformly random mask (rounded to whole elements),
 not a particular mask.
@@ -22,12 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..checks import check_density
 from ..errors import InputError
+from ..schemes import Kernel, Scheme, scheme
 from ..workload.layer import Layer
 from ..workload.ops import Conv2d, Linear
-
-SCHEMES = ("dense", "csr", "group-csr", "vector", "kernel", "compact")
-"""Pruning schemes the latency models price (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class KernelWork:
     """Operation counts of one layer's kernel (all groups), expected for ``density``.
 
     Attributes:
-        scheme: the pruning scheme (:data:`SCHEMES`).
+        scheme: the pruning scheme as it runs on this layer (:meth:`Scheme.on`).
         density: fraction kept (weights, groups or rows, see the module docstring).
         group: group width of group schemes (1 otherwise).
         rows: output rows computed (all groups; kept rows for ``compact``).
@@ -84,7 +84,7 @@ class KernelWork:
         shape: the lowered layer.
     """
 
-    scheme: str
+    scheme: Scheme
     density: float
     group: int
     rows: int
@@ -95,38 +95,29 @@ class KernelWork:
     im2col_elements: int
     shape: KernelShape
 
-
-def group_width(scheme: str, shape: KernelShape, simd_lanes: int) -> int:
-    """Group width of a scheme: the device's SIMD width for ``group-csr``, a kernel row
-    (``S``) for ``vector``, a whole kernel (``R * S``) for ``kernel``, else 1."""
-    if scheme == "group-csr":
-        return max(1, int(simd_lanes))
-    if scheme in ("vector", "kernel"):
-        if shape.is_matvec:
-            raise InputError(f"scheme {scheme!r} prunes convolution kernels; a fully connected "
-                             "layer takes dense, csr, group-csr or compact")
-        r, s = shape.kernel
-        return s if scheme == "vector" else r * s
-    return 1
+    @property
+    def kernel(self) -> Kernel:
+        """The kernel that executes the layer."""
+        return self.scheme.kernel
 
 
-def kernel_work(shape: KernelShape, scheme: str, density: float, simd_lanes: int = 8) -> KernelWork:
-    """Counts of ``shape``'s kernel under ``scheme`` at ``density`` (a fraction in (0, 1])."""
-    if scheme not in SCHEMES:
-        raise InputError(f"unknown scheme {scheme!r}; accepted: " + ", ".join(SCHEMES))
-    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
-        raise InputError(f"density must be a number in (0, 1], got {density!r}")
-    g = group_width(scheme, shape, simd_lanes)
+def kernel_work(shape: KernelShape, pruning: Scheme | str, density: float,
+                simd_lanes: int = 8) -> KernelWork:
+    """Counts of ``shape``'s kernel under scheme ``pruning`` at ``density`` (a fraction in
+    (0, 1]); a kernel-row or kernel scheme on a fully connected layer runs as ``fine``."""
+    s = scheme(pruning).on(shape.is_matvec)
+    density = check_density(density)
+    g = s.group_width(shape.kernel, simd_lanes)
     m, k, n, groups = shape.rows, shape.cols, shape.n, shape.groups
     rows, gathers = m, 0
-    if scheme == "dense":
+    if s.kernel is Kernel.DENSE:
         density = 1.0
         stored, index = m * k, 0
-    elif scheme == "csr":
+    elif s.kernel is Kernel.CSR:
         stored = max(1, round(density * m * k))
         index = stored
         gathers = stored if shape.is_matvec else 0
-    elif scheme == "compact":
+    elif s.kernel is Kernel.COMPACT:
         rows = max(1, round(density * m))
         stored, index = rows * k, k
         gathers = k if shape.is_matvec else 0
@@ -136,7 +127,7 @@ def kernel_work(shape: KernelShape, scheme: str, density: float, simd_lanes: int
         stored, index = kept * g, kept
         gathers = stored if shape.is_matvec else 0
     im2col = 0 if shape.is_matvec else k * n
-    return KernelWork(scheme=scheme, density=float(density), group=g, rows=rows * groups,
+    return KernelWork(scheme=s, density=float(density), group=g, rows=rows * groups,
                       stored=stored * groups, index_entries=index * groups,
                       macs=stored * groups * n, gathers=gathers * groups,
                       im2col_elements=im2col * groups, shape=shape)

@@ -46,7 +46,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import InputError
-from .granularity import ROW_GRANULARITIES, Groups
+from ..schemes import scheme
+from .granularity import Groups
 from .layers import Prunable
 from .statistics import LayerStatistics
 
@@ -104,7 +105,7 @@ class _ActivationCriterion(Criterion):
         """One factor per weight-row position, multiplying ``|w|``."""
 
     def group_scores(self, layer, groups, stats, rng, granularity):
-        if granularity in ROW_GRANULARITIES:
+        if scheme(granularity).removes_units:
             return self.unit_scores(stats)[groups.row_of]
         rows = np.abs(layer.rows()) * self.input_factor(stats)[None, :]
         return _sum(groups, rows.reshape(layer.weight.shape))

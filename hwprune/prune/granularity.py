@@ -1,7 +1,8 @@
-"""Pruning granularities: which weights of a layer are kept or removed together.
+"""Mask groups: which weights of a layer are kept or removed together.
 
-A granularity splits a layer's weight tensor into groups; a mask keeps or removes whole
-groups. For a convolution ``W[o, c, kh, kw]``:
+A scheme (:mod:`hwprune.schemes`) says what one group is (:class:`~hwprune.schemes.Group`);
+this module splits a layer's weight tensor into those groups, and a mask keeps or
+removes whole groups. For a convolution ``W[o, c, kh, kw]``, by scheme:
 
 ============ =========================================== ==============================
 name         one group is                                source
@@ -14,7 +15,11 @@ name         one group is                                source
              (row = im2col row ``c x kh x kw``)
 ``node``     a filter / neuron and the inputs of the     Scalpel node pruning
              next layer that read it
+(fixed)      ``Scheme.width`` consecutive weights of a   a registered scheme with
+             weight row                                  ``Group.FIXED``
 ============ =========================================== ==============================
+
+``dense`` has no groups to remove: its layers keep every weight.
 
 A fully connected layer ``W[o, i]`` is a convolution with a 1x1 kernel: ``vector`` and
 ``kernel`` groups are single weights there (as ``fine``), ``filter`` and ``node`` are
@@ -33,10 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_density, check_group_width
 from ..errors import InputError
+from ..schemes import Group, Scheme, names, scheme
 
-GRANULARITIES = ("fine", "vector", "kernel", "filter", "simd", "node")
-ROW_GRANULARITIES = ("filter", "node")
+
+def granularities() -> tuple[str, ...]:
+    """Names of the registered schemes that prune (the ``--granularity`` choices)."""
+    return names(pruning_only=True)
 
 
 @dataclass(frozen=True)
@@ -50,41 +59,45 @@ class Groups:
     row_of: np.ndarray
 
 
-def check(granularity: str, group: int | None) -> None:
-    """Raise :class:`InputError` for an unknown granularity or a misplaced width."""
-    if granularity not in GRANULARITIES:
-        raise InputError(f"unknown granularity {granularity!r}; accepted: " + ", ".join(GRANULARITIES))
-    if granularity == "simd":
-        if group is None or group < 1:
-            raise InputError(f"the simd granularity needs a group width g >= 1 (--group), got {group}")
+def check(granularity: str | Scheme, group: int | None) -> Scheme:
+    """The scheme called ``granularity``; :class:`InputError` for an unknown name, a
+    missing SIMD group width or a width given to a scheme that takes none."""
+    s = scheme(granularity)
+    if s.group is Group.SIMD:
+        if group is None:
+            raise InputError(f"the {s.name} granularity needs a group width g >= 1 (--group)")
+        check_group_width(group)
     elif group is not None:
-        raise InputError(f"a group width applies to the simd granularity only, not {granularity!r}")
+        raise InputError(f"a group width applies to the simd granularity only, not {s.name!r}")
+    return s
 
 
-def groups_of(shape: tuple[int, ...], granularity: str, group: int | None = None,
+def groups_of(shape: tuple[int, ...], granularity: str | Scheme, group: int | None = None,
               layer: str = "layer") -> Groups:
     """The groups of a weight of ``shape`` ((out, in) or (out, in, kh, kw))."""
-    check(granularity, group)
+    s = check(granularity, group)
     shape = tuple(shape)
     out = shape[0]
     row = int(np.prod(shape[1:]))
     kh, kw = (shape[2], shape[3]) if len(shape) == 4 else (1, 1)
-    if granularity == "fine":
+    width = group if s.group is Group.SIMD else s.width
+    if s.group in (Group.WEIGHT, Group.NONE):
         per_row = row
         ids = np.arange(out * row)
-    elif granularity == "vector":
+    elif s.group is Group.KERNEL_ROW:
         per_row = row // kw
         ids = np.arange(out * per_row).repeat(kw)
-    elif granularity == "kernel":
+    elif s.group is Group.KERNEL:
         per_row = row // (kh * kw)
         ids = np.arange(out * per_row).repeat(kh * kw)
-    elif granularity in ROW_GRANULARITIES:
+    elif s.group is Group.ROW:
         per_row = 1
         ids = np.arange(out).repeat(row)
-    else:  # simd
+    else:  # SIMD or FIXED: ``width`` consecutive weights of a row
+        group = width
         if group > row:
-            raise InputError(f"{layer}: simd group width {group} does not fit its weight rows of "
-                             f"{row} weights; accepted: 1..{row}")
+            raise InputError(f"{layer}: {s.name} group width {group} does not fit its weight rows "
+                             f"of {row} weights; accepted: 1..{row}")
         per_row = math.ceil(row / group)
         ids = (np.arange(out)[:, None] * per_row + np.arange(row)[None, :] // group).ravel()
     ids = ids.reshape(shape).astype(np.int64)
@@ -99,8 +112,7 @@ def select(scores: np.ndarray, sizes: np.ndarray, density: float,
     possible to ``density`` of all weights (within one group); at least one group is
     kept. Ties go to the lower group index. ``eligible`` (bool per group) excludes
     groups that may not come back (already pruned). Returns a bool per group."""
-    if not 0 < density <= 1:
-        raise InputError(f"density must be in (0, 1], got {density}")
+    density = check_density(density)
     total = sizes.sum()
     s = np.where(eligible, scores, -np.inf) if eligible is not None else scores
     order = np.lexsort((np.arange(s.size), -s))

@@ -17,20 +17,24 @@ from typing import Mapping
 
 import numpy as np
 
+from ..checks import check_density
 from ..errors import InputError
+from ..schemes import Scheme
 from . import granularity as G
 from .criteria import Criterion
 from .data import Dataset
 from .model import Model, expand_units
 from .statistics import collect
 
-Granularity = str | Mapping[str, str]
+Granularity = str | Scheme | Mapping[str, str | Scheme]
 """One granularity for every layer, or one per layer name (mixed, as Scalpel chooses)."""
 Group = int | None | Mapping[str, int | None]
 
 
-def per_layer(model: Model, granularity: Granularity, group: Group) -> dict[str, tuple[str, int | None]]:
-    """``{layer: (granularity, group width)}``; a mapping must name every prunable layer."""
+def per_layer(model: Model, granularity: Granularity,
+              group: Group) -> dict[str, tuple[Scheme, int | None]]:
+    """``{layer: (scheme, group width)}``, each checked (:func:`granularity.check`); a
+    mapping must name every prunable layer."""
     names = [lay.name for lay in model.prunable()]
     out = {}
     for n in names:
@@ -41,7 +45,7 @@ def per_layer(model: Model, granularity: Granularity, group: Group) -> dict[str,
         else:
             gran = granularity
         g = group.get(n) if isinstance(group, Mapping) else group
-        out[n] = (gran, g)
+        out[n] = (G.check(gran, g), g)
     if isinstance(granularity, Mapping):
         unknown = sorted(set(granularity) - set(names))
         if unknown:
@@ -64,10 +68,12 @@ def targets_for(model: Model, density: float | Mapping[str, float],
     else:
         out = {n: float(density) for n in names}
     for n, d in out.items():
-        if not 0 < d <= 1:
-            raise InputError(f"density of {n} must be in (0, 1], got {d}")
+        out[n] = check_density(d, f"density of {n}")
+        layer_scheme = granularity.get(n) if isinstance(granularity, Mapping) else granularity
+        if not G.scheme(layer_scheme).prunes:
+            out[n] = 1.0
     last = granularity.get(names[-1]) if isinstance(granularity, Mapping) else granularity
-    if last in G.ROW_GRANULARITIES:
+    if G.scheme(last).removes_units:
         out[names[-1]] = 1.0
     return out
 
@@ -107,7 +113,7 @@ def prune_to(model: Model, criterion: Criterion, granularity: Granularity,
                 cut = scores[keep].min()
                 keep = (scores >= cut * (1 + band)) | (current & (scores >= cut * (1 - band)))
         new_masks[lay.name] = G.to_mask(groups, keep)
-        if gran == "node":
+        if gran.masks_consumers:
             units[lay.name] = keep
     for i, lay in enumerate(layers):
         mask = new_masks[lay.name]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
+from ..checks import check_count
 from ..errors import InputError
-from . import granularity as G
 from .criteria import criterion as get_criterion
 from .criteria import han_threshold
 from .data import Dataset
@@ -58,12 +59,10 @@ def check_request(model: Model, criterion: str, granularity: Granularity, densit
     """Raise :class:`InputError` for anything :func:`prune` would reject, before any
     training; returns the per-layer targets."""
     get_criterion(criterion)
-    for gran, g in per_layer(model, granularity, group).values():
-        G.check(gran, g)
+    per_layer(model, granularity, group)
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}; accepted: " + ", ".join(SCHEDULES))
-    if epochs < 0:
-        raise InputError(f"epochs must be >= 0, got {epochs}")
+    check_count(epochs, "epochs")
     check_fits(model, granularity, group)
     return targets_for(model, density, granularity)
 
@@ -131,7 +130,8 @@ def prune(model: Model, data: Dataset, criterion: str, granularity: Granularity,
                      "q": han_threshold(dense[lay.name], lay.mask) if criterion == "magnitude"
                      else float("nan")})
     settings = {"criterion": criterion,
-                "granularity": granularity if isinstance(granularity, str) else dict(granularity),
+                "granularity": (str(granularity) if not isinstance(granularity, Mapping)
+                                else {k: str(v) for k, v in granularity.items()}),
                 "group": group if not isinstance(group, dict) else dict(group),
                 "density": density if not isinstance(density, dict) else dict(density),
                 "schedule": schedule, "epochs": epochs, "seed": seed}

@@ -133,9 +133,12 @@ def plot_tradeoff(points: pd.DataFrame, front_energy: pd.Series, front_latency: 
     policies = list(dict.fromkeys(points["policy"]))
     cmap = plt.get_cmap("tab10")
     markers = "o^sDvP*Xh<>"
+    energy_unit = points["energy_unit"].iloc[0] if len(points) else "pJ"
+    energy_label = ("energy (µJ)" if energy_unit == "pJ"
+                    else f"energy (millions of {energy_unit}, normalized)")
     for r, model in enumerate(model_names):
         part = points[points["model"] == model]
-        for c, (cost, scale, unit, front) in enumerate([("energy_pj", 1e-6, "energy (µJ)", front_energy),
+        for c, (cost, scale, unit, front) in enumerate([("energy", 1e-6, energy_label, front_energy),
                                                         ("latency_s", 1e3, "latency (ms)", front_latency)]):
             ax = axes[r][c]
             for i, policy in enumerate(policies):

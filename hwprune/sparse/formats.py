@@ -38,7 +38,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
+from ..schemes import Kernel
 from . import kernels
+from .masks import random_mask
 from .storage import POINTER_BYTES, StorageCost
 
 VALUE_BYTES = 4
@@ -302,6 +304,22 @@ def make_matrix(fmt: str, weights: np.ndarray, mask: np.ndarray, group: int = 8)
     if fmt == "compact":
         return CompactMatrix.from_dense(weights, mask)
     raise InputError(f"unknown format {fmt!r}; accepted: dense, csr, group-csr, compact")
+
+
+def random_matrix(kernel: Kernel, rows: int, cols: int, density: float,
+                  rng: np.random.Generator, group: int = 1) -> SparseMatrix:
+    """A random ``rows x cols`` weight matrix in ``kernel``'s format, pruned at
+    ``density`` with that format's structure: single weights (dense, csr), aligned
+    groups of ``group`` columns (group-csr), whole rows (compact). The access pattern
+    of a kernel does not depend on the values, so the simulators run on these."""
+    weights = rng.standard_normal((rows, cols)).astype(np.float32)
+    kernel = Kernel(kernel)
+    if kernel in (Kernel.DENSE, Kernel.CSR):
+        return make_matrix(kernel.value, weights, random_mask("fine", rows, cols, density, rng))
+    if kernel is Kernel.COMPACT:
+        return CompactMatrix.from_dense(weights, random_mask("rows", rows, cols, density, rng))
+    mask = random_mask("group", rows, cols, density, rng, group)
+    return GroupCSRMatrix.from_dense(weights, mask, group)
 
 
 def conv2d(matrix: SparseMatrix, x: np.ndarray, kernel: tuple[int, int],

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..cost.energy import network_energy
-from ..errors import InputError
+from ..checks import check_tolerance
+from ..evaluate import evaluate
 from ..hardware.profile import DeviceProfile
-from . import models
-from .layers import Prunable
-from .model import Model
-from .trainer import TrainConfig, train
+from ..prune import models
+from ..prune.layers import Prunable
+from ..prune.model import Model
+from ..prune.trainer import TrainConfig, train
 
 DENSITY_GRID = (0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
 RESTORE_SHARE = 0.1
@@ -45,7 +45,7 @@ RIDGE = 1e-4
 @dataclass(frozen=True)
 class EnergyAwareResult:
     """``layers``: one row per prunable layer in pruning order: ``layer``,
-    ``energy_pj`` (dense, on the device), ``density`` (kept fraction),
+    ``energy`` (dense, on the device, in ``energy_unit``), ``density`` (kept fraction),
     ``accuracy_after_layer`` (test accuracy once this layer was pruned, before
     fine-tuning). Accuracies are fractions of the test set."""
 
@@ -99,11 +99,10 @@ def prune_layer(layer: Prunable, density: float, x: np.ndarray, target: np.ndarr
 def energy_aware(name: str, dev: DeviceProfile, budget: float = 0.01, seed: int = 0,
                  epochs: int = 8, progress=None) -> EnergyAwareResult:
     """Run energy-aware pruning on reference model ``name`` for ``dev``."""
-    if not 0 <= budget < 1:
-        raise InputError(f"the accuracy budget must be in [0, 1), got {budget}")
+    budget = check_tolerance(budget, "the accuracy budget")
     model, data = models.trained(name, seed)
     dense_acc = model.accuracy(data.x_test, data.y_test)
-    energy = network_energy(models.to_network(model), dev).set_index("layer")["energy_pj"]
+    energy = {le.layer: le.cost.energy for le in evaluate(models.to_network(model), dev)}
     order = sorted((lay.name for lay in model.prunable()), key=lambda n: -energy[n])
     rng = np.random.default_rng(seed)
     sample = data.x_train[rng.choice(data.x_train.shape[0], size=min(SAMPLES, data.x_train.shape[0]),
@@ -124,9 +123,9 @@ def energy_aware(name: str, dev: DeviceProfile, budget: float = 0.01, seed: int 
                 break
             model, accepted_density, accepted_acc = trial, d, acc
         if progress:
-            progress(f"{name} on {dev.id}: {lname} ({energy[lname]:.3g} pJ) kept at density "
+            progress(f"{name} on {dev.id}: {lname} ({energy[lname]:.3g} {dev.energy_unit}) kept at density "
                      f"{accepted_density:.2f}")
-        rows.append({"layer": lname, "energy_pj": float(energy[lname]), "density":
+        rows.append({"layer": lname, "energy": float(energy[lname]), "density":
                      float(model.layer(lname).mask.mean()),
                      "accuracy_after_layer": accepted_acc if accepted_acc is not None
                      else model.accuracy(data.x_test, data.y_test)})

@@ -19,54 +19,76 @@ energy-aware   Yang et al.                              ``BUDGETS``, per device
 ============== ======================================== =====================================
 
 Every point is costed on every device it applies to (device-independent policies on
-all four): measured test accuracy, simulated energy (pJ) and latency (s) at batch 1,
-and model bytes including index overhead (:mod:`hwprune.prune.costing`).
+all four): measured test accuracy, simulated energy (pJ, or MAC-equivalents on a
+normalized device) and latency (s) at batch 1, and model bytes including index
+overhead: the pruned model as deployed (:mod:`hwprune.studies.deployed`), priced by
+:func:`hwprune.evaluate.evaluate`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..hardware.profile import DeviceProfile
-from . import models
-from .costing import model_cost
+from ..prune import models
+from ..prune.model import Model
+from ..prune.schedules import prune
+from ..schemes import DENSE, FINE, SIMD, Group, Scheme, all_schemes
+from .deployed import evaluate_model
 from .energy_aware import energy_aware
-from .model import Model
 from .scalpel import scalpel
-from .schedules import prune
 
 DENSITIES = (0.5, 0.25, 0.12, 0.06)
 TOLERANCES = (0.01, 0.02)
 BUDGETS = (0.01, 0.02)
 EPOCHS = 8
-COLUMNS = ("model", "device", "policy", "setting", "accuracy", "energy_pj", "latency_s",
-           "model_bytes", "density")
+COLUMNS = ("model", "device", "energy_unit", "policy", "setting", "accuracy", "energy",
+           "latency_s", "model_bytes", "density")
+
+
+def _policies(is_cnn: bool) -> list[tuple[str, Scheme, str]]:
+    """(policy, scheme, schedule) of the device-independent policies: Han's iterative
+    magnitude pruning, then every registered scheme with AGP (kernel-row and kernel
+    schemes on CNNs only; SIMD groups per device width, in :func:`sweep`)."""
+    out = [("magnitude", FINE, "iterative"), ("fine-agp", FINE, "agp")]
+    for s in all_schemes():
+        if s.prunes and s is not FINE and s.group is not Group.SIMD and (is_cnn or not s.conv_only):
+            out.append((s.name, s, "agp"))
+    return out
+
+
+def _widths(devices: Sequence[DeviceProfile]) -> dict[int, list[DeviceProfile]]:
+    by_g: dict[int, list[DeviceProfile]] = {}
+    for dev in devices:
+        by_g.setdefault(SIMD.group_width((1, 1), dev.compute.simd_lanes), []).append(dev)
+    return by_g
 
 
 def planned_steps(name: str, devices: Sequence[DeviceProfile]) -> int:
     """How many progress messages :func:`sweep` will send (for a progress bar)."""
     cnn = any(lay.weight.ndim == 4 for lay in models.build(name).prunable())
-    widths = {max(int(dev.compute.simd_lanes), 1) for dev in devices}
-    independent = 4 + (2 if cnn else 0) + len(widths)
+    independent = len(_policies(cnn)) + len(_widths(devices))
     return independent * len(DENSITIES) + len(devices) * (len(TOLERANCES) + len(BUDGETS))
 
 
 def _row(name: str, dev: DeviceProfile, policy: str, setting: str, acc: float, model: Model,
          schemes) -> dict:
-    cost = model_cost(model, dev, schemes)
-    kept, total = model.weight_count()
-    return {"model": name, "device": dev.id, "policy": policy, "setting": setting, "accuracy": acc,
-            "energy_pj": float(cost["energy_pj"].sum()), "latency_s": float(cost["latency_s"].sum()),
-            "model_bytes": float(cost["bytes"].sum()), "density": kept / total}
+    total = evaluate_model(model, dev, schemes).total
+    kept, weights = model.weight_count()
+    return {"model": name, "device": dev.id, "energy_unit": dev.energy_unit, "policy": policy,
+            "setting": setting, "accuracy": acc, "energy": total.energy,
+            "latency_s": total.latency_s, "model_bytes": total.bytes, "density": kept / weights}
 
 
 def sweep(name: str, devices: Sequence[DeviceProfile], seed: int = 0,
           progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Every policy point of reference model ``name`` on ``devices``; columns
-    :data:`COLUMNS` (accuracy: test fraction; density: kept fraction of all weights)."""
+    :data:`COLUMNS` (accuracy: test fraction; energy in ``energy_unit``; density: kept
+    fraction of all weights)."""
     say = progress or (lambda msg: None)
     recipe = models.spec(name).recipe
     base, data = models.trained(name, seed)
@@ -74,57 +96,58 @@ def sweep(name: str, devices: Sequence[DeviceProfile], seed: int = 0,
     rows = []
     dense_acc = base.accuracy(data.x_test, data.y_test)
     for dev in devices:
-        rows.append(_row(name, dev, "dense", "-", dense_acc, base, "dense"))
+        rows.append(_row(name, dev, "dense", "-", dense_acc, base, DENSE))
 
-    def independent(policy: str, granularity: str, schedule: str, group=None, devs=devices):
+    def run(policy: str, plan, densities, group, devs, schedule: str) -> None:
         for d in DENSITIES:
             say(f"{name}: {policy} at density {d}")
             model, data_ = models.trained(name, seed)
-            result = prune(model, data_, "magnitude", granularity, d, schedule, group, EPOCHS, recipe, seed)
+            result = prune(model, data_, "magnitude", plan, densities(d), schedule, group, EPOCHS,
+                           recipe, seed)
             for dev in devs:
-                rows.append(_row(name, dev, policy, f"density {d}", result.accuracy_after, result.model,
-                                 granularity))
+                rows.append(_row(name, dev, policy, f"density {d}", result.accuracy_after,
+                                 result.model, plan))
 
-    independent("magnitude", "fine", "iterative")
-    independent("fine-agp", "fine", "agp")
-    if is_cnn:
-        independent("vector", "vector", "agp")
-        independent("kernel", "kernel", "agp")
-    independent("filter", "filter", "agp")
-    independent("node", "node", "agp")
-    by_g: dict[int, list[DeviceProfile]] = {}
-    for dev in devices:
-        by_g.setdefault(max(int(dev.compute.simd_lanes), 1), []).append(dev)
-    for g, devs in by_g.items():
-        widest = min(int(np.prod(lay.weight.shape[1:])) for lay in base.prunable())
-        if g > widest:
-            # A group wider than some layer's rows: those layers stay dense (fine at 1).
-            plan = {lay.name: ("simd" if g <= int(np.prod(lay.weight.shape[1:])) else "fine")
-                    for lay in base.prunable()}
-            groups = {n: (g if gran == "simd" else None) for n, gran in plan.items()}
-            for d in DENSITIES:
-                say(f"{name}: simd g={g} at density {d}")
-                model, data_ = models.trained(name, seed)
-                dens = {n: (d if plan[n] == "simd" else 1.0) for n in plan}
-                result = prune(model, data_, "magnitude", plan, dens, "agp", groups, EPOCHS, recipe, seed)
-                for dev in devs:
-                    rows.append(_row(name, dev, "simd", f"density {d}", result.accuracy_after,
-                                     result.model, plan))
-        else:
-            independent("simd", "simd", "agp", g, devs)
+    for policy, s, schedule in _policies(is_cnn):
+        run(policy, s, lambda d: d, None, devices, schedule)
+    for g, devs in _widths(devices).items():
+        # A layer whose rows are shorter than g stays dense (fine at density 1).
+        plan = {lay.name: (SIMD if g <= int(np.prod(lay.weight.shape[1:])) else FINE)
+                for lay in base.prunable()}
+        groups = {n: (g if s is SIMD else None) for n, s in plan.items()}
+        run("simd", plan, lambda d, plan=plan: {n: (d if s is SIMD else 1.0) for n, s in plan.items()},
+            groups, devs, "agp")
     for dev in devices:
         for tol in TOLERANCES:
             say(f"{name}: scalpel on {dev.id}, tolerance {tol}")
             r = scalpel(name, dev, tol, seed)
-            schemes = dict(zip(r.layers["layer"], r.layers["scheme"]))
             rows.append(_row(name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, r.pruned,
-                             {n: ("dense" if s == "dense" else s) for n, s in schemes.items()}))
+                             r.schemes))
         for budget in BUDGETS:
             say(f"{name}: energy-aware on {dev.id}, budget {budget}")
             r = energy_aware(name, dev, budget, seed, EPOCHS)
             rows.append(_row(name, dev, "energy-aware", f"budget {budget}", r.final_accuracy, r.model,
-                             "fine"))
+                             FINE))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+@dataclass(frozen=True)
+class TradeoffStudy:
+    """A sweep with its Pareto fronts: ``points`` (columns :data:`COLUMNS` plus
+    ``pareto_energy`` and ``pareto_latency``, bool: on the front of its model and
+    device) and ``versus`` (:func:`scalpel_vs_traditional`)."""
+
+    points: pd.DataFrame
+    versus: pd.DataFrame
+
+
+def study(names: Sequence[str], devices: Sequence[DeviceProfile], seed: int = 0,
+          progress: Callable[[str], None] | None = None) -> TradeoffStudy:
+    """:func:`sweep` every model in ``names`` on ``devices`` and mark the fronts."""
+    points = pd.concat([sweep(n, devices, seed, progress) for n in names], ignore_index=True)
+    points["pareto_energy"] = pareto(points, "energy")
+    points["pareto_latency"] = pareto(points, "latency_s")
+    return TradeoffStudy(points, scalpel_vs_traditional(points))
 
 
 def pareto(points: pd.DataFrame, cost: str) -> pd.Series:

@@ -13,12 +13,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..checks import check_density
 from ..errors import InputError
-from . import granularity as G
-from .criteria import criterion as get_criterion
-from .data import Dataset
-from .model import Model
-from .pruner import check_fits, prune_to
+from ..prune import granularity as G
+from ..prune.criteria import criterion as get_criterion
+from ..prune.data import Dataset
+from ..prune.model import Model
+from ..prune.pruner import check_fits, prune_to
 
 DEFAULT_DENSITIES = (0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
 
@@ -30,18 +31,16 @@ def sensitivity(model: Model, data: Dataset, criterion: str, granularity: str,
     ``density`` (kept fraction reached, of the layer's weights), ``accuracy`` (test,
     fraction), ``drop`` (dense accuracy minus accuracy, fraction)."""
     crit = get_criterion(criterion)
-    G.check(granularity, group)
+    s = G.check(granularity, group)
     check_fits(model, granularity, group)
     if not densities:
         raise InputError("sensitivity needs at least one density")
-    for d in densities:
-        if not 0 < d <= 1:
-            raise InputError(f"densities must be in (0, 1], got {d}")
+    densities = [check_density(d) for d in densities]
     base = model.accuracy(data.x_test, data.y_test)
     layers = model.prunable()
     rows = []
     for i, lay in enumerate(layers):
-        if granularity in G.ROW_GRANULARITIES and i == len(layers) - 1:
+        if s.removes_units and i == len(layers) - 1:
             continue            # removing the last layer's units would remove classes
         for d in densities:
             trial = model.copy()

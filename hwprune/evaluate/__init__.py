@@ -1,0 +1,9 @@
+"""One typed answer to "what does this plan cost on that device": a :class:`Plan`
+(a scheme and a density per layer) priced by :func:`evaluate` into an
+:class:`Evaluation` (energy, latency and bytes per layer, adding up)."""
+
+from .evaluation import FRAME_COLUMNS, Cost, Evaluation, LayerEvaluation, evaluate
+from .plan import LayerPlan, LayerShape, Plan, shapes_as_run
+
+__all__ = ["FRAME_COLUMNS", "Cost", "Evaluation", "LayerEvaluation", "LayerPlan", "LayerShape",
+           "Plan", "evaluate", "shapes_as_run"]

@@ -1,0 +1,211 @@
+"""``evaluate(net, dev, plan, batch) -> Evaluation``: the one place where energy,
+latency and storage of a pruned network meet.
+
+Per conv/fc layer, under the plan (:mod:`hwprune.evaluate.plan`):
+
+* **shape**: the layer as it runs, smaller when it or a layer before it removed units;
+* **energy**: the loop-nest model (:func:`hwprune.cost.energy.layer_cost`) at the
+  layer's density, with the scheme's storage format and group width;
+* **latency**: the device class's latency model
+  (:func:`hwprune.latency.network.layer_latency`) with the scheme's kernel. The
+  models price batch 1; a batch of ``b`` takes ``b`` times as long (*simplification*:
+  no batching of the latency models yet);
+* **bytes**: the scheme's storage of the layer's weights
+  (:func:`hwprune.sparse.storage.storage_cost`): values, indices and row pointers at
+  the device's element and index widths.
+
+The results are typed and add up: :attr:`Evaluation.total` is the sum of the layers'
+:class:`Cost`, and ``Cost + Cost`` adds. :meth:`Evaluation.to_frame` is the documented
+table. Every policy, study and table in hwprune prices a pruned network through this
+function and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from ..checks import check_batch
+from ..cost.dataflow import get_dataflow
+from ..cost.densities import Density
+from ..cost.energy import LayerCost, layer_cost
+from ..cost.loopnest import LoopNest
+from ..errors import InputError
+from ..hardware.profile import DeviceProfile
+from ..latency.estimate import LatencyEstimate
+from ..latency.network import layer_latency
+from ..latency.work import KernelShape
+from ..schemes import Scheme
+from ..sparse.storage import StorageCost, storage_cost
+from ..workload.layer import Layer
+from ..workload.network import Network
+from .plan import LayerPlan, LayerShape, Plan, shapes_as_run
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What something costs on a device: ``energy`` (pJ, or MAC-equivalents on a
+    device whose energies are normalized: :attr:`DeviceProfile.energy_unit`),
+    ``latency_s`` (seconds) and ``bytes`` (stored weights, indices and pointers)."""
+
+    energy: float = 0.0
+    latency_s: float = 0.0
+    bytes: float = 0.0
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.energy + other.energy, self.latency_s + other.latency_s,
+                    self.bytes + other.bytes)
+
+    @staticmethod
+    def sum(costs: Iterable["Cost"]) -> "Cost":
+        total = Cost()
+        for c in costs:
+            total = total + c
+        return total
+
+
+@dataclass(frozen=True)
+class LayerEvaluation:
+    """One conv/fc layer under a plan on a device.
+
+    Attributes:
+        layer: layer name; ``kind``: ``conv`` or ``fc``.
+        scheme: the scheme as it runs on the layer (kernel-row and kernel schemes run
+            as ``fine`` on a fully connected layer).
+        density: kept fraction of what the scheme removes, of the layer as it runs.
+        outputs_kept, inputs_kept: fraction of the layer's output units and input
+            channels (features) still there (< 1 after unit removal, its own or
+            upstream).
+        weights: weights of the unpruned layer; ``weights_kept``: weights stored and
+            multiplied as it runs.
+        energy: energy by memory level and operand (batch ``b``).
+        latency: the latency estimate at batch 1.
+        storage: bytes of the stored weights.
+        batch: inputs processed together.
+    """
+
+    layer: str
+    kind: str
+    scheme: Scheme
+    density: float
+    outputs_kept: float
+    inputs_kept: float
+    weights: int
+    weights_kept: float
+    energy: LayerCost
+    latency: LatencyEstimate
+    storage: StorageCost
+    batch: int
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(self.energy.energy_pj, self.latency.seconds * self.batch,
+                    self.storage.total_bytes)
+
+    @property
+    def shrunk(self) -> bool:
+        """True when the layer runs smaller than the unpruned one."""
+        return self.outputs_kept < 1 or self.inputs_kept < 1
+
+
+FRAME_COLUMNS = ("layer", "kind", "scheme", "density", "outputs_kept", "inputs_kept",
+                 "weights_kept", "energy", "latency_s", "bytes", "bound")
+"""Columns of :meth:`Evaluation.to_frame` (see there)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A plan on a device: one :class:`LayerEvaluation` per conv/fc layer, in order.
+
+    ``energy_unit`` is the device's (``pJ``, or ``MAC-equivalents`` for normalized
+    energies)."""
+
+    network: str
+    device: str
+    energy_unit: str
+    batch: int
+    layers: tuple[LayerEvaluation, ...]
+
+    def __getitem__(self, name: str) -> LayerEvaluation:
+        for le in self.layers:
+            if le.layer == name:
+                return le
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    @property
+    def total(self) -> Cost:
+        return Cost.sum(le.cost for le in self.layers)
+
+    @property
+    def weights_kept_fraction(self) -> float:
+        """Weights kept over the unpruned network's weights (conv/fc layers)."""
+        return sum(le.weights_kept for le in self.layers) / sum(le.weights for le in self.layers)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per conv/fc layer. Columns: ``layer``, ``kind``, ``scheme``,
+        ``density`` (kept fraction of what the scheme removes), ``outputs_kept`` and
+        ``inputs_kept`` (fractions of the unpruned layer's units and inputs),
+        ``weights_kept`` (weights stored, of the unpruned layer's), ``energy`` (in
+        :attr:`energy_unit`, whole batch), ``latency_s`` (whole batch), ``bytes``
+        (weights, indices, pointers), ``bound`` (the latency model's limiting term)."""
+        rows = [{"layer": le.layer, "kind": le.kind, "scheme": le.scheme.name,
+                 "density": le.density, "outputs_kept": le.outputs_kept,
+                 "inputs_kept": le.inputs_kept, "weights_kept": le.weights_kept / le.weights,
+                 "energy": le.cost.energy, "latency_s": le.cost.latency_s,
+                 "bytes": le.cost.bytes, "bound": le.latency.bound} for le in self.layers]
+        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+
+
+def evaluate(net: Network, dev: DeviceProfile, plan: Plan | None = None, batch: int = 1,
+             layers: Sequence[str] | None = None) -> Evaluation:
+    """Price ``plan`` (default: dense) for ``net`` on ``dev`` (module docstring).
+
+    ``layers`` restricts the result to those layers (the plan's cross-layer effects
+    are still derived from the whole network)."""
+    plan = plan or Plan()
+    batch = check_batch(batch)
+    shapes = shapes_as_run(net, plan)
+    flow = get_dataflow(dev.dataflow, dev)
+    names = [lay.name for lay in net.weighted_layers]
+    if layers is not None:
+        unknown = [n for n in layers if n not in shapes]
+        if unknown:
+            raise InputError(f"network {net.name!r} has no conv/fc layer {unknown[0]!r}")
+        names = [n for n in names if n in set(layers)]
+    out = [_layer(net[name], shapes[name], plan[name], dev, flow, batch) for name in names]
+    return Evaluation(net.name, dev.id, dev.energy_unit, batch, tuple(out))
+
+
+def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile, flow,
+           batch: int) -> LayerEvaluation:
+    run = shape.layer
+    kernel_shape = KernelShape.of(run)
+    s = lp.scheme.on(kernel_shape.is_matvec)
+    density = lp.density if s.prunes else 1.0
+    group = s.group_width(kernel_shape.kernel, dev.compute.simd_lanes)
+    nest = LoopNest.of(run, batch)
+    if s.removes_units:
+        # The units the scheme removes are gone: a smaller layer, stored dense.
+        n, m, *rest = nest.bounds
+        nest = replace(nest, bounds=(n, max(1, round(m * density)), *rest))
+        stored_density = 1.0
+    else:
+        stored_density = density
+    _, m, c, _, _, r, k = nest.bounds
+    rows, cols = m * nest.groups, c * r * k
+    energy = layer_cost(nest, dev, flow, Density(stored_density, lp.act_density), s.storage, group)
+    latency = layer_latency(run, dev, s, density, lp.act_density)
+    store = storage_cost(s.storage, rows, cols, stored_density, dev.element_bytes,
+                         dev.sparsity.index_bits, group=group)
+    kept = store.value_bytes / dev.element_bytes
+    return LayerEvaluation(
+        layer=original.name, kind=original.kind, scheme=s, density=float(density),
+        outputs_kept=rows / original.output_shape[0], inputs_kept=shape.inputs_kept,
+        weights=math.prod(original.weight_shape), weights_kept=float(kept), energy=energy,
+        latency=latency, storage=store, batch=batch)

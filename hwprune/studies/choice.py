@@ -1,0 +1,165 @@
+"""Choosing a scheme per layer from the simulators, and the table that explains it.
+
+Both of hwprune's granularity policies (Scalpel's, :mod:`hwprune.studies.scalpel`, and
+the choice at an expected density, :mod:`hwprune.studies.recommend`) end here:
+
+1. **Candidates.** Per layer, each candidate scheme with the density it reaches there
+   (measured by Scalpel's searches, or assumed). Each is evaluated alone: the layer
+   pruned by it, every other layer dense (:func:`hwprune.evaluate.evaluate`).
+2. **Choice.** A candidate slower than the dense layer is out; of the rest the fastest
+   wins (ties: lower energy). A layer with none stays dense.
+3. **Settling.** The choices together form a :class:`~hwprune.evaluate.Plan`, whose
+   cross-layer effects (units removed before a layer shrink its inputs) change each
+   layer's numbers. Every pruned layer is compared again with the same layer run dense
+   in that context; a scheme that no longer beats it is dropped (the layer runs
+   dense) and the plan is settled again. So a chosen scheme is never slower than dense
+   on the device it was chosen for.
+4. **Table.** Every column of a row and its reason come from the settled plan's
+   :class:`~hwprune.evaluate.Evaluation` and the dense one: ``speedup`` = dense layer
+   latency / chosen, ``energy_ratio`` = chosen / dense energy, ``inputs_kept`` says
+   when a layer before it removed units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from ..evaluate import Evaluation, LayerPlan, Plan, evaluate
+from ..hardware.profile import DeviceProfile
+from ..latency.network import breakeven
+from ..schemes import DENSE, Scheme
+from ..workload.network import Network
+
+MAX_SETTLE = 16
+"""Rounds of settling at most (each round drops at least one scheme)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A candidate scheme on one layer: the density it reaches there (1: it does not
+    prune the layer), and, once evaluated alone, its speedup over dense and energy."""
+
+    scheme: Scheme
+    density: float
+    speedup: float = math.nan
+    energy_ratio: float = math.nan
+    breakeven: float = math.nan
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A settled per-layer choice: the ``plan``, its ``evaluation`` and the ``dense``
+    one of the same network and device, the ``options`` weighed per layer, and per
+    layer a ``note`` on why a scheme was dropped while settling (empty if none)."""
+
+    plan: Plan
+    evaluation: Evaluation
+    dense: Evaluation
+    options: Mapping[str, tuple[Option, ...]]
+    notes: Mapping[str, str]
+
+    def table(self) -> pd.DataFrame:
+        """One row per conv/fc layer. Columns: ``layer``, ``kind``, ``scheme``,
+        ``density`` (kept fraction of what the scheme removes, as the layer runs),
+        ``inputs_kept`` (fraction of its inputs left by unit removal before it),
+        ``speedup`` (dense latency / chosen, simulated), ``energy_ratio`` (chosen /
+        dense energy, simulated), ``reason``; then per candidate scheme ``s``:
+        ``s_density`` (what it reached on the layer), ``s_speedup`` and
+        ``s_breakeven`` (the layer pruned by it alone; NaN: not a candidate there)."""
+        rows = []
+        for le in self.evaluation:
+            dense = self.dense[le.layer]
+            speedup = dense.cost.latency_s / le.cost.latency_s
+            ratio = le.cost.energy / dense.cost.energy
+            row = {"layer": le.layer, "kind": le.kind, "scheme": le.scheme.name,
+                   "density": le.density, "inputs_kept": le.inputs_kept,
+                   "speedup": speedup, "energy_ratio": ratio,
+                   "reason": self._reason(le.layer, speedup)}
+            for o in self.options.get(le.layer, ()):
+                row[f"{o.scheme.name}_density"] = o.density
+                row[f"{o.scheme.name}_speedup"] = o.speedup
+                row[f"{o.scheme.name}_breakeven"] = o.breakeven
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _reason(self, layer: str, speedup: float) -> str:
+        le = self.evaluation[layer]
+        options = self.options.get(layer, ())
+        alone = ", ".join(f"{o.scheme.name} {o.speedup:.2f}x at {o.density:.3f}" for o in options
+                          if o.density < 1 and not math.isnan(o.speedup))
+        if le.scheme.prunes:
+            chosen = next((o for o in options if o.scheme == le.scheme), None)
+            be = "never" if chosen is None or math.isnan(chosen.breakeven) else f"{chosen.breakeven:.3f}"
+            text = (f"{le.scheme.name} at {le.density:.3f} (break-even {be}) is fastest: "
+                    f"{speedup:.2f}x")
+        elif self.notes.get(layer):
+            text = "dense: " + self.notes[layer]
+        else:
+            text = "dense: " + (f"no scheme is faster than dense alone ({alone})" if alone else
+                                "no scheme prunes this layer")
+        if le.inputs_kept < 1:
+            text += f"; its inputs are cut to {le.inputs_kept:.3f} by units removed before it"
+        if alone and le.scheme.prunes:
+            text += f" (each scheme alone: {alone})"
+        return text
+
+
+def _alone(net: Network, dev: DeviceProfile, layer: str, option: Option, dense: Evaluation,
+           breakevens: Mapping[tuple[str, str], float]) -> Option:
+    ev = evaluate(net, dev, Plan({layer: LayerPlan(option.scheme, option.density)}),
+                  layers=[layer])[layer]
+    d = dense[layer]
+    return Option(option.scheme, option.density, d.cost.latency_s / ev.cost.latency_s,
+                  ev.cost.energy / d.cost.energy,
+                  breakevens.get((layer, ev.scheme.name), math.nan))
+
+
+def choose(net: Network, dev: DeviceProfile, candidates: Mapping[str, Sequence[Option]]) -> Choice:
+    """The per-layer choice among ``candidates`` (module docstring); layers not in
+    ``candidates`` stay dense."""
+    dense = evaluate(net, dev)
+    schemes = sorted({o.scheme for opts in candidates.values() for o in opts if o.scheme.prunes},
+                     key=lambda s: s.name)
+    be = breakeven(net, dev, schemes) if schemes else pd.DataFrame(
+        columns=["layer", "scheme", "breakeven_density"])
+    breakevens = {(r.layer, r.scheme): float(r.breakeven_density) for r in be.itertuples()}
+    options: dict[str, tuple[Option, ...]] = {}
+    entries: dict[str, LayerPlan] = {}
+    for lay in net.weighted_layers:
+        opts = tuple(_alone(net, dev, lay.name, o, dense, breakevens) if o.density < 1 else o
+                     for o in candidates.get(lay.name, ()))
+        options[lay.name] = opts
+        faster = [o for o in opts if o.density < 1 and o.speedup > 1]
+        if faster:
+            best = max(faster, key=lambda o: (o.speedup, -o.energy_ratio))
+            entries[lay.name] = LayerPlan(best.scheme, best.density)
+    plan, notes = settle(net, dev, Plan(entries))
+    return Choice(plan, evaluate(net, dev, plan), dense, options, notes)
+
+
+def settle(net: Network, dev: DeviceProfile, plan: Plan) -> tuple[Plan, dict[str, str]]:
+    """Drop, round by round, every scheme of ``plan`` that is not faster than its layer
+    run dense in the plan's context; returns the settled plan and a note per dropped
+    layer."""
+    notes: dict[str, str] = {}
+    for _ in range(MAX_SETTLE):
+        chosen = evaluate(net, dev, plan)
+        dropped = {}
+        for le in chosen:
+            if not le.scheme.prunes:
+                continue
+            alone_dense = evaluate(net, dev, plan.with_layer(le.layer, LayerPlan()),
+                                   layers=[le.layer])[le.layer]
+            if le.cost.latency_s >= alone_dense.cost.latency_s:
+                dropped[le.layer] = (f"{le.scheme.name} at {le.density:.3f} would take "
+                                     f"{le.cost.latency_s / alone_dense.cost.latency_s:.2f}x the "
+                                     "dense time here, so the layer runs dense")
+        if not dropped:
+            return plan, notes
+        notes.update(dropped)
+        plan = Plan({n: lp for n, lp in plan.layers.items() if n not in dropped})
+    return plan, notes

@@ -1,0 +1,81 @@
+"""Everything ``hwprune report`` shows, computed: the study behind the page.
+
+For each reference model: the trained model's accuracy, energy per layer on each
+device (dense, batch 1), latency-density curves per scheme, Scalpel's choice per
+device (tolerance :data:`TOLERANCE`), and the trade-off sweep over all models.
+:mod:`hwprune.report.html_report` renders it; it computes nothing itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from ..cost.energy import network_energy
+from ..hardware.profile import DeviceProfile
+from ..latency.network import BREAKEVEN_SCHEMES, latency_curves
+from ..prune import models
+from .scalpel import ScalpelResult, scalpel
+from .tradeoff import TradeoffStudy, planned_steps, study
+
+TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class ModelStudy:
+    """One reference model: ``name``, ``description``, ``data`` (the data set's
+    description), ``accuracy`` (dense, test fraction), per device id ``energy`` (the
+    energy table, :func:`hwprune.api.energy`'s columns), ``curves`` (latency against
+    density, :func:`hwprune.latency.network.latency_curves`'s columns) and
+    ``scalpel`` (:class:`~hwprune.studies.scalpel.ScalpelResult`)."""
+
+    name: str
+    description: str
+    data: str
+    accuracy: float
+    energy: dict[str, pd.DataFrame]
+    curves: dict[str, pd.DataFrame]
+    scalpel: dict[str, ScalpelResult]
+
+
+@dataclass(frozen=True)
+class ReportStudy:
+    """The report's results: ``models`` (one :class:`ModelStudy` each), ``devices``,
+    ``tradeoff`` (the sweep over all models), ``seed``."""
+
+    models: tuple[ModelStudy, ...]
+    devices: tuple[DeviceProfile, ...]
+    tradeoff: TradeoffStudy
+    seed: int
+
+
+def report_steps(names: Sequence[str], devices: Sequence[DeviceProfile]) -> int:
+    """Progress messages :func:`report_study` sends."""
+    return sum(planned_steps(n, devices) for n in names) + len(names) * (1 + 3 * len(devices))
+
+
+def report_study(devices: Sequence[DeviceProfile], names: Sequence[str] = tuple(models.MODELS),
+                 seed: int = 0, progress: Callable[[str], None] | None = None) -> ReportStudy:
+    """Train, cost, choose and sweep (module docstring)."""
+    say = progress or (lambda msg: None)
+    out = []
+    for name in names:
+        model, data = models.trained(name, seed)
+        accuracy = model.accuracy(data.x_test, data.y_test)
+        say(f"{name}: trained, test accuracy {accuracy:.4f}")
+        net = models.to_network(model)
+        energy, curves, choices = {}, {}, {}
+        for dev in devices:
+            energy[dev.id] = network_energy(net, dev)
+            say(f"{name}: energy on {dev.id}")
+        for dev in devices:
+            curves[dev.id] = latency_curves(net, dev, BREAKEVEN_SCHEMES)
+            say(f"{name}: break-even curves on {dev.id}")
+        for dev in devices:
+            choices[dev.id] = scalpel(name, dev, TOLERANCE, seed)
+            say(f"{name}: granularity on {dev.id}")
+        out.append(ModelStudy(name, models.spec(name).description, data.description, accuracy,
+                              energy, curves, choices))
+    return ReportStudy(tuple(out), tuple(devices), study(names, devices, seed, say), seed)

@@ -1,0 +1,163 @@
+"""The scheme registry, plans, evaluate(), and tables that cannot contradict themselves."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hwprune
+from hwprune.errors import InputError, UnknownNameError
+from hwprune.evaluate import Cost, LayerPlan, Plan, evaluate, shapes_as_run
+from hwprune.latency.network import layer_latency
+from hwprune.schemes import (DENSE, FINE, NODE, SIMD, Group, Kernel, Scheme, register, scheme,
+                             unregister)
+from hwprune.studies import scalpel as S
+from hwprune.studies import tradeoff
+from hwprune.studies.recommend import recommend, recommend_choice
+
+DEVICES = ("cortex-m4", "core-i7", "titan-x", "eyeriss")
+
+
+def test_names_and_aliases_resolve_to_one_scheme():
+    assert scheme("csr") is FINE and scheme("group-csr") is SIMD and scheme("compact") is NODE
+    assert hwprune.api.check_scheme("compact") == "node"
+    with pytest.raises(UnknownNameError, match="accepted: dense, fine, simd"):
+        scheme("block")
+    with pytest.raises(InputError, match="prunes nothing"):
+        hwprune.api.check_scheme("dense", pruning_only=True)
+
+
+def test_group_width_comes_from_the_device_or_the_kernel_shape():
+    assert SIMD.group_width((3, 3), 8) == 8
+    assert scheme("vector").group_width((3, 5), 8) == 5
+    assert scheme("kernel").group_width((3, 5), 8) == 15
+    assert FINE.group_width((3, 3), 8) == 1
+    assert scheme("vector").on(is_matvec=True) is FINE and scheme("vector").on(False).name == "vector"
+
+
+def test_costs_add_up():
+    ev = evaluate(hwprune.network("lenet-5"), hwprune.device("core-i7"),
+                  Plan.uniform(hwprune.network("lenet-5"), "fine", 0.3))
+    total = Cost.sum(le.cost for le in ev)
+    assert ev.total == total
+    assert (ev["conv1"].cost + ev["conv2"].cost).energy == pytest.approx(
+        ev["conv1"].cost.energy + ev["conv2"].cost.energy)
+    frame = ev.to_frame()
+    assert frame["energy"].sum() == pytest.approx(ev.total.energy)
+    assert frame["latency_s"].sum() == pytest.approx(ev.total.latency_s)
+    assert frame["bytes"].sum() == pytest.approx(ev.total.bytes)
+
+
+def test_dense_evaluation_matches_the_energy_and_latency_verbs():
+    net, dev = hwprune.network("lenet-300-100"), hwprune.device("cortex-m4")
+    ev = evaluate(net, dev)
+    energy = hwprune.energy(net, dev).set_index("layer")["energy_pj"]
+    for le in ev:
+        assert le.cost.energy == pytest.approx(energy[le.layer])
+        assert le.cost.latency_s == pytest.approx(layer_latency(net[le.layer], dev).seconds)
+        assert le.weights_kept == le.weights
+
+
+def test_node_pruning_shrinks_the_next_layer_through_a_flatten():
+    net = hwprune.network("lenet-5")        # conv2 (50 filters 4x4) -> flatten -> ip1
+    shapes = shapes_as_run(net, Plan({"conv2": LayerPlan(NODE, 0.2)}))
+    assert shapes["conv2"].outputs_kept == pytest.approx(0.2)
+    assert shapes["ip1"].inputs_kept == pytest.approx(0.2)
+    assert shapes["ip1"].layer.weight_shape == (500, 10 * 4 * 4)
+    assert shapes["ip2"].inputs_kept == 1.0
+    ev = evaluate(net, hwprune.device("core-i7"), Plan({"conv2": LayerPlan(NODE, 0.2)}))
+    assert ev["ip1"].scheme is DENSE and ev["ip1"].weights_kept == 500 * 160
+
+
+def test_a_residual_add_keeps_its_channels():
+    net = hwprune.network("resnet18")
+    first = next(lay.name for lay in net.weighted_layers if lay.name != "conv1")
+    shapes = shapes_as_run(net, Plan({"conv1": LayerPlan(NODE, 0.5)}))
+    assert shapes[first].inputs_kept < 1        # read straight from the pruned stem
+    assert shapes[net.weighted_layers[-1].name].inputs_kept == 1.0
+
+
+def test_plan_errors_are_input_errors():
+    net = hwprune.network("lenet-300-100")
+    with pytest.raises(InputError, match="does not have"):
+        evaluate(net, hwprune.device("core-i7"), Plan({"nope": LayerPlan(FINE, 0.5)}))
+    with pytest.raises(InputError, match="last conv/fc layer"):
+        evaluate(net, hwprune.device("core-i7"), Plan({"ip3": LayerPlan(NODE, 0.5)}))
+    with pytest.raises(InputError, match=r"density must be a fraction in \(0, 1\]"):
+        LayerPlan(FINE, 1.5)
+
+
+def test_normalized_energies_say_so():
+    ev = evaluate(hwprune.network("lenet-300-100"), hwprune.device("eyeriss"))
+    assert ev.energy_unit == "MAC-equivalents"
+    assert evaluate(hwprune.network("lenet-300-100"), hwprune.device("core-i7")).energy_unit == "pJ"
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"\d+\.\d+x", text)
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_recommendation_rows_agree_with_their_reasons(dev):
+    table = recommend(hwprune.network("lenet-5"), hwprune.device(dev), 0.1)
+    for row in table.itertuples():
+        if row.scheme != "dense":
+            assert f"{row.scheme} at {row.density:.3f}" in row.reason
+            assert f"{row.speedup:.2f}x" == _numbers(row.reason)[0]
+        else:
+            assert row.density == 1.0
+        if row.inputs_kept < 1:
+            assert f"cut to {row.inputs_kept:.3f}" in row.reason
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dev=st.sampled_from(DEVICES), net=st.sampled_from(("lenet-300-100", "lenet-5")),
+       density=st.floats(0.02, 1.0))
+def test_a_recommended_scheme_is_never_slower_than_dense_where_it_runs(dev, net, density):
+    network, device = hwprune.network(net), hwprune.device(dev)
+    choice = recommend_choice(network, device, density)
+    for le in choice.evaluation:
+        if not le.scheme.prunes:
+            continue
+        dense_here = evaluate(network, device, choice.plan.with_layer(le.layer, LayerPlan()),
+                              layers=[le.layer])[le.layer]
+        assert le.cost.latency_s < dense_here.cost.latency_s
+        assert choice.dense[le.layer].cost.latency_s / le.cost.latency_s > 1
+
+
+# A toy scheme defined here alone: pairs of consecutive weights, one index per pair.
+PAIRS = Scheme("toy-pairs", "pairs of consecutive weights (test only)", Group.FIXED,
+               Kernel.GROUP_CSR, "simd-group", width=2)
+
+
+@pytest.fixture
+def toy_scheme():
+    register(PAIRS)
+    yield PAIRS
+    unregister(PAIRS.name)
+
+
+def test_a_toy_scheme_runs_through_evaluate_granularity_and_a_sweep(toy_scheme, monkeypatch):
+    net, dev = hwprune.network("lenet-300-100"), hwprune.device("cortex-m4")
+    ev = evaluate(net, dev, Plan.uniform(net, "toy-pairs", 0.25))
+    assert {le.scheme.name for le in ev} == {"toy-pairs"}
+    assert ev["ip1"].weights_kept == pytest.approx(0.25 * 300 * 784, rel=0.01)
+    # granularity from the simulators with the toy scheme among the candidates
+    table = recommend(net, dev, 0.25, candidates=("fine", "toy-pairs", "node"))
+    assert "toy-pairs_speedup" in table.columns
+    assert (table["toy-pairs_speedup"] > 1).all()
+    # the CLI and the API accept its name
+    assert hwprune.api.check_scheme("toy-pairs") == "toy-pairs"
+    # a trade-off sweep prunes the reference model with it and costs it
+    monkeypatch.setattr(tradeoff, "DENSITIES", (0.5,))
+    monkeypatch.setattr(tradeoff, "TOLERANCES", ())
+    monkeypatch.setattr(tradeoff, "BUDGETS", ())
+    monkeypatch.setattr(tradeoff, "EPOCHS", 1)
+    S._search_cached.cache_clear()
+    points = tradeoff.sweep("digits-mlp", [dev])
+    toy = points[points["policy"] == "toy-pairs"]
+    assert len(toy) == 1 and toy["density"].iloc[0] == pytest.approx(0.5, abs=0.05)
+    assert toy["energy"].iloc[0] < points[points["policy"] == "dense"]["energy"].iloc[0]
