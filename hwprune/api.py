@@ -97,7 +97,9 @@ def energy(net: str | Path | Network, dev: str | Path | DeviceProfile, densities
         then the NoC) ``L_accesses`` (word accesses, reads + writes; NoC transfers)
         and ``L_pj``; ``weights_pj``, ``index_pj``, ``inputs_pj``, ``outputs_pj``,
         ``compute_pj`` (the same energy split by operand; index = sparse-format
-        indices and pointers); ``fits_memory``; ``dataflow``; ``weight_format``;
+        indices and pointers); ``energy_unit`` (what the ``_pj`` columns hold: ``pJ``,
+        or ``MAC-equivalents`` on a device whose energies are normalized to one MAC);
+        ``fits_memory``; ``dataflow``; ``weight_format``;
         ``mapping`` (tiles per level, spatial unrolling, stationary operand).
         ``energy_pj`` is the sum of the level columns plus ``compute_pj``, and equals
         the sum of the operand columns.

@@ -162,7 +162,7 @@ def test_energy_bad_densities_row_is_named(capsys, tmp_path):
     dens = tmp_path / "d.csv"
     dens.write_text("layer,weight_density,act_density\nconv1,0.5,0.5\nfc6,1.7,1\n")
     code, _, err = run(capsys, "energy", "alexnet", "--device", "eyeriss", "--densities", str(dens))
-    assert code == 2 and "line 3 ('fc6'): weight_density '1.7' is outside (0, 1]" in err
+    assert code == 2 and "line 3 ('fc6'): weight_density must be a fraction in (0, 1], got '1.7'" in err
 
 
 @pytest.mark.parametrize(

@@ -290,9 +290,9 @@ def test_densities_from_dataframe_series_and_csv(tmp_path):
     "densities, message",
     [
         ({"conv9": 0.5}, "does not have as a conv or fc layer"),
-        ({"conv1": 0.0}, "outside (0, 1]"),
-        ({"conv1": 1.5}, "outside (0, 1]"),
-        ({"conv1": "half"}, "not a number"),
+        ({"conv1": 0.0}, "must be a fraction in"),
+        ({"conv1": 1.5}, "must be a fraction in"),
+        ({"conv1": "half"}, "must be a fraction in"),
         ({"conv1": (0.5,)}, "give (weight_density, act_density)"),
         (pd.DataFrame({"layer": ["conv1"], "sparsity": [0.5]}), "unknown column 'sparsity'"),
         (pd.DataFrame({"layer": ["conv1", "conv1"], "weight_density": [0.5, 0.4]}),
@@ -309,7 +309,7 @@ def test_bad_densities_are_clear_errors(densities, message):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("layer,weight_density,act_density\nconv1,0.5,2\n", "line 2 ('conv1'): act_density '2' is outside"),
+        ("layer,weight_density,act_density\nconv1,0.5,2\n", "line 2 ('conv1'): act_density must be a fraction"),
         ("layer,weight_density\nconv1,0.5\nconv1,0.4\n", "line 3: layer 'conv1' named twice"),
         ("name,density\nconv1,0.5\n", "line 1: header"),
         ("layer,weight_density\nconv1\n", "line 2: 1 fields, the header has 2"),

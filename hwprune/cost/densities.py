@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..checks import check_density
 from ..errors import InputError
 from ..workload.network import Network
 
@@ -37,17 +38,7 @@ class Density:
 
 
 def _check(value: Any, what: str, where: str) -> float:
-    try:
-        if isinstance(value, str) and "_" in value:
-            raise ValueError(value)
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: {what} {value!r} is not a number; "
-                         "a density is a fraction in (0, 1]") from None
-    if not math.isfinite(number) or not 0.0 < number <= 1.0:
-        raise InputError(f"{where}: {what} {value!r} is outside (0, 1]; "
-                         "a density is the fraction of nonzero elements")
-    return number
+    return check_density(value, f"{where}: {what}")
 
 
 def _from_mapping(raw: Mapping[str, Any]) -> dict[str, Density]:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..checks import check_batch
 from ..errors import InputError
 from ..hardware.profile import OPERANDS, WEIGHT_FORMATS, DeviceProfile
 from ..sparse.storage import activation_ratio, storage_cost
@@ -232,15 +233,10 @@ def level_columns(dev: DeviceProfile) -> list[str]:
     return [name.lower() for name, _ in _level_rows(dev)]
 
 
-MAX_BATCH = 1 << 16
-
-
 def _options(net: Network, dev: DeviceProfile, densities: Any, batch: Any,
              dataflow: str | None, weight_format: str | None):
     """Checked (dataflow, weight format, densities) for an energy estimate."""
-    if (not isinstance(batch, (int, np.integer)) or isinstance(batch, bool)
-            or not 1 <= batch <= MAX_BATCH):
-        raise InputError(f"batch must be an integer from 1 to {MAX_BATCH}, got {batch!r}")
+    batch = check_batch(batch)
     flow = get_dataflow(dataflow or dev.dataflow, dev)
     fmt = weight_format or dev.sparsity.weight_format
     if fmt not in WEIGHT_FORMATS:
@@ -277,6 +273,7 @@ def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batc
             row[f"{name.lower()}_accesses"] = float(words[i])
             row[f"{name.lower()}_pj"] = float(level_pj[i])
         row.update(cost.operand_pj)
+        row["energy_unit"] = dev.energy_unit
         row["fits_memory"] = cost.fits_memory
         row["dataflow"] = flow.name
         row["weight_format"] = fmt

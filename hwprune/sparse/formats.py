@@ -37,6 +37,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..checks import check_group_width
 from ..errors import InputError
 from ..schemes import Kernel
 from . import kernels
@@ -175,8 +176,7 @@ class GroupCSRMatrix:
     @classmethod
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray, group: int) -> "GroupCSRMatrix":
         weights, mask = _check(weights, mask)
-        if not isinstance(group, (int, np.integer)) or isinstance(group, bool) or group < 1:
-            raise InputError(f"group width must be an integer >= 1, got {group!r}")
+        group = check_group_width(group)
         rows, cols = weights.shape
         n_groups = math.ceil(cols / group)
         padded = n_groups * group

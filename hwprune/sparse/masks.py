@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_density, check_group_width
 from ..errors import InputError
 
 GRANULARITIES = ("fine", "group", "rows")
@@ -23,8 +24,7 @@ GRANULARITIES = ("fine", "group", "rows")
 def random_mask(granularity: str, rows: int, cols: int, density: float,
                 rng: np.random.Generator, group: int = 1) -> np.ndarray:
     """A ``rows x cols`` boolean mask keeping about ``density`` of the weights."""
-    if not 0 < density <= 1:
-        raise InputError(f"density must be in (0, 1], got {density}")
+    density = check_density(density)
     if density >= 1.0:
         return np.ones((rows, cols), dtype=np.bool_)
     if granularity == "fine":
@@ -32,8 +32,7 @@ def random_mask(granularity: str, rows: int, cols: int, density: float,
     if granularity == "rows":
         return np.repeat((rng.random(rows) < density)[:, None], cols, axis=1)
     if granularity == "group":
-        if group < 1:
-            raise InputError(f"group width must be >= 1, got {group}")
+        group = check_group_width(group)
         keep = rng.random((rows, math.ceil(cols / group))) < density
         return np.repeat(keep, group, axis=1)[:, :cols]
     raise InputError(f"unknown granularity {granularity!r}; accepted: " + ", ".join(GRANULARITIES))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..checks import check_density, check_group_width
 from ..errors import InputError
 
 FORMATS = ("dense", "csr", "simd-group", "rle")
@@ -65,8 +66,7 @@ def storage_cost(fmt: str, rows: int, cols: int, density: float, element_bytes: 
     """Expected storage of a ``rows x cols`` matrix at ``density`` in format ``fmt``."""
     if fmt not in FORMATS:
         raise InputError(f"unknown weight format {fmt!r}; accepted: " + ", ".join(FORMATS))
-    if not 0 < density <= 1:
-        raise InputError(f"density must be in (0, 1], got {density}")
+    density = check_density(density)
     dense = rows * cols * element_bytes
     if fmt == "dense":
         return StorageCost(dense, 0.0, dense)
@@ -76,8 +76,7 @@ def storage_cost(fmt: str, rows: int, cols: int, density: float, element_bytes: 
     if fmt == "csr":
         return StorageCost(nnz * element_bytes, nnz * index_bytes + pointers, dense)
     if fmt == "simd-group":
-        if group < 1:
-            raise InputError(f"SIMD group width must be >= 1, got {group}")
+        group = check_group_width(group)
         groups_per_row = math.ceil(cols / group)
         kept = density * rows * groups_per_row
         return StorageCost(kept * group * element_bytes, kept * index_bytes + pointers, dense)
