@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     print(f"{net.name}: {len(net.weighted_layers)} conv/fc layers, {net.params:,} parameters, "
           f"{net.macs:,} MACs at 3x{size}x{size}")
     energy = hwprune.energy(net, "eyeriss")
-    print("\nenergy per layer on eyeriss (pJ, batch 1):")
+    print(f"\nenergy per layer on eyeriss ({energy['energy_unit'].iloc[0]}, batch 1):")
     print(energy[["layer", "macs", "energy_pj"]].to_string(index=False))
     devices = ("cortex-m4", "titan-x") if args.small else ("cortex-m4", "core-i7", "titan-x", "eyeriss")
     for dev in devices:
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         counts = table["scheme"].value_counts().to_dict()
         print(f"\nrecommended granularity on {dev} at density {args.density} "
               f"({', '.join(f'{k}: {v}' for k, v in counts.items())} layers):")
-        print(table[["layer", "scheme", "speedup", "energy_ratio"]].to_string(index=False))
+        print(table[["layer", "scheme", "inputs_kept", "speedup", "energy_ratio"]].to_string(index=False))
     return 0
 
 

@@ -112,7 +112,8 @@ def energy_detail(net: str | Path | Network, dev: str | Path | DeviceProfile, de
                   batch: int = 1, dataflow: str | None = None, weight_format: str | None = None,
                   profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
     """One row per (layer, memory level, operand): element ``reads`` and ``writes``,
-    ``word_accesses`` and ``energy_pj`` (see :func:`energy` for the arguments)."""
+    ``word_accesses``, ``energy_pj`` and ``energy_unit`` (see :func:`energy` for the
+    arguments and the unit)."""
     return energy_breakdown(network(net), device(dev, profiles), densities, batch, dataflow,
                             weight_format)
 

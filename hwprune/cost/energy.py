@@ -286,7 +286,8 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
                      dataflow: str | None = None,
                      weight_format: str | None = None) -> pd.DataFrame:
     """Long table: one row per (layer, level, operand) with element reads and writes,
-    word accesses and energy; the NoC row's reads are transfers."""
+    word accesses and energy (``energy_pj``, in ``energy_unit``: pJ, or MAC-equivalents
+    on a normalized device); the NoC row's reads are transfers."""
     flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
     arrays = device_arrays(dev)
     cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
@@ -303,6 +304,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
                     "reads": float(r), "writes": float(w),
                     "word_accesses": float((r + w) * dev.element_bytes / lvl.word_bytes),
                     "energy_pj": float(r * cost_r[i] + w * cost_w[i]),
+                    "energy_unit": dev.energy_unit,
                 })
     return pd.DataFrame(rows)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..checks import check_batch
 from ..errors import InputError
 from ..workload.layer import Layer
 from ..workload.ops import Conv2d, Linear
@@ -40,8 +41,7 @@ class LoopNest:
     @classmethod
     def of(cls, layer: Layer, batch: int = 1) -> "LoopNest":
         """The loop nest of a convolution or fully connected layer for ``batch`` inputs."""
-        if batch < 1:
-            raise InputError(f"batch must be an integer >= 1, got {batch}")
+        batch = check_batch(batch)
         op = layer.op
         if isinstance(op, Conv2d):
             c, h, w = layer.input_shape
