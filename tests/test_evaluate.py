@@ -161,3 +161,11 @@ def test_a_toy_scheme_runs_through_evaluate_granularity_and_a_sweep(toy_scheme, 
     toy = points[points["policy"] == "toy-pairs"]
     assert len(toy) == 1 and toy["density"].iloc[0] == pytest.approx(0.5, abs=0.05)
     assert toy["energy"].iloc[0] < points[points["policy"] == "dense"]["energy"].iloc[0]
+
+
+def test_breakeven_of_conv_only_schemes_on_a_network_without_convolutions_is_an_error(capsys):
+    from hwprune.cli import main
+
+    assert main(["breakeven", "lenet-300-100", "--device", "core-i7", "--schemes", "vector"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "convolutions only" in err[0]

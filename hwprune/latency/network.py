@@ -141,4 +141,9 @@ def breakeven(net: Network, dev: DeviceProfile,
             rows.append({"layer": layer.name, "kind": layer.kind, "scheme": s.name,
                          "dense_seconds": dense, "breakeven_density": crossing(seconds_at, dense),
                          "seconds_at_10pct": tenth, "speedup_at_10pct": dense / tenth})
+    if not rows:
+        raise InputError(
+            f"none of the schemes {', '.join(s.name for s in schemes)} differs from fine on a "
+            f"layer of {net.name!r}: kernel-row and kernel groups exist in convolutions only, "
+            "and it has none; compare fine, simd or node instead")
     return pd.DataFrame(rows)
