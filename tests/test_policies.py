@@ -166,3 +166,18 @@ def test_cli_granularity_prints_a_scheme_and_reason_per_layer(small_sweep, capsy
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("layer,kind,scheme,density,inputs_kept,speedup,energy_ratio,reason")
     assert len(lines) == 4
+
+
+def test_the_sweep_prices_scalpel_as_its_table_does(small_sweep):
+    points, _, devs, _ = small_sweep
+    for dev in devs:
+        r = scalpel.scalpel("digits-mlp", dev, 0.01)
+        point = points[(points["policy"] == "scalpel") & (points["device"] == dev.id)].iloc[0]
+        assert point["latency_s"] == pytest.approx(r.choice.evaluation.total.latency_s)
+        assert point["energy"] == pytest.approx(r.choice.evaluation.total.energy)
+        table = r.layers
+        dense = r.choice.dense
+        # the table's per-layer speedups are the same evaluation, layer by layer
+        for row in table.itertuples():
+            le = r.choice.evaluation[row.layer]
+            assert row.speedup == pytest.approx(dense[row.layer].cost.latency_s / le.cost.latency_s)

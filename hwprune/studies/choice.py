@@ -6,14 +6,16 @@ the choice at an expected density, :mod:`hwprune.studies.recommend`) end here:
 1. **Candidates.** Per layer, each candidate scheme with the density it reaches there
    (measured by Scalpel's searches, or assumed). Each is evaluated alone: the layer
    pruned by it, every other layer dense (:func:`hwprune.evaluate.evaluate`).
-2. **Choice.** A candidate slower than the dense layer is out; of the rest the fastest
-   wins (ties: lower energy). A layer with none stays dense.
-3. **Settling.** The choices together form a :class:`~hwprune.evaluate.Plan`, whose
-   cross-layer effects (units removed before a layer shrink its inputs) change each
-   layer's numbers. Every pruned layer is compared again with the same layer run dense
-   in that context; a scheme that no longer beats it is dropped (the layer runs
-   dense) and the plan is settled again. So a chosen scheme is never slower than dense
-   on the device it was chosen for.
+2. **Choice**, layer by layer from the input on, with the layers before already
+   decided: a candidate slower than the layer run dense there is out; of the rest, the
+   one that makes this layer and the layers after it (still dense) fastest wins (ties:
+   lower energy). So node pruning is credited with the inputs it removes from the next
+   layers. A layer with no candidate left stays dense.
+3. **Settling.** A plan whose densities changed after the choice (Scalpel retrains the
+   mix and measures the densities reached) is settled: every pruned layer is compared
+   again with the same layer run dense in that plan; a scheme that no longer beats it
+   is dropped (the layer runs dense) and the plan is settled again. So a chosen scheme
+   is never slower than dense on the device it was chosen for.
 4. **Table.** Every column of a row and its reason come from the settled plan's
    :class:`~hwprune.evaluate.Evaluation` and the dense one: ``speedup`` = dense layer
    latency / chosen, ``energy_ratio`` = chosen / dense energy, ``inputs_kept`` says
@@ -23,7 +25,7 @@ the choice at an expected density, :mod:`hwprune.studies.recommend`) end here:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -53,14 +55,17 @@ class Option:
 @dataclass(frozen=True)
 class Choice:
     """A settled per-layer choice: the ``plan``, its ``evaluation`` and the ``dense``
-    one of the same network and device, the ``options`` weighed per layer, and per
-    layer a ``note`` on why a scheme was dropped while settling (empty if none)."""
+    one of the same network and device, the ``options`` weighed per layer (speedups of
+    each scheme alone), ``here``: per layer and scheme the speedup over the layer run
+    dense where the choice was made (the layers before it decided), and per layer a
+    ``note`` on why a scheme was dropped while settling (empty if none)."""
 
     plan: Plan
     evaluation: Evaluation
     dense: Evaluation
     options: Mapping[str, tuple[Option, ...]]
     notes: Mapping[str, str]
+    here: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def table(self) -> pd.DataFrame:
         """One row per conv/fc layer. Columns: ``layer``, ``kind``, ``scheme``,
@@ -89,22 +94,23 @@ class Choice:
     def _reason(self, layer: str, speedup: float) -> str:
         le = self.evaluation[layer]
         options = self.options.get(layer, ())
-        alone = ", ".join(f"{o.scheme.name} {o.speedup:.2f}x at {o.density:.3f}" for o in options
-                          if o.density < 1 and not math.isnan(o.speedup))
+        here = self.here.get(layer, {})
+        others = ", ".join(f"{o.scheme.name} {here[o.scheme.name]:.2f}x at {o.density:.3f}"
+                           for o in options if o.scheme.name in here and o.scheme != le.scheme)
         if le.scheme.prunes:
             chosen = next((o for o in options if o.scheme == le.scheme), None)
             be = "never" if chosen is None or math.isnan(chosen.breakeven) else f"{chosen.breakeven:.3f}"
-            text = (f"{le.scheme.name} at {le.density:.3f} (break-even {be}) is fastest: "
-                    f"{speedup:.2f}x")
+            text = (f"{le.scheme.name} at {le.density:.3f} (break-even {be}): {speedup:.2f}x; "
+                    "of the candidates it makes the network fastest")
+            if others:
+                text += f" (the others against dense here: {others})"
         elif self.notes.get(layer):
             text = "dense: " + self.notes[layer]
         else:
-            text = "dense: " + (f"no scheme is faster than dense alone ({alone})" if alone else
+            text = "dense: " + (f"no scheme is faster than dense here ({others})" if others else
                                 "no scheme prunes this layer")
         if le.inputs_kept < 1:
             text += f"; its inputs are cut to {le.inputs_kept:.3f} by units removed before it"
-        if alone and le.scheme.prunes:
-            text += f" (each scheme alone: {alone})"
         return text
 
 
@@ -128,17 +134,32 @@ def choose(net: Network, dev: DeviceProfile, candidates: Mapping[str, Sequence[O
         columns=["layer", "scheme", "breakeven_density"])
     breakevens = {(r.layer, r.scheme): float(r.breakeven_density) for r in be.itertuples()}
     options: dict[str, tuple[Option, ...]] = {}
-    entries: dict[str, LayerPlan] = {}
-    for lay in net.weighted_layers:
-        opts = tuple(_alone(net, dev, lay.name, o, dense, breakevens) if o.density < 1 else o
-                     for o in candidates.get(lay.name, ()))
-        options[lay.name] = opts
-        faster = [o for o in opts if o.density < 1 and o.speedup > 1]
-        if faster:
-            best = max(faster, key=lambda o: (o.speedup, -o.energy_ratio))
-            entries[lay.name] = LayerPlan(best.scheme, best.density)
-    plan, notes = settle(net, dev, Plan(entries))
-    return Choice(plan, evaluate(net, dev, plan), dense, options, notes)
+    here: dict[str, dict[str, float]] = {}
+    plan = Plan()
+    names = [lay.name for lay in net.weighted_layers]
+    for i, name in enumerate(names):
+        opts = tuple(_alone(net, dev, name, o, dense, breakevens) if o.density < 1 else o
+                     for o in candidates.get(name, ()))
+        options[name] = opts
+        rest = names[i:]                       # this layer and the ones its choice can shrink
+        here_dense = evaluate(net, dev, plan, layers=rest)
+        best, best_key = None, None
+        here[name] = {}
+        for o in opts:
+            if o.density >= 1:
+                continue
+            trial = plan.with_layer(name, LayerPlan(o.scheme, o.density))
+            ev = evaluate(net, dev, trial, layers=rest)
+            here[name][o.scheme.name] = here_dense[name].cost.latency_s / ev[name].cost.latency_s
+            if ev[name].cost.latency_s >= here_dense[name].cost.latency_s:
+                continue                       # not faster than dense where it runs
+            key = (ev.total.latency_s, ev.total.energy)
+            if best_key is None or key < best_key:
+                best, best_key = trial, key
+        if best is not None:
+            plan = best
+    plan, notes = settle(net, dev, plan)
+    return Choice(plan, evaluate(net, dev, plan), dense, options, notes, here)
 
 
 def settle(net: Network, dev: DeviceProfile, plan: Plan) -> tuple[Plan, dict[str, str]]:

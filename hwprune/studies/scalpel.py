@@ -65,7 +65,9 @@ class ScalpelResult:
     (:class:`~hwprune.studies.choice.Choice`); ``layers``: its table (columns in
     :meth:`Choice.table`, candidates ``fine``, ``simd``, ``node``); ``search``: the
     accuracy of every (scheme, density) tried; ``pruned``: the final model; ``schemes``:
-    the scheme each layer was pruned with. Accuracies are fractions of the test set."""
+    the scheme each layer was pruned with (a layer whose scheme the settling dropped
+    keeps its pruned weights but runs dense: ``choice.plan`` says how each layer runs).
+    Accuracies are fractions of the test set."""
 
     model: str
     device: str
@@ -180,6 +182,7 @@ def scalpel(name: str, dev: DeviceProfile, tolerance: float = 0.01, seed: int = 
                for n in choice_gran}
     net_final, plan = plan_of(final.model, schemes)
     plan, notes = settle(net_final, dev, plan)
-    choice = Choice(plan, evaluate(net_final, dev, plan), first.dense, first.options, notes)
+    choice = Choice(plan, evaluate(net_final, dev, plan), first.dense, first.options, notes,
+                    first.here)
     return ScalpelResult(name, dev.id, g, tolerance, dense_acc, final.accuracy_after, choice,
                          pd.DataFrame(searches), final.model, schemes)

@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..evaluate import Evaluation
 from ..hardware.profile import DeviceProfile
 from ..prune import models
 from ..prune.model import Model
@@ -76,8 +77,10 @@ def planned_steps(name: str, devices: Sequence[DeviceProfile]) -> int:
 
 
 def _row(name: str, dev: DeviceProfile, policy: str, setting: str, acc: float, model: Model,
-         schemes) -> dict:
-    total = evaluate_model(model, dev, schemes).total
+         schemes, evaluation: Evaluation | None = None) -> dict:
+    """One point: ``model`` pruned by ``schemes`` as deployed (or as ``evaluation``
+    prices it, when the policy settled how each layer runs)."""
+    total = (evaluation or evaluate_model(model, dev, schemes)).total
     kept, weights = model.weight_count()
     return {"model": name, "device": dev.id, "energy_unit": dev.energy_unit, "policy": policy,
             "setting": setting, "accuracy": acc, "energy": total.energy,
@@ -122,7 +125,7 @@ def sweep(name: str, devices: Sequence[DeviceProfile], seed: int = 0,
             say(f"{name}: scalpel on {dev.id}, tolerance {tol}")
             r = scalpel(name, dev, tol, seed)
             rows.append(_row(name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, r.pruned,
-                             r.schemes))
+                             r.schemes, r.choice.evaluation))
         for budget in BUDGETS:
             say(f"{name}: energy-aware on {dev.id}, budget {budget}")
             r = energy_aware(name, dev, budget, seed, EPOCHS)
@@ -167,18 +170,28 @@ def scalpel_vs_traditional(points: pd.DataFrame, tolerance: float = 0.01) -> pd.
     magnitude pruning at the lowest swept density within ``tolerance`` of dense
     accuracy) and of Scalpel at that tolerance, and their ratio (Scalpel's Table 6
     compares the same two). Columns: ``model``, ``device``, ``traditional_density``,
-    ``traditional_speedup``, ``scalpel_speedup``, ``scalpel_over_traditional``."""
+    ``traditional_speedup``, ``scalpel_speedup``, ``scalpel_over_traditional``, ``note``.
+    A model with no magnitude point within the tolerance gets NaN for traditional
+    pruning and a note saying so (rather than no row)."""
     out = []
     for (model, device), part in points.groupby(["model", "device"], sort=False):
         dense = part[part["policy"] == "dense"].iloc[0]
         han = part[(part["policy"] == "magnitude") & (part["accuracy"] >= dense["accuracy"] - tolerance)]
         sc = part[(part["policy"] == "scalpel") & (part["setting"] == f"tolerance {tolerance}")]
-        if han.empty or sc.empty:
+        if sc.empty:
+            continue
+        s_speed = dense["latency_s"] / sc.iloc[0]["latency_s"]
+        if han.empty:
+            out.append({"model": model, "device": device, "traditional_density": float("nan"),
+                        "traditional_speedup": float("nan"), "scalpel_speedup": s_speed,
+                        "scalpel_over_traditional": float("nan"),
+                        "note": f"no magnitude point within {tolerance} of dense accuracy"})
             continue
         best = han.loc[han["density"].idxmin()]
         t_speed = dense["latency_s"] / best["latency_s"]
-        s_speed = dense["latency_s"] / sc.iloc[0]["latency_s"]
         out.append({"model": model, "device": device, "traditional_density": best["density"],
                     "traditional_speedup": t_speed, "scalpel_speedup": s_speed,
-                    "scalpel_over_traditional": s_speed / t_speed})
-    return pd.DataFrame(out)
+                    "scalpel_over_traditional": s_speed / t_speed, "note": ""})
+    return pd.DataFrame(out, columns=["model", "device", "traditional_density",
+                                      "traditional_speedup", "scalpel_speedup",
+                                      "scalpel_over_traditional", "note"])
