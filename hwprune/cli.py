@@ -185,7 +185,7 @@ def _cmd_breakeven(args: argparse.Namespace) -> None:
                                       for v in shown["breakeven_density"]]
     _emit(shown, args)
     if args.format == "table" and not args.out:
-        print("breakeven_density: below it the format is faster than dense; 'never': not "
+        print("breakeven_density: below it the scheme is faster than dense; 'never': not "
               "above 1% density")
 
 
@@ -429,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_table_options(p)
     p.set_defaults(func=_cmd_latency)
 
-    p = sub.add_parser("breakeven", help="per layer and format, the density below which the "
-                       "sparse format is faster than dense")
+    p = sub.add_parser("breakeven", help="per layer and pruning scheme, the density below which the "
+                       "scheme is faster than dense")
     _add_network_device(p)
     p.add_argument("--schemes", "--formats", dest="formats", default="fine,simd,node",
                    metavar="LIST",

@@ -47,11 +47,13 @@ def layer_latency(layer: Layer, dev: DeviceProfile, pruning: Scheme | str = DENS
     return accelerator_latency(work, layer, dev, act_density)
 
 
-def _schemes_for(layer: Layer, schemes: Sequence[Scheme]) -> list[Scheme]:
-    """The schemes that differ from each other on ``layer``: on a fully connected layer
-    the kernel-row and kernel schemes are ``fine`` and are left out."""
+def _schemes_for(layer: Layer, schemes: Sequence[Scheme], last: bool) -> list[Scheme]:
+    """The schemes that apply to ``layer`` and differ from each other there: on a fully
+    connected layer the kernel-row and kernel schemes are ``fine`` and are left out, and
+    on the network's last conv/fc layer (``last``) no scheme may remove units, whose
+    outputs leave the network."""
     fc = KernelShape.of(layer).is_matvec
-    return [s for s in schemes if not (fc and s.conv_only)]
+    return [s for s in schemes if not (fc and s.conv_only) and not (last and s.removes_units)]
 
 
 def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DENSE,
@@ -85,7 +87,7 @@ def latency_curves(net: Network, dev: DeviceProfile,
         for d in densities:
             rows.append({"layer": layer.name, "scheme": DENSE.name, "density": float(d),
                          "seconds": dense.seconds, "cycles": dense.cycles, "bound": dense.bound})
-        for s in _schemes_for(layer, schemes):
+        for s in _schemes_for(layer, schemes, layer is net.weighted_layers[-1]):
             for d in densities:
                 est = layer_latency(layer, dev, s, float(d))
                 rows.append({"layer": layer.name, "scheme": s.name, "density": float(d),
@@ -120,7 +122,7 @@ def crossing(seconds_at, dense_seconds: float, lo: float = FLOOR, steps: int = 7
 
 def breakeven(net: Network, dev: DeviceProfile,
               schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES) -> pd.DataFrame:
-    """Per layer and format, the density below which the format beats dense.
+    """Per layer and scheme, the density below which the scheme beats dense (schemes that remove units are left out on the last layer).
 
     Columns: ``layer``, ``kind``, ``scheme``, ``dense_seconds``, ``breakeven_density``
     (NaN: never faster above 1% density; 1.0: faster even unpruned),
@@ -134,7 +136,7 @@ def breakeven(net: Network, dev: DeviceProfile,
     rows = []
     for layer in net.weighted_layers:
         dense = layer_latency(layer, dev, DENSE).seconds
-        for s in _schemes_for(layer, schemes):
+        for s in _schemes_for(layer, schemes, layer is net.weighted_layers[-1]):
             def seconds_at(d: float, s=s, layer=layer) -> float:
                 return layer_latency(layer, dev, s, d).seconds
             tenth = seconds_at(0.1)
