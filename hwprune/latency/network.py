@@ -122,7 +122,8 @@ def crossing(seconds_at, dense_seconds: float, lo: float = FLOOR, steps: int = 7
 
 def breakeven(net: Network, dev: DeviceProfile,
               schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES) -> pd.DataFrame:
-    """Per layer and scheme, the density below which the scheme beats dense (schemes that remove units are left out on the last layer).
+    """Per layer and scheme, the density below which the scheme beats dense (schemes
+    that remove units are left out on the last layer).
 
     Columns: ``layer``, ``kind``, ``scheme``, ``dense_seconds``, ``breakeven_density``
     (NaN: never faster above 1% density; 1.0: faster even unpruned),
