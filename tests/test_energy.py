@@ -309,7 +309,8 @@ def test_bad_densities_are_clear_errors(densities, message):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("layer,weight_density,act_density\nconv1,0.5,2\n", "line 2 ('conv1'): act_density must be a fraction"),
+        ("layer,weight_density,act_density\nconv1,0.5,2\n",
+         "line 2 ('conv1'): act_density must be a fraction"),
         ("layer,weight_density\nconv1,0.5\nconv1,0.4\n", "line 3: layer 'conv1' named twice"),
         ("name,density\nconv1,0.5\n", "line 1: header"),
         ("layer,weight_density\nconv1\n", "line 2: 1 fields, the header has 2"),
