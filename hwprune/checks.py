@@ -8,7 +8,10 @@ command line and the Python API say the same thing about the same mistake.
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from typing import Any, Callable
+
+import numpy as np
 
 from .errors import InputError
 
@@ -17,13 +20,13 @@ MAX_BATCH = 1 << 16
 
 
 def _number(value: Any, what: str, accepted: str) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         raise InputError(f"{what} must be {accepted}, got {value!r}")
     try:
         if isinstance(value, str) and "_" in value:
             raise ValueError(value)
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{what} must be {accepted}, got {value!r}") from None
     if not math.isfinite(number):
         raise InputError(f"{what} must be {accepted}, got {value!r}")
@@ -48,7 +51,7 @@ def check_tolerance(value: Any, what: str = "tolerance") -> float:
 
 def _integer(value: Any, what: str, low: int, high: int | None) -> int:
     accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         raise InputError(f"{what} must be {accepted}, got {value!r}")
     if isinstance(value, str):
         try:
@@ -76,3 +79,68 @@ def check_group_width(value: Any) -> int:
 def check_count(value: Any, what: str, low: int = 0) -> int:
     """A count (epochs, seed, repeats): an integer >= ``low``."""
     return _integer(value, what, low, None)
+
+
+def check_seed(value: Any) -> int:
+    """A random seed: an integer >= 0."""
+    return _integer(value, "seed", 0, None)
+
+
+def check_integer(value: Any, what: str, low: int, high: int | None = None) -> int:
+    """An integer from ``low`` to ``high`` (no upper bound if None)."""
+    return _integer(value, what, low, high)
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{text} ({type(value).__name__})" if len(text) <= 60 \
+        else f"a {type(value).__name__}"
+
+
+def check_text(value: Any, what: str, accepted: str = "") -> str:
+    """A name given as text (a scheme, criterion, model, dataflow, ...)."""
+    if not isinstance(value, str):
+        tail = f"; accepted: {accepted}" if accepted else ""
+        raise InputError(f"{what} must be a name (text), got {_kind(value)}{tail}")
+    return value
+
+
+def check_name_or_path(value: Any, what: str, accepted: str) -> str | os.PathLike:
+    """A name or a file path (``str`` or ``os.PathLike``); ``accepted`` says which
+    other values the caller takes (they are checked before this)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise InputError(f"{what} must be {accepted}, got {_kind(value)}")
+    return value
+
+
+def check_list(value: Any, what: str, item: Callable[[Any], Any], accepted: str,
+               single: tuple[type, ...] = (str, os.PathLike), empty: bool = True) -> list:
+    """A list (or tuple, or any iterable that is not text or a mapping) of values each
+    checked by ``item``; a lone value of a ``single`` type counts as a list of one."""
+    if isinstance(value, single):
+        return [item(value)]
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise InputError(f"{what} must be {accepted}, got {_kind(value)}")
+    values = [item(v) for v in value]
+    if not empty and not values:
+        raise InputError(f"{what} must be {accepted}, got none")
+    return values
+
+
+def check_paths(value: Any, what: str = "profiles") -> list:
+    """Directories or files given as paths: a list of ``str``/``os.PathLike`` (one
+    path alone counts as a list of one)."""
+    accepted = "a list of directory paths"
+    return check_list(value, what, lambda v: check_name_or_path(v, f"{what} entries", "paths"),
+                      accepted)
+
+
+def check_densities(value: Any, what: str = "densities") -> tuple[float, ...]:
+    """One or more densities: a sequence of fractions in (0, 1], or text of them
+    separated by commas (``"0.5,0.25"``); never empty."""
+    if isinstance(value, str):
+        value = [t.strip() for t in value.split(",") if t.strip()]
+    elif isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        value = [value]
+    return tuple(check_list(value, what, lambda v: check_density(v, what),
+                            "one or more fractions in (0, 1]", single=(), empty=False))

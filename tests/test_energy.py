@@ -296,7 +296,22 @@ def test_densities_from_dataframe_series_and_csv(tmp_path):
         ({"conv1": (0.5,)}, "give (weight_density, act_density)"),
         (pd.DataFrame({"layer": ["conv1"], "sparsity": [0.5]}), "unknown column 'sparsity'"),
         (pd.DataFrame({"layer": ["conv1", "conv1"], "weight_density": [0.5, 0.4]}),
-         "row 2 ('conv1'): layer named twice"),
+         "densities row 2: layer 'conv1' named twice"),
+        (pd.Series([0.5, 0.4], index=["conv1", "conv1"]),
+         "densities entry 2: layer 'conv1' named twice"),
+        ({"conv1": 0.5, " conv1 ": 0.4}, "densities entry 2: layer 'conv1' named twice"),
+        (pd.DataFrame({"layer": ["conv1"], "weight_density": [float("nan")]}),
+         "densities row 1 ('conv1'): weight_density must be a fraction in (0, 1], got nan"),
+        (pd.DataFrame({"layer": ["conv1"], "act_density": pd.array([pd.NA], "Float64")}),
+         "act_density must be a fraction in (0, 1], got <NA>"),
+        (pd.Series({"conv1": float("nan")}), "weight_density must be a fraction in (0, 1], got nan"),
+        ({"conv1": pd.NA}, "weight_density must be a fraction in (0, 1], got <NA>"),
+        ({"conv1": True}, "weight_density must be a fraction in (0, 1], got True"),
+        ({"conv1": (0.5, None)}, "act_density must be a fraction in (0, 1], got None"),
+        (pd.Series({"conv1": np.True_}), "got True"),
+        ({"conv1": 10 ** 400}, "must be a fraction in (0, 1]"),
+        ({3.5: 0.5}, "densities entry 1: layer name must be text, got 3.5"),
+        ({"": 0.5}, "densities entry 1: empty layer name"),
         (42, "must be a dict, Series, DataFrame or CSV path"),
     ],
 )
@@ -316,6 +331,10 @@ def test_bad_densities_are_clear_errors(densities, message):
         ("layer,weight_density\nconv1\n", "line 2: 1 fields, the header has 2"),
         ("layer,weight_density\nconv7,0.5\n", "does not have as a conv or fc layer"),
         ("", "empty"),
+        ("layer,weight_density\nconv1,nan\n", "line 2 ('conv1'): weight_density must be"),
+        ("layer,weight_density\nconv1,True\n", "line 2 ('conv1'): weight_density must be"),
+        ("layer,weight_density\n,0.5\n", "line 2: empty layer name"),
+        ("layer,weight_density\n\"conv,1\",0.5\n", "layer 'conv,1', which network"),
     ],
 )
 def test_bad_densities_file_names_the_row(tmp_path, text, message):
@@ -324,6 +343,26 @@ def test_bad_densities_file_names_the_row(tmp_path, text, message):
     with pytest.raises(InputError) as info:
         hwprune.energy("lenet-5", "eyeriss", densities=str(path))
     assert message in str(info.value)
+
+
+def test_a_density_left_out_is_one_and_a_nan_given_is_an_error(tmp_path):
+    # The one rule of every form: a column, key or CSV cell left out means 1.
+    from hwprune.cost.densities import Density, parse_densities
+
+    path = tmp_path / "d.csv"
+    path.write_text("\ufefflayer,weight_density,act_density\n\nconv1,0.5,\n conv2 ,,0.25\n")
+    expected = {"conv1": Density(0.5, 1.0), "conv2": Density(1.0, 0.25)}
+    assert parse_densities(str(path)) == expected
+    assert parse_densities(path) == expected
+    assert parse_densities({"conv1": {"weight_density": 0.5},
+                            "conv2": {"act_density": 0.25}}) == expected
+    assert parse_densities(pd.DataFrame({"layer": ["conv1"], "weight_density": [0.5]})) \
+        == {"conv1": Density(0.5, 1.0)}
+    assert parse_densities(pd.DataFrame({"weight_density": [0.5]}, index=["conv1"])) \
+        == {"conv1": Density(0.5, 1.0)}
+    with pytest.raises(InputError, match="got nan"):
+        parse_densities(pd.DataFrame({"layer": ["conv1", "conv2"],
+                                      "weight_density": [0.5, None]}))
 
 
 def test_bad_options_are_clear_errors():
