@@ -45,11 +45,15 @@ def _feature_map(shapes: Sequence[Shape], op: str) -> Shape:
     return shape
 
 
-def _window_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
-    span = size + 2 * pad - kernel
+def _window_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
+                pad_end: int | None = None) -> int:
+    """Output extent of a window sliding over ``size`` padded by ``pad`` at the start and
+    ``pad_end`` (default: ``pad``) at the end."""
+    total = size + pad + (pad if pad_end is None else pad_end)
+    span = total - kernel
     if span < 0:
         raise ShapeError(
-            f"window {kernel} is larger than the padded input extent {size + 2 * pad}"
+            f"window {kernel} is larger than the padded input extent {total}"
         )
     steps = -(-span // stride) if ceil_mode else span // stride
     out = steps + 1
@@ -58,6 +62,23 @@ def _window_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) 
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1
     return out
+
+
+def _set_pad_end(op) -> None:
+    """Normalise ``pad_end``: a pair, or ``None`` when it equals ``padding`` (so a
+    symmetric operator compares equal however it was built)."""
+    if op.pad_end is not None:
+        end = _pair(op.pad_end, "pad_end")
+        object.__setattr__(op, "pad_end", None if end == op.padding else end)
+
+
+def _check_window(kernel, stride, padding, pad_end) -> None:
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0 or min(pad_end or padding) < 0:
+        extra = f", padding at the end {pad_end}" if pad_end else ""
+        raise ShapeError(
+            f"kernel and stride must be >= 1 and padding >= 0, got kernel {kernel}, "
+            f"stride {stride}, padding {padding}{extra}"
+        )
 
 
 class _Weightless:
@@ -77,7 +98,10 @@ class _Weightless:
 class Conv2d:
     """2-D convolution, including grouped (``groups > 1``) and depthwise convolution.
 
-    Weight shape ``(out_channels, in_channels // groups, R, S)``.
+    Weight shape ``(out_channels, in_channels // groups, R, S)``. ``padding`` is the
+    padding before each spatial axis (top, left); ``pad_end`` the padding after it
+    (bottom, right) where it differs, as ONNX's ``auto_pad=SAME_*`` and asymmetric
+    ``pads`` give; ``None`` means the same as ``padding``.
     """
 
     out_channels: int
@@ -86,21 +110,19 @@ class Conv2d:
     padding: tuple[int, int] = (0, 0)
     groups: int = 1
     bias: bool = True
+    pad_end: tuple[int, int] | None = None
     kind: ClassVar[str] = "conv"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel", _pair(self.kernel, "kernel"))
         object.__setattr__(self, "stride", _pair(self.stride, "stride"))
         object.__setattr__(self, "padding", _pair(self.padding, "padding"))
+        _set_pad_end(self)
         if self.out_channels < 1 or self.groups < 1:
             raise ShapeError(
                 f"out_channels and groups must be >= 1, got {self.out_channels} and {self.groups}"
             )
-        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ShapeError(
-                f"kernel and stride must be >= 1 and padding >= 0, got kernel {self.kernel}, "
-                f"stride {self.stride}, padding {self.padding}"
-            )
+        _check_window(self.kernel, self.stride, self.padding, self.pad_end)
         if self.out_channels % self.groups:
             raise ShapeError(
                 f"out_channels {self.out_channels} is not divisible by groups {self.groups}"
@@ -110,8 +132,9 @@ class Conv2d:
         c, h, w = _feature_map(inputs, "conv")
         if c % self.groups:
             raise ShapeError(f"input channels {c} are not divisible by groups {self.groups}")
-        e = _window_out(h, self.kernel[0], self.stride[0], self.padding[0], False)
-        f = _window_out(w, self.kernel[1], self.stride[1], self.padding[1], False)
+        end = self.pad_end or self.padding
+        e = _window_out(h, self.kernel[0], self.stride[0], self.padding[0], False, end[0])
+        f = _window_out(w, self.kernel[1], self.stride[1], self.padding[1], False, end[1])
         return (self.out_channels, e, f)
 
     def weight_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -171,6 +194,7 @@ class Pool2d(_Weightless):
     stride: tuple[int, int]
     padding: tuple[int, int] = (0, 0)
     ceil_mode: bool = False
+    pad_end: tuple[int, int] | None = None     # as in Conv2d
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "avg"):
@@ -178,6 +202,8 @@ class Pool2d(_Weightless):
         object.__setattr__(self, "kernel", _pair(self.kernel, "kernel"))
         object.__setattr__(self, "stride", _pair(self.stride, "stride"))
         object.__setattr__(self, "padding", _pair(self.padding, "padding"))
+        _set_pad_end(self)
+        _check_window(self.kernel, self.stride, self.padding, self.pad_end)
 
     @property
     def kind(self) -> str:
@@ -185,8 +211,9 @@ class Pool2d(_Weightless):
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         c, h, w = _feature_map(inputs, self.kind)
-        e = _window_out(h, self.kernel[0], self.stride[0], self.padding[0], self.ceil_mode)
-        f = _window_out(w, self.kernel[1], self.stride[1], self.padding[1], self.ceil_mode)
+        end = self.pad_end or self.padding
+        e = _window_out(h, self.kernel[0], self.stride[0], self.padding[0], self.ceil_mode, end[0])
+        f = _window_out(w, self.kernel[1], self.stride[1], self.padding[1], self.ceil_mode, end[1])
         return (c, e, f)
 
 
