@@ -54,19 +54,59 @@ def _torch():
     return torch
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _check_args(torch, module, example) -> None:
+    """The module and example input a caller passed, as the CLI would word it."""
+    if not isinstance(module, torch.nn.Module):
+        raise InputError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(example, torch.Tensor):
+        raise InputError("example_input must be a torch.Tensor with a batch dimension, got "
+                         f"{'None' if example is None else type(example).__name__}")
+    if example.dim() < 2 or example.numel() == 0:
+        raise InputError("example_input must be a torch.Tensor with a batch dimension, got a tensor "
+                         f"of shape {tuple(example.shape)}; accepted: (batch, ...) with no zero "
+                         "dimension, e.g. torch.randn(1, 3, 224, 224)")
+
+
 def _trace(module, example):
+    import contextlib
+    import io
+
     torch = _torch()
     from torch.fx.passes.shape_prop import ShapeProp
+
+    class Prop(ShapeProp):               # remembers the node it runs, for the error
+        current = None
+
+        def run_node(self, n):
+            self.current = n
+            return super().run_node(n)
+
+    _check_args(torch, module, example)
     try:
         gm = torch.fx.symbolic_trace(module)
     except Exception as exc:
-        raise InputError(f"torch.fx cannot trace {type(module).__name__}: {exc}") from None
+        raise InputError(f"torch.fx cannot trace {type(module).__name__}: {_one_line(exc)}") from None
     module_was_training = module.training
     gm.eval()
-    with torch.no_grad():
-        ShapeProp(gm).propagate(example)
-    if module_was_training:
-        module.train()
+    prop = Prop(gm)
+    try:
+        # ShapeProp prints a traceback before it re-raises: keep it off the user's stderr.
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            prop.propagate(example)
+    except Exception as exc:      # a shape or dtype the module does not accept
+        cause = exc.__cause__ or exc
+        node = prop.current
+        where = "" if node is None else f" at {node.target if node.op == 'call_module' else node.name}"
+        raise InputError(f"cannot run {type(module).__name__} on an example input of shape "
+                         f"{tuple(example.shape)} ({example.dtype}){where}: {_one_line(cause)}") from None
+    finally:
+        if module_was_training:
+            module.train()
     return gm
 
 
