@@ -1,5 +1,6 @@
 """Device profiles: the built-in ones are complete and sourced; bad files are clear errors."""
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -322,3 +323,197 @@ def test_duplicate_ids_and_bad_directories(tmp_path):
 def test_unknown_device_lists_known_ones():
     with pytest.raises(UnknownNameError, match="known devices: .*cortex-m4"):
         hwprune.device("pentium")
+
+
+# --- issue 18: level names, bounds, line sizes, files and directories --------------------
+
+
+def test_reserved_level_names_match_the_energy_tables_fixed_columns():
+    """hardware/ keeps its own copy of the energy table's fixed columns (it may not import
+    cost/); this keeps the copy equal to the columns the table really has."""
+    from hwprune.cost.energy import OPERAND_COLUMNS, level_columns
+    from hwprune.hardware.profile import ENERGY_TABLE_COLUMNS, LEVEL_COLUMN_SUFFIXES, \
+        RESERVED_LEVEL_NAMES
+    for device in ("core-i7", "eyeriss", "cortex-m4", "titan-x"):
+        dev = hwprune.device(device)
+        table = hwprune.energy("lenet-300-100", dev)
+        derived = {name + s for name in level_columns(dev) for s in LEVEL_COLUMN_SUFFIXES}
+        assert derived <= set(table.columns)
+        assert set(table.columns) - derived == set(ENERGY_TABLE_COLUMNS), device
+    assert set(OPERAND_COLUMNS) <= set(ENERGY_TABLE_COLUMNS)
+    assert set(RESERVED_LEVEL_NAMES) == {"energy", "weights", "index", "inputs", "outputs",
+                                         "compute"}
+
+
+@pytest.mark.parametrize(
+    "old, new, key, reason",
+    [
+        ('name = "DRAM"', 'name = "Energy"', "memory[1].name", "energy_pj would overwrite"),
+        ('name = "DRAM"', 'name = "Weights"', "memory[1].name", "weights_pj would overwrite"),
+        ('name = "L1"', 'name = "compute"', "memory[0].name", "compute_pj would overwrite"),
+        ('name = "DRAM"', 'name = "INPUTS"', "memory[1].name", "may not be any of"),
+        ('name = "DRAM"', 'name = "Memory"', "memory[1].name", "main memory"),
+        ('name = "DRAM"', 'name = "l1"', "memory[1].name", "unique, ignoring case"),
+        ('name = "L1"', 'name = "L1\\nDRAM"', "memory[0].name", "printable"),
+        ('name = "L1"', 'name = "' + "x" * 33 + '"', "memory[0].name", "at most 32"),
+        ('name = "L1"', 'name = " L1"', "memory[0].name", "leading or trailing"),
+        ('name = "Toy MCU"', 'name = "Toy\\u0007"', "name", "printable"),
+        ('line_bytes = 32\nword_bytes = 4\nassoc', 'line_bytes = 3\nword_bytes = 1\nassoc',
+         "memory[0] (L1).line_bytes", "power of two"),
+        ('line_bytes = 32\nword_bytes = 4\nlatency_cycles = 50',
+         'line_bytes = 48\nword_bytes = 4\nlatency_cycles = 50', "memory[1] (DRAM).line_bytes",
+         "power of two"),
+        ('mac_energy_pj = 1.0', 'mac_energy_pj = 1e-300', "compute.mac_energy_pj", "1e-06"),
+        ('mac_energy_pj = 1.0', 'mac_energy_pj = 1e7', "compute.mac_energy_pj", "outside"),
+        ('read_energy_pj = 100.0', 'read_energy_pj = 1e9', "memory[1] (DRAM).read_energy_pj",
+         "outside the accepted range"),
+        ('clock_hz = 1e8', 'clock_hz = 1e12', "clock_hz", "100 GHz"),
+        ('clock_hz = 1e8', 'clock_hz = 10', "clock_hz", "1 kHz"),
+        ('size_bytes = 1048576', 'size_bytes = 2199023255552', "memory[1] (DRAM).size_bytes",
+         "1 TiB"),
+        ('size_bytes = 1048576', 'size_bytes = 1048576\ninstances = 2000000',
+         "memory[1] (DRAM).instances", "2^20"),
+        ('units = 1', 'units = 1e300', "compute.units", "outside"),
+        ('simd_element_bits = 16', 'simd_element_bits = 128', "compute.simd_element_bits",
+         "64"),
+        ('latency_cycles = 50', 'latency_cycles = 1e12', "memory[1] (DRAM).latency_cycles",
+         "1e+09"),
+        ('bandwidth_gb_s = 0.4', 'bandwidth_gb_s = 1e9', "memory[1] (DRAM).bandwidth_gb_s",
+         "PB/s"),
+        ('bandwidth_bytes_per_cycle = 8', 'bandwidth_bytes_per_cycle = 1e-9',
+         "memory[0] (L1).bandwidth_bytes_per_cycle", "outside"),
+        ('associativity = 4', 'associativity = 131072', "memory[0] (L1).associativity",
+         "65536"),
+        ('clock_hz = 1e8', 'clock_hz = nan', "clock_hz", "a number > 0"),
+        ('clock_hz = 1e8', 'clock_hz = inf', "clock_hz", "a number > 0"),
+    ],
+)
+def test_names_bounds_and_lines_are_checked_at_load(tmp_path, old, new, key, reason):
+    assert old in MINIMAL
+    path = write(tmp_path, MINIMAL.replace(old, new, 1))
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert info.value.key == key and str(path) in str(info.value)
+    assert reason in info.value.reason
+    assert "\n" not in str(info.value)
+
+
+def test_latency_and_curve_bounds(tmp_path):
+    cpu = MINIMAL.replace('class = "mcu"', 'class = "cpu"')
+    for table, key in (("[latency]\nrow_cycles = 1e12\n", "latency.row_cycles"),
+                       ("[latency]\nrow_cycles = 1e-12\n", "latency.row_cycles"),
+                       ("[stream_bandwidth]\nfootprint_bytes = [1, 1e20]\n"
+                        "bytes_per_cycle = [1, 2]\n", "stream_bandwidth.footprint_bytes")):
+        path = write(tmp_path, cpu.replace("[compute]", table + "[compute]"))
+        with pytest.raises(ProfileError, match="outside the accepted range") as info:
+            load_profile(path)
+        assert info.value.key == key
+    path = write(tmp_path, cpu.replace("[compute]", "[latency]\ndense_call_cycles = 0\n"
+                                                    "[compute]"))
+    assert load_profile(path).latency["dense_call_cycles"] == 0
+    gpu = MINIMAL.replace('class = "mcu"', 'class = "gpu"')
+    path = write(tmp_path, gpu.replace("[compute]", "[latency]\ngemm_efficiency = 1.5\n[compute]"))
+    with pytest.raises(ProfileError, match="fraction"):
+        load_profile(path)
+
+
+def test_a_level_named_like_a_column_part_is_still_fine(tmp_path):
+    """Only exact collisions are refused: 'Weights2', 'energy_l2' and 'PJ' are labels."""
+    text = MINIMAL.replace('name = "L1"', 'name = "Weights2"').replace('name = "DRAM"',
+                                                                      'name = "energy_x"')
+    dev = load_profile(write(tmp_path, text))
+    table = hwprune.energy("lenet-300-100", dev)
+    assert {"weights2_pj", "energy_x_pj", "energy_pj"} <= set(table.columns)
+    assert table["energy_pj"].sum() > table["weights2_pj"].sum()
+
+
+def test_non_regular_and_huge_files_are_refused_without_reading(tmp_path):
+    from hwprune.hardware.loader import MAX_PROFILE_BYTES
+    with pytest.raises(ProfileError, match="character device, not a regular file"):
+        hwprune.device("/dev/zero")
+    with pytest.raises(ProfileError, match="a directory, not a regular file"):
+        load_profile(tmp_path)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ProfileError, match="FIFO"):           # must not block
+        hwprune.device(str(fifo))
+    big = write(tmp_path, MINIMAL + "#" * MAX_PROFILE_BYTES, "big.toml")
+    with pytest.raises(ProfileError, match="larger than 1048576 bytes"):
+        load_profile(big)
+    with pytest.raises(ProfileError, match="nests too deeply|not valid TOML"):
+        load_profile(write(tmp_path, "x = " + "[" * 100_000, "deep.toml"))
+
+
+def test_long_names_and_untraversable_paths_are_one_line_errors(tmp_path, monkeypatch):
+    long = "a" * 300
+    with pytest.raises(ProfileError, match="too long"):
+        hwprune.device(long + ".toml")
+    with pytest.raises(UnknownNameError):
+        hwprune.device(long)
+    with pytest.raises(InputError, match="cannot be read: File name too long"):
+        list_devices([tmp_path / long])
+    real_stat = os.stat
+
+    def no_search(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path / "locked")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", no_search)
+    with pytest.raises(ProfileError, match="cannot be read: Permission denied"):
+        hwprune.device(str(tmp_path / "locked" / "x.toml"))
+    with pytest.raises(InputError, match="cannot be read: Permission denied"):
+        list_devices([tmp_path / "locked"])
+
+
+def test_an_unlistable_profile_directory_is_an_error_not_skipped(tmp_path, monkeypatch):
+    write(tmp_path, MINIMAL)
+    real_scandir = os.scandir
+
+    def refuse(path="."):
+        if str(path) == str(tmp_path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(InputError, match="cannot be listed: Permission denied"):
+        list_devices([tmp_path])
+    monkeypatch.setenv("HWPRUNE_PROFILES", str(tmp_path))
+    with pytest.raises(InputError, match="cannot be listed"):
+        hwprune.devices()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
+def test_an_unreadable_profile_directory_really_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    write(locked, MINIMAL)
+    locked.chmod(0)
+    try:
+        with pytest.raises(InputError, match="Permission denied"):
+            list_devices([locked])
+        with pytest.raises(ProfileError, match="Permission denied"):
+            hwprune.device(str(locked / "toy.toml"))
+    finally:
+        locked.chmod(0o755)
+
+
+def test_environment_entries_and_profiles_argument_are_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPRUNE_PROFILES", str(tmp_path / "missing"))
+    with pytest.raises(InputError, match=r"\$HWPRUNE_PROFILES.*does not exist"):
+        hwprune.devices()
+    monkeypatch.setenv("HWPRUNE_PROFILES", str(write(tmp_path, MINIMAL)))
+    with pytest.raises(InputError, match="not a directory"):
+        hwprune.devices()
+    monkeypatch.delenv("HWPRUNE_PROFILES")
+    with pytest.raises(InputError, match="profiles must be a list of directories"):
+        list_devices(123)
+    with pytest.raises(InputError, match="one entry is int"):
+        list_devices([tmp_path, 5])
+    assert "toy" in {d.id for d in list_devices(str(tmp_path))}     # one path is one directory
+
+
+def test_parse_profile_refuses_a_non_table():
+    from hwprune.hardware.loader import parse_profile
+    with pytest.raises(ProfileError, match="must be a table"):
+        parse_profile([1, 2], "<dict>")

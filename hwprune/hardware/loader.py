@@ -41,7 +41,9 @@ Every error names the file, the key and what is accepted.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
@@ -53,11 +55,15 @@ from .profile import (
     BACKING_KINDS,
     DATAFLOWS,
     DEVICE_CLASSES,
+    ENERGY_TABLE_COLUMNS,
     ENERGY_UNITS,
     FRACTION_LATENCY_KEYS,
     LATENCY_KEYS,
+    LEVEL_COLUMN_SUFFIXES,
+    MAX_LEVEL_NAME_CHARS,
     MEMORY_KINDS,
     OPERANDS,
+    RESERVED_LEVEL_NAMES,
     WEIGHT_FORMATS,
     ZERO_HANDLING,
     ZERO_LATENCY_KEYS,
@@ -106,6 +112,40 @@ _ACCEPTS = {
     "nonnegative": "a number >= 0",
 }
 
+MAX_PROFILE_BYTES = 1 << 20
+"""Largest profile file read (1 MiB; the built-in ones are under 10 KiB)."""
+
+KIB, MIB, GIB, TIB, PIB = (1 << 10), (1 << 20), (1 << 30), (1 << 40), (1 << 50)
+
+# Physically sensible bounds, (low, high, unit and reason), by key; wide enough for any
+# real device (docs/device-profiles.md gives the reasons). Keys of several tables share
+# a bound by their name; ``latency.*`` keys are bounded in ``_parse_latency``.
+ENERGY_BOUNDS = (1e-6, 1e6, "pJ (or MAC-equivalents) per access: 1 zJ ... 1 uJ")
+BOUNDS: Mapping[str, tuple[float, float, str]] = MappingProxyType({
+    "clock_hz": (1e3, 1e11, "Hz: 1 kHz ... 100 GHz"),
+    "units": (1, MIB, "units (cores, SMs, PEs): at most 2^20"),
+    "array_rows": (1, MIB, "PEs: at most 2^20"),
+    "array_cols": (1, MIB, "PEs: at most 2^20"),
+    "simd_lanes": (1, 1 << 16, "lanes: at most 65536"),
+    "simd_element_bits": (1, 64, "bits: 1 (binary) ... 64 (fp64)"),
+    "macs_per_unit_per_cycle": (1e-6, 1e6, "MACs per unit per cycle"),
+    "mac_energy_pj": ENERGY_BOUNDS,
+    "read_energy_pj": ENERGY_BOUNDS,
+    "write_energy_pj": ENERGY_BOUNDS,
+    "size_bytes": (1, TIB, "bytes per instance: at most 1 TiB (2^40)"),
+    "instances": (1, MIB, "instances: at most 2^20"),
+    "line_bytes": (1, MIB, "bytes: a power of two, at most 1 MiB (2^20)"),
+    "associativity": (1, 1 << 16, "ways: at most 65536"),
+    "latency_cycles": (0, 1e9, "cycles: at most 1e9"),
+    "bandwidth_bytes_per_cycle": (1e-6, 1e6, "bytes per cycle per instance"),
+    "bandwidth_gb_s": (1e-6, 1e6, "GB/s: 1 kB/s ... 1 PB/s"),
+    "footprint_bytes": (1, PIB, "bytes: at most 1 PiB (2^50)"),
+    "bytes_per_cycle": (1e-6, 1e6, "bytes per cycle"),
+})
+LATENCY_BOUNDS = (1e-9, 1e9, "in the key's unit (cycles, counts): at most 1e9, "
+                  "and at least 1e-9 unless 0 is accepted")
+MAX_CURVE_POINTS = 1024
+
 
 class _Checker:
     """Type and range checks that raise :class:`ProfileError` naming file and key."""
@@ -122,10 +162,10 @@ class _Checker:
         return value
 
     def unknown(self, table: Mapping[str, Any], accepted: set[str], prefix: str) -> None:
-        extra = sorted(set(table) - accepted)
+        extra = sorted(set(table) - accepted, key=str)
         if extra:
             raise self.fail(
-                prefix + extra[0],
+                prefix + str(extra[0]),
                 "unknown key; accepted keys here are: " + ", ".join(sorted(accepted)),
             )
 
@@ -138,6 +178,9 @@ class _Checker:
         value = table[key]
         if not isinstance(value, str) or not value.strip():
             raise self.fail(prefix + key, f"must be a non-empty string, got {value!r}")
+        if not value.isprintable():
+            raise self.fail(prefix + key, f"must be one line of printable text (no control "
+                            f"characters), got {value!r}")
         if choices is not None and value not in choices:
             raise self.fail(prefix + key, f"{value!r} is not accepted; use one of: "
                             + ", ".join(choices))
@@ -156,12 +199,20 @@ class _Checker:
                 value = int(value)
             if not (isinstance(value, int) and not isinstance(value, bool)) or value < 1:
                 raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
-            return value
-        if not is_number or not math.isfinite(value):
-            raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
-        if (kind == "positive" and value <= 0) or (kind == "nonnegative" and value < 0):
-            raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
+        else:
+            if not is_number or not math.isfinite(value):
+                raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
+            if (kind == "positive" and value <= 0) or (kind == "nonnegative" and value < 0):
+                raise self.fail(prefix + key, f"must be {_ACCEPTS[kind]}, got {value!r}")
+        if key in BOUNDS:
+            self.bounded(value, prefix + key, *BOUNDS[key])
         return value
+
+    def bounded(self, value: float, key: str, low: float, high: float, unit: str) -> None:
+        """Refuse ``value`` outside [low, high] (physically sensible bounds)."""
+        if not low <= value <= high:
+            raise self.fail(key, f"{value!r} is outside the accepted range {low:g} ... "
+                            f"{high:g} ({unit}); see docs/device-profiles.md")
 
     def sources(self, table: Mapping[str, Any], numeric_keys: set[str],
                 prefix: str) -> dict[str, str]:
@@ -188,6 +239,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
     ``origin`` names where the data came from and appears in every error.
     """
     ck = _Checker(origin)
+    if not isinstance(data, Mapping):
+        raise ck.fail("", f"must be a table of keys, got {type(data).__name__}")
     ck.unknown(data, TOP_KEYS, "")
     dev_id = ck.string(data, "id", "")
     if not _ID_PATTERN.match(dev_id):
@@ -303,9 +356,12 @@ def _parse_latency(ck: _Checker, data: Mapping[str, Any],
     values = {k: float(ck.number(table, k, "nonnegative" if k in FRACTION_LATENCY_KEYS
                                  | ZERO_LATENCY_KEYS else "positive", prefix))
               for k in accepted if k in table}
-    for k in FRACTION_LATENCY_KEYS & set(values):
-        if values[k] > 1:
-            raise ck.fail(prefix + k, f"must be a fraction in [0, 1], got {values[k]!r}")
+    for k in sorted(values):
+        if k in FRACTION_LATENCY_KEYS or k == "gemm_efficiency":
+            if values[k] > 1:
+                raise ck.fail(prefix + k, f"must be a fraction in [0, 1], got {values[k]!r}")
+        elif values[k] != 0 or k not in ZERO_LATENCY_KEYS:
+            ck.bounded(values[k], prefix + k, *LATENCY_BOUNDS)
     return values, ck.sources(table, set(values), prefix)
 
 
@@ -328,6 +384,11 @@ def _parse_stream_bandwidth(ck: _Checker, data: Mapping[str, Any], device_class:
                 or any(isinstance(v, bool) or not isinstance(v, (int, float))
                        or not math.isfinite(v) or v <= 0 for v in raw)):
             raise ck.fail(prefix + key, f"must be a list of at least 2 numbers > 0, got {raw!r}")
+        if len(raw) > MAX_CURVE_POINTS:
+            raise ck.fail(prefix + key, f"has {len(raw)} points; at most {MAX_CURVE_POINTS} "
+                          "are accepted")
+        for v in raw:
+            ck.bounded(v, prefix + key, *BOUNDS[key])
         lists.append([float(v) for v in raw])
     sizes, rates = lists
     if len(sizes) != len(rates):
@@ -387,6 +448,10 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
     prefix = f"memory[{index}]."
     ck.unknown(table, MEMORY_KEYS, prefix)
     name = ck.string(table, "name", prefix)
+    if len(name) > MAX_LEVEL_NAME_CHARS or name != name.strip():
+        raise ck.fail(prefix + "name", f"{name!r} is not accepted; a level name is a label of "
+                      f"at most {MAX_LEVEL_NAME_CHARS} characters without leading or trailing "
+                      "spaces (it names result columns)")
     prefix = f"memory[{index}] ({name})."
     kind = ck.string(table, "kind", prefix, MEMORY_KINDS)
     v = {k: ck.number(table, k, t, prefix) for k, t in MEMORY_REQUIRED.items()}
@@ -400,6 +465,10 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
     elif v["size_bytes"] is None:
         raise ck.fail(prefix + "size_bytes", "missing key; required for every kind but 'noc' "
                       f"({_ACCEPTS['int']})")
+    if v["line_bytes"] & (v["line_bytes"] - 1):
+        raise ck.fail(prefix + "line_bytes", f"must be a power of two (1, 2, 4, ... "
+                      f"{BOUNDS['line_bytes'][1]}), got {v['line_bytes']}; the cache simulator "
+                      "and the latency models address whole lines")
     if v["word_bytes"] > v["line_bytes"]:
         raise ck.fail(prefix + "word_bytes", f"is {v['word_bytes']} but must not exceed "
                       f"line_bytes ({v['line_bytes']})")
@@ -454,11 +523,21 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
 
 
 def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...], energy_unit: str = "pJ") -> None:
-    names = [lvl.name for lvl in levels]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise ck.fail(f"memory[{i}].name", f"{name!r} is used by an earlier level; "
-                          "level names must be unique")
+    names = [lvl.name.lower() for lvl in levels]
+    for i, lvl in enumerate(levels):
+        if names[i] in names[:i]:
+            earlier = levels[names.index(names[i])].name
+            raise ck.fail(f"memory[{i}].name", f"{lvl.name!r} is already used by an earlier "
+                          f"level ({earlier!r}); level names must be unique, ignoring case "
+                          "(they name result columns in lower case)")
+        clash = [names[i] + suffix for suffix in LEVEL_COLUMN_SUFFIXES
+                 if names[i] + suffix in ENERGY_TABLE_COLUMNS]
+        if clash or names[i] == "memory":
+            why = (f"its column {clash[0]} would overwrite the energy table's own {clash[0]}"
+                   if clash else "the cache simulator's table calls main memory 'memory'")
+            raise ck.fail(f"memory[{i}].name", f"{lvl.name!r} is reserved: {why}; a level name "
+                          "may not be any of (ignoring case): "
+                          + ", ".join([*RESERVED_LEVEL_NAMES, "memory"]))
     if levels[-1].kind not in BACKING_KINDS:
         raise ck.fail(f"memory[{len(levels) - 1}].kind", "the last (outermost) level must "
                       "be a backing memory: one of " + ", ".join(BACKING_KINDS))
@@ -489,20 +568,73 @@ def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...], energy_unit:
                 )
 
 
-def load_profile(path: str | Path) -> DeviceProfile:
-    """Read and check one profile TOML file."""
-    path = Path(path)
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def _file_type(mode: int) -> str:
+    return next((what for test, what in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def read_profile_bytes(path: str | Path) -> bytes:
+    """The bytes of a profile file: a regular file of at most :data:`MAX_PROFILE_BYTES`.
+
+    Anything else (a directory, a FIFO, a device such as ``/dev/zero``, a file too
+    large, a path the system refuses) is a :class:`ProfileError` naming the file;
+    nothing is opened that could block or read forever.
+    """
     origin = str(path)
     try:
-        text = path.read_bytes()
+        info = os.stat(path)
     except FileNotFoundError:
         raise ProfileError(origin, "", "no such file") from None
     except OSError as exc:
-        raise ProfileError(origin, "", f"cannot be read: {exc.strerror}") from None
+        raise ProfileError(origin, "", f"cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:          # an embedded NUL byte
+        raise ProfileError(origin, "", f"is not a usable path: {exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ProfileError(origin, "", f"is {_file_type(info.st_mode)}, not a regular file; "
+                           "a profile is a TOML file")
+    too_big = (f"is larger than {MAX_PROFILE_BYTES} bytes (1 MiB), the most a profile may "
+               "have; a profile is a short TOML file")
+    if info.st_size > MAX_PROFILE_BYTES:
+        raise ProfileError(origin, "", too_big)
+    try:
+        # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open does not wait.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ProfileError(origin, "", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ProfileError(origin, "", "is not a regular file; a profile is a TOML file")
+        chunks, size = [], 0
+        while size <= MAX_PROFILE_BYTES:
+            chunk = os.read(fd, MAX_PROFILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ProfileError(origin, "", f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_PROFILE_BYTES:
+        raise ProfileError(origin, "", too_big)
+    return b"".join(chunks)
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Read and check one profile TOML file (see :func:`read_profile_bytes` for what
+    file is accepted)."""
+    origin = str(path)
+    text = read_profile_bytes(path)
     try:
         data = tomllib.loads(text.decode("utf-8"))
     except UnicodeDecodeError:
         raise ProfileError(origin, "", "is not UTF-8 text; a profile is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(origin, "", f"is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ProfileError(origin, "", "nests too deeply to be a device profile") from None
     return parse_profile(data, origin)

@@ -47,6 +47,30 @@ DATAFLOWS = ("row-stationary", "weight-stationary", "output-stationary", "cache-
 """Dataflow presets of the energy model (:mod:`hwprune.cost.dataflow`)."""
 
 
+ENERGY_TABLE_COLUMNS = (
+    "layer", "kind", "macs", "effective_macs", "weight_density", "act_density",
+    "energy_pj", "energy_norm", "weights_pj", "index_pj", "inputs_pj", "outputs_pj",
+    "compute_pj", "energy_unit", "fits_memory", "dataflow", "weight_format", "mapping",
+)
+"""The fixed columns of the energy table (:func:`hwprune.energy`); every memory level
+adds :data:`LEVEL_COLUMN_SUFFIXES` to its lower-cased name beside them. Kept here, not
+imported from :mod:`hwprune.cost.energy` (a higher rank); ``tests/test_profiles.py``
+checks that the two agree."""
+
+LEVEL_COLUMN_SUFFIXES = ("_accesses", "_pj")
+"""What the energy table appends to a memory level's lower-cased name."""
+
+RESERVED_LEVEL_NAMES = tuple(sorted({
+    column[: -len(suffix)] for column in ENERGY_TABLE_COLUMNS for suffix in LEVEL_COLUMN_SUFFIXES
+    if column.endswith(suffix) and len(column) > len(suffix)
+}))
+"""Memory-level names (compared case-insensitively) whose result columns would
+overwrite a fixed column of the energy table (``energy`` -> ``energy_pj``)."""
+
+MAX_LEVEL_NAME_CHARS = 32
+"""Longest memory-level name: it becomes a column name (``l1_accesses``)."""
+
+
 ENERGY_UNITS = ("pJ", "MAC-equivalents")
 """Accepted values of a profile's ``energy_unit``: ``pJ`` (the default) for absolute
 energies, ``MAC-equivalents`` for energies normalized to one MAC of the device (every

@@ -13,11 +13,17 @@ unique across all of them):
 
 A DEVICE argument that is a path to an existing file, or ends in ``.toml``, is
 loaded from that file directly.
+
+A directory that cannot be listed (no permission, a name the system refuses, not a
+directory) is an :class:`InputError`, never skipped; every ``*.toml`` entry in it is
+read as a profile, and one that is not a regular file (a FIFO, a device, a
+directory) is refused by :func:`hwprune.hardware.loader.read_profile_bytes`.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -52,20 +58,75 @@ def builtin_profile_dir() -> Path:
                          "hwprune (pip install .)") from None
 
 
+def _extra_dirs(extra: Iterable[str | Path] | str | Path) -> list[str]:
+    """``extra`` as a list of directory names: one path, or an iterable of paths."""
+    if isinstance(extra, (str, os.PathLike)):
+        extra = [extra]
+    try:
+        items = list(extra)
+    except TypeError:
+        raise InputError(f"profiles must be a list of directories (str or Path), got "
+                         f"{type(extra).__name__} {extra!r}") from None
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise InputError(f"profiles must be a list of directories (str or Path); one entry "
+                             f"is {type(item).__name__} {item!r}")
+    return [os.fspath(item) for item in items]
+
+
+def _directory(raw: str, via: str) -> Path:
+    """``raw`` as a profile directory, or an :class:`InputError` saying why it cannot be."""
+    where = f"profile directory {raw!r} (from {via})"
+    path = Path(raw).expanduser()
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{where} does not exist; pass a directory of *.toml device "
+                         "profiles") from None
+    except OSError as exc:
+        raise InputError(f"{where} cannot be read: {exc.strerror or exc}; pass a directory "
+                         "of *.toml device profiles that you may read") from None
+    except ValueError as exc:                                   # an embedded NUL byte
+        raise InputError(f"{where} is not a usable path: {exc}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{where} is not a directory; pass a directory of *.toml device "
+                         "profiles")
+    return path
+
+
 def profile_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
-    """Built-in directory, then ``$HWPRUNE_PROFILES`` entries, then ``extra``."""
+    """Built-in directory, then ``$HWPRUNE_PROFILES`` entries, then ``extra``.
+
+    Raises :class:`InputError` for an entry that does not exist, is not a directory or
+    cannot be read."""
     dirs = [builtin_profile_dir()]
     env = os.environ.get(ENV_VAR, "")
     named = [(p, f"${ENV_VAR}") for p in env.split(os.pathsep) if p.strip()]
-    named += [(str(p), "--profiles") for p in extra]
+    named += [(p, "--profiles") for p in _extra_dirs(extra)]
     for raw, via in named:
-        path = Path(raw).expanduser()
-        if not path.is_dir():
-            raise InputError(f"profile directory {raw!r} (from {via}) does not exist or is "
-                             "not a directory; pass a directory of *.toml device profiles")
-        if path.resolve() not in {d.resolve() for d in dirs}:    # named twice: read once
+        path = _directory(raw, via)
+        try:
+            resolved = path.resolve()
+            known = {d.resolve() for d in dirs}
+        except OSError as exc:
+            raise InputError(f"profile directory {raw!r} (from {via}) cannot be read: "
+                             f"{exc.strerror or exc}") from None
+        if resolved not in known:    # named twice: read once
             dirs.append(path)
     return dirs
+
+
+def profile_files(directory: Path) -> list[Path]:
+    """The ``*.toml`` entries of a profile directory, sorted; :class:`InputError` when
+    the directory cannot be listed (``Path.glob`` would skip it silently)."""
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.name.endswith(".toml"))
+    except OSError as exc:
+        raise InputError(f"profile directory {str(directory)!r} cannot be listed: "
+                         f"{exc.strerror or exc}; pass a directory of *.toml device profiles "
+                         "that you may read") from None
+    return [directory / name for name in names]
 
 
 @lru_cache(maxsize=256)
@@ -75,10 +136,12 @@ def _load_cached(path: str, mtime_ns: int) -> DeviceProfile:
 
 def _load(path: Path) -> DeviceProfile:
     try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
+        info = os.stat(path)
+    except (OSError, ValueError):
         return load_profile(path)  # raises the ProfileError naming the file
-    return _load_cached(str(path), mtime)
+    if not stat.S_ISREG(info.st_mode):
+        return load_profile(path)  # refuses it without opening it
+    return _load_cached(str(path), info.st_mtime_ns)
 
 
 def list_devices(extra_dirs: Sequence[str | Path] = ()) -> list[DeviceProfile]:
@@ -88,7 +151,7 @@ def list_devices(extra_dirs: Sequence[str | Path] = ()) -> list[DeviceProfile]:
     """
     found: dict[str, DeviceProfile] = {}
     for directory in profile_dirs(extra_dirs):
-        for path in sorted(directory.glob("*.toml")):
+        for path in profile_files(directory):
             profile = _load(path)
             if profile.id in found:
                 raise InputError(
@@ -100,7 +163,9 @@ def list_devices(extra_dirs: Sequence[str | Path] = ()) -> list[DeviceProfile]:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.endswith(".toml") or os.sep in name or Path(name).is_file()
+    if name.endswith(".toml") or os.sep in name or (os.altsep and os.altsep in name):
+        return True
+    return os.path.isfile(name)    # False, not an OSError, for a name the system refuses
 
 
 def get_device(name_or_path: str | Path | DeviceProfile,
