@@ -232,3 +232,40 @@ def test_lru_switch_set_after_construction_is_followed():
     built = CacheSimulator(HIERARCHY, refresh_on_store=False)
     assert switched.run(addr, 4, write).table().equals(built.run(addr, 4, write).table())
     assert not built.table().equals(CacheSimulator(HIERARCHY).run(addr, 4, write).table())
+
+
+def test_a_hierarchy_too_large_to_simulate_is_refused_before_allocating(monkeypatch, tmp_path):
+    """A valid profile with a 1 TiB cache level: an InputError naming the level, its size
+    and the limit, not a 256 GiB allocation."""
+    from hwprune.cost import cachesim
+    from hwprune.hardware import load_profile
+
+    text = (hwprune.hardware.builtin_profile_dir() / "core-i7.toml").read_text()
+    text = text.replace("size_bytes = 8388608", "size_bytes = 1099511627776", 1)
+    path = tmp_path / "huge.toml"
+    path.write_text(text)
+    dev = load_profile(path)
+    with pytest.raises(InputError) as info:
+        CacheSimulator(levels_of(dev))
+    message = str(info.value)
+    assert "'L3' (1099511627776 bytes" in message and str(cachesim.MAX_CACHE_LINES) in message
+    assert "MAX_CACHE_LINES" in message
+    # The limit counts every level together and names the one that passes it.
+    levels = [CacheLevel("A", 8, 4, 64), CacheLevel("B", 16, 4, 64)]
+    monkeypatch.setattr(cachesim, "MAX_CACHE_LINES", 32 + 64)
+    CacheSimulator(levels)                                   # exactly at the limit
+    monkeypatch.setattr(cachesim, "MAX_CACHE_LINES", 32 + 63)
+    with pytest.raises(InputError, match="'B' .*32 of them taken by the levels inside it"):
+        CacheSimulator(levels)
+    assert cachesim.MAX_CACHE_LINES * cachesim.STATE_BYTES_PER_LINE <= 1 << 30
+
+
+def test_the_cache_simulator_and_cpu_latency_say_the_same_for_a_huge_level(tmp_path):
+    text = (hwprune.hardware.builtin_profile_dir() / "core-i7.toml").read_text()
+    path = tmp_path / "huge.toml"
+    path.write_text(text.replace("size_bytes = 8388608", "size_bytes = 1099511627776", 1))
+    from hwprune.cli import main
+    assert main(["cachesim", "lenet-300-100", "--layer", "ip1", "--device", str(path),
+                 "--scheme", "fine", "--density", "0.5"]) == 2
+    with pytest.raises(InputError, match="too large to simulate"):
+        hwprune.api.latency("lenet-300-100", str(path))

@@ -44,6 +44,12 @@ COUNTERS = ("loads", "stores", "hits", "misses", "evictions", "writebacks", "loa
 # Task kinds of the simulator's work stack.
 T_LOAD, T_STORE, T_LINE_LOAD, T_LINE_STORE, T_INJECT, T_DIRTY, T_LINES_LOAD, T_LINES_STORE = range(8)
 STACK = 256
+MAX_CACHE_LINES = 1 << 26
+"""Most cache lines (ways x sets, all levels together) one simulator holds: 67,108,864,
+i.e. 1 GiB of state at 16 bytes per line (4 GiB of cache with 64-byte lines, over 3x
+the largest L3 shipped, AMD's 1152 MB Genoa-X). A larger hierarchy is an
+:class:`InputError` naming the level, before anything is allocated."""
+STATE_BYTES_PER_LINE = 16
 
 
 @dataclass(frozen=True)
@@ -624,11 +630,32 @@ def _one(k, addr, size, is_write, struct, sets, masks, ways, shift, offsets, lin
             stack_a, stack_b, stack_c, stack_s)
 
 
+def _check_state_size(levels: list[CacheLevel]) -> None:
+    """Refuse a hierarchy whose state would exceed :data:`MAX_CACHE_LINES` lines."""
+    total = 0
+    for lv in levels:
+        lines = lv.sets * lv.ways
+        total += lines
+        if total > MAX_CACHE_LINES:
+            inner = total - lines
+            raise InputError(
+                f"cache level {lv.name!r} ({lv.size_bytes} bytes: {lines} lines of "
+                f"{lv.line_bytes} bytes) is too large to simulate: the hierarchy would hold "
+                f"{total} lines ({total * STATE_BYTES_PER_LINE / 2**30:.3g} GiB of simulator "
+                f"state), and the simulator holds at most {MAX_CACHE_LINES} lines "
+                f"(MAX_CACHE_LINES, {MAX_CACHE_LINES * STATE_BYTES_PER_LINE >> 30} GiB of "
+                "state)"
+                + (f", {inner} of them taken by the levels inside it" if inner else "")
+                + "; give the level a smaller size_bytes or larger line_bytes "
+                "(see docs/cache-simulator.md)")
+
+
 class CacheSimulator:
     """A cache hierarchy with state; feed it traces with :meth:`run`.
 
     Args:
-        levels: innermost first.
+        levels: innermost first; at most :data:`MAX_CACHE_LINES` lines in all
+            (:class:`InputError` naming the level that passes it).
         structures: names of the structure ids used in traces (for the result table).
         refresh_on_store: whether a store hit refreshes LRU order (see module docstring).
     """
@@ -637,6 +664,7 @@ class CacheSimulator:
                  refresh_on_store: bool = True):
         if not levels:
             raise InputError("a cache hierarchy needs at least one level")
+        _check_state_size(levels)
         self.levels = list(levels)
         self.structures = tuple(structures)
         self.refresh_on_store = bool(refresh_on_store)
