@@ -65,9 +65,10 @@ def main(argv=None) -> int:
     print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
 
     if not args.no_peer:
-        from zigzag_peer import run_zigzag_alexnet, zigzag_available
+        from zigzag_peer import run_zigzag_alexnet, zigzag_import_problem
 
-        if zigzag_available():
+        problem = zigzag_import_problem()
+        if problem is None:
             ours, _, _ = time_estimate("alexnet", "eyeriss", args.repeats)
             peer = run_zigzag_alexnet()
             rows.append({"tool": "zigzag", "network": "alexnet", "device": "eyeriss_like",
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
                   f"{peer['layers']} layers)"
                   f"\n  ratio  {peer['seconds'] / ours:.0f}x")
         else:
-            print("\nZigZag not installed (pip install zigzag-dse); peer comparison skipped")
+            print(f"\n{problem}; peer comparison skipped")
     if args.out:
         pd.DataFrame(rows).to_csv(args.out, index=False)
         print(f"wrote {args.out}")

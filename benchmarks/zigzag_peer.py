@@ -80,13 +80,25 @@ _COMPUTE_OPS = ("Conv", "QLinearConv", "Gemm", "MatMul")  # the ops ZigZag's ONN
 _INSTALL_HINT = "ZigZag is not installed: pip install zigzag-dse"
 
 
-def zigzag_available() -> bool:
-    """True if ``zigzag-dse`` (and its API module) imports."""
+def zigzag_import_problem() -> str | None:
+    """None if ``zigzag-dse`` (and its API module) imports; otherwise why not, in one
+    line: not installed, or installed but failing to import (a missing dependency such
+    as ``six``, a broken install), with the exception."""
     try:
         import zigzag.api  # noqa: F401
-    except Exception:  # ImportError, or a broken dependency inside zigzag
-        return False
-    return True
+    except ModuleNotFoundError as exc:
+        if exc.name in ("zigzag", "zigzag.api"):
+            return f"{_INSTALL_HINT} (or pip install 'hwprune[bench]')"
+        return (f"ZigZag is installed but does not import: {type(exc).__name__}: {exc} "
+                "(pip install 'hwprune[bench]' installs what it needs)")
+    except Exception as exc:  # a broken dependency inside zigzag
+        return f"ZigZag is installed but does not import: {type(exc).__name__}: {exc}"
+    return None
+
+
+def zigzag_available() -> bool:
+    """True if ``zigzag-dse`` (and its API module) imports."""
+    return zigzag_import_problem() is None
 
 
 def _require_zigzag():
@@ -283,6 +295,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=None, help="only the first N Conv/Gemm layers")
     args = ap.parse_args()
-    if not zigzag_available():
-        sys.exit(_INSTALL_HINT)
+    problem = zigzag_import_problem()
+    if problem:
+        sys.exit(problem)
     print(json.dumps(run_zigzag_alexnet(args.layers), indent=2))
