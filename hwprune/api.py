@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from . import checks
 from .checks import MAX_BATCH, check_batch, check_density, check_tolerance  # noqa: F401
+from .checks import check_integer, check_seed  # noqa: F401
 from .cost.energy import energy_breakdown, level_columns, network_energy  # noqa: F401
 from .errors import InputError, UnknownNameError
 from .hardware.profile import DATAFLOWS, WEIGHT_FORMATS, DeviceProfile  # noqa: F401
@@ -17,6 +20,65 @@ from .workload.network import Network
 from .workload.zoo import load_builtin, zoo_names
 
 MODEL_SUFFIXES = (".onnx", ".pt", ".pth")
+NETWORK_ACCEPTED = "a built-in network name, an .onnx file path or a Network"
+DEVICE_ACCEPTED = "a device id, a .toml profile path or a DeviceProfile"
+
+
+# -- argument checks at the entry points: the same texts as the CLI (hwprune.checks) --
+
+def _network_arg(value: Any) -> Network | str | os.PathLike:
+    if isinstance(value, Network):
+        return value
+    if isinstance(value, DeviceProfile):
+        raise InputError(f"network must be {NETWORK_ACCEPTED}, got the device profile "
+                         f"{value.id!r} (network and device swapped?)")
+    return checks.check_name_or_path(value, "network", NETWORK_ACCEPTED)
+
+
+def _device_arg(value: Any) -> DeviceProfile | str | os.PathLike:
+    if isinstance(value, DeviceProfile):
+        return value
+    if isinstance(value, Network):
+        raise InputError(f"device must be {DEVICE_ACCEPTED}, got the network {value.name!r} "
+                         "(network and device swapped?)")
+    return checks.check_name_or_path(value, "device", DEVICE_ACCEPTED)
+
+
+def _devices_arg(value: Any) -> list:
+    return checks.check_list(value, "devices", _device_arg, "a list of devices (each "
+                             + DEVICE_ACCEPTED + ")", single=(str, os.PathLike, DeviceProfile),
+                             empty=False)
+
+
+def _option(value: Any, what: str, accepted: Sequence[str]) -> str | None:
+    """An optional name (dataflow, weight format): None or text."""
+    return None if value is None else checks.check_text(value, what, ", ".join(accepted))
+
+
+def _scheme_arg(value: Any, what: str = "scheme"):
+    from .schemes import Scheme
+
+    if isinstance(value, Scheme):
+        return value
+    return checks.check_text(value, what, ", ".join(scheme_names()))
+
+
+def _schemes_arg(value: Any):
+    """None (the default schemes) or one or more schemes."""
+    from .schemes import Scheme
+
+    if value is None:
+        return None
+    return checks.check_list(value, "schemes", _scheme_arg, "a list of scheme names ("
+                             + ", ".join(scheme_names()) + ")", single=(str, Scheme), empty=False)
+
+
+def _progress_arg(value: Any):
+    if value is not None and not callable(value):
+        raise InputError(f"progress must be a function or None, got {type(value).__name__}")
+    return value
+
+
 
 
 def network(name_or_path: str | Path | Network) -> Network:
@@ -26,15 +88,25 @@ def network(name_or_path: str | Path | Network) -> Network:
     (:func:`hwprune.workload.torch_import.from_torch`); a path to one gets an
     :class:`InputError`.
     """
+    name_or_path = _network_arg(name_or_path)
     if isinstance(name_or_path, Network):
         return name_or_path
-    name = str(name_or_path)
+    name = os.fspath(name_or_path)
+    if isinstance(name, bytes):
+        raise InputError(f"network must be {NETWORK_ACCEPTED}, got a bytes path")
     if name in zoo_names():
         return load_builtin(name)
     if Path(name).suffix.lower() == ".onnx":
         from .workload.onnx_import import load_onnx
         return load_onnx(name).network
-    if Path(name).suffix.lower() in MODEL_SUFFIXES or Path(name).is_file():
+    try:
+        is_file = Path(name).is_file()
+    except (OSError, ValueError) as exc:     # a name too long, a NUL byte
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"network {name[:80]!r}{'...' if len(name) > 80 else ''} is neither "
+                         f"a built-in network nor a readable file ({why}); built-in networks: "
+                         + ", ".join(zoo_names())) from None
+    if Path(name).suffix.lower() in MODEL_SUFFIXES or is_file:
         raise InputError(
             f"cannot read model file {name!r}: the command line reads .onnx files; a PyTorch "
             "module goes through hwprune.workload.torch_import.from_torch in Python, or export it "
@@ -50,7 +122,7 @@ def device(name_or_path: str | Path | DeviceProfile,
     ``profiles`` adds directories of profiles (as ``--profiles`` does); the
     ``HWPRUNE_PROFILES`` environment variable is read as well.
     """
-    return get_device(name_or_path, profiles)
+    return get_device(_device_arg(name_or_path), checks.check_paths(profiles))
 
 
 def networks() -> pd.DataFrame:
@@ -60,7 +132,7 @@ def networks() -> pd.DataFrame:
 
 def devices(profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
     """Every known device profile, one row each (see :func:`devices_table`)."""
-    return devices_table(list_devices(profiles))
+    return devices_table(list_devices(checks.check_paths(profiles)))
 
 
 def show(net: str | Path | Network) -> pd.DataFrame:
@@ -104,6 +176,10 @@ def energy(net: str | Path | Network, dev: str | Path | DeviceProfile, densities
         ``energy_pj`` is the sum of the level columns plus ``compute_pj``, and equals
         the sum of the operand columns.
     """
+    net, dev = _network_arg(net), _device_arg(dev)
+    batch = check_batch(batch)
+    dataflow = _option(dataflow, "dataflow", DATAFLOWS)
+    weight_format = _option(weight_format, "weight format", WEIGHT_FORMATS)
     return network_energy(network(net), device(dev, profiles), densities, batch, dataflow,
                           weight_format)
 
@@ -114,19 +190,12 @@ def energy_detail(net: str | Path | Network, dev: str | Path | DeviceProfile, de
     """One row per (layer, memory level, operand): element ``reads`` and ``writes``,
     ``word_accesses``, ``energy_pj`` and ``energy_unit`` (see :func:`energy` for the
     arguments and the unit)."""
+    net, dev = _network_arg(net), _device_arg(dev)
+    batch = check_batch(batch)
+    dataflow = _option(dataflow, "dataflow", DATAFLOWS)
+    weight_format = _option(weight_format, "weight format", WEIGHT_FORMATS)
     return energy_breakdown(network(net), device(dev, profiles), densities, batch, dataflow,
                             weight_format)
-
-
-def check_integer(value, what: str, low: int, high: int | None = None) -> int:
-    """``value`` as an integer from ``low`` to ``high`` (no bound if None), else an
-    :class:`InputError` naming ``what``."""
-    from .checks import check_count
-
-    number = check_count(value, what, low)
-    if high is not None and number > high:
-        raise InputError(f"{what} must be an integer from {low} to {high}, got {value!r}")
-    return number
 
 
 def check_scheme(name: str, pruning_only: bool = False) -> str:
@@ -134,7 +203,7 @@ def check_scheme(name: str, pruning_only: bool = False) -> str:
     :class:`InputError` listing the accepted names."""
     from .schemes import scheme
 
-    s = scheme(name)
+    s = scheme(_scheme_arg(name))
     if pruning_only and not s.prunes:
         raise InputError(f"scheme {s.name!r} prunes nothing; accepted: "
                          + ", ".join(scheme_names(pruning_only=True)))
@@ -145,7 +214,7 @@ def check_reference_model(name: str) -> str:
     """``name`` if it is a reference model, else an :class:`UnknownNameError`."""
     from .prune import models
 
-    return models.spec(name).name
+    return models.spec(checks.check_text(name, "model", ", ".join(models.MODELS))).name
 
 
 def bench_kernels(storage: Sequence[str] | None = None, shapes: Sequence[str] | None = None,
@@ -197,6 +266,7 @@ def evaluate(net: str | Path | Network, dev: str | Path | DeviceProfile, plan=No
     from .evaluate import Plan
     from .evaluate import evaluate as run
 
+    net, dev, batch = _network_arg(net), _device_arg(dev), check_batch(batch)
     if plan is not None and not isinstance(plan, Plan):
         if not isinstance(plan, dict):
             raise InputError(f"plan must be a Plan or a dict {{layer: (scheme, density)}}, got "
@@ -210,6 +280,8 @@ def latency(net: str | Path | Network, dev: str | Path | DeviceProfile, scheme: 
     """Predicted latency per conv/fc layer (see :func:`hwprune.latency.network_latency`)."""
     from .latency import network_latency
 
+    net, dev = _network_arg(net), _device_arg(dev)
+    scheme, density = _scheme_arg(scheme), check_density(density)
     return network_latency(network(net), device(dev, profiles), scheme, density)
 
 
@@ -219,6 +291,7 @@ def breakeven(net: str | Path | Network, dev: str | Path | DeviceProfile, scheme
     :func:`hwprune.latency.breakeven`); ``schemes`` default fine, simd, node."""
     from .latency import network as L
 
+    net, dev, schemes = _network_arg(net), _device_arg(dev), _schemes_arg(schemes)
     return L.breakeven(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES)
 
 
@@ -228,6 +301,7 @@ def latency_curves(net: str | Path | Network, dev: str | Path | DeviceProfile, s
     :func:`hwprune.latency.latency_curves`)."""
     from .latency import network as L
 
+    net, dev, schemes = _network_arg(net), _device_arg(dev), _schemes_arg(schemes)
     return L.latency_curves(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES)
 
 
@@ -237,6 +311,9 @@ def cachesim_layer(net: str | Path | Network, layer: str, dev: str | Path | Devi
     """Cache counts of one layer's kernel (see :func:`hwprune.cost.cache_runs.simulate_layer`)."""
     from .cost.cache_runs import simulate_layer
 
+    net, dev = _network_arg(net), _device_arg(dev)
+    layer = checks.check_text(layer, "layer")
+    scheme, density, seed = _scheme_arg(scheme), check_density(density), check_seed(seed)
     return simulate_layer(network(net)[layer], device(dev, profiles), scheme, density, seed,
                           refresh_on_store)
 
@@ -246,6 +323,7 @@ def cachesim_trace(path: str | Path, dev: str | Path | DeviceProfile, refresh_on
     """Cache counts of a trace file (see :func:`hwprune.cost.cache_runs.simulate_trace`)."""
     from .cost.cache_runs import simulate_trace
 
+    path = checks.check_name_or_path(path, "trace", "the path of a .npy file")
     return simulate_trace(path, device(dev, profiles), refresh_on_store)
 
 
@@ -272,8 +350,14 @@ def check_prune_request(model: str, criterion: str, granularity: str, density, s
                         group: int | None, epochs: int) -> None:
     """Raise :class:`InputError` now for anything :func:`prune` would reject."""
     from .prune import models
-    from .prune.schedules import check_request
+    from .prune.schedules import SCHEDULES, check_request
 
+    model = check_reference_model(model)
+    criterion = checks.check_text(criterion, "criterion", ", ".join(criteria()))
+    schedule = checks.check_text(schedule, "schedule", ", ".join(SCHEDULES))
+    epochs = checks.check_count(epochs, "epochs")
+    if not isinstance(granularity, Mapping):     # one scheme, or one per layer
+        _scheme_arg(granularity, "granularity")
     check_request(models.build(model), criterion, granularity, density, schedule, group, epochs)
 
 
@@ -284,8 +368,9 @@ def prune(model: str, criterion: str = "magnitude", granularity: str = "fine", d
     from .prune import models
     from .prune.schedules import prune as run
 
-    spec = models.spec(model)
     check_prune_request(model, criterion, granularity, density, schedule, group, epochs)
+    epochs, seed = checks.check_count(epochs, "epochs"), check_seed(seed)
+    spec = models.spec(model)
     trained, data = models.trained(model, seed)
     return run(trained, data, criterion, granularity, density, schedule, group, epochs,
                spec.recipe, seed)
@@ -299,9 +384,10 @@ def sensitivity(model: str, criterion: str = "magnitude", granularity: str = "fi
     from .studies.sensitivity import sensitivity as run
 
     check_prune_request(model, criterion, granularity, 1.0, "oneshot", group, 0)
+    seed = check_seed(seed)
+    densities = DEFAULT_DENSITIES if densities is None else checks.check_densities(densities)
     trained, data = models.trained(model, seed)
-    return run(trained, data, criterion, granularity,
-               DEFAULT_DENSITIES if densities is None else densities, group, seed)
+    return run(trained, data, criterion, granularity, densities, group, seed)
 
 
 def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
@@ -311,6 +397,9 @@ def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 
     from .prune import models
     from .studies.scalpel import scalpel
 
+    model = checks.check_text(model, "model", ", ".join(models.MODELS))
+    dev, tolerance = _device_arg(dev), check_tolerance(tolerance)
+    seed, progress = check_seed(seed), _progress_arg(progress)
     if model not in models.MODELS:
         raise UnknownNameError(
             "measuring how far each scheme prunes needs a trained reference model ("
@@ -327,6 +416,7 @@ def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, densit
     from .prune import models
     from .studies.recommend import recommend as run
 
+    net, dev, density = _network_arg(net), _device_arg(dev), check_density(density)
     if isinstance(net, str) and net in models.MODELS:
         net = models.to_network(models.build(net))
     return run(network(net), device(dev, profiles), density)
@@ -339,7 +429,9 @@ def tradeoff(model: str, devices: Sequence[str | Path | DeviceProfile], seed: in
     from .prune import models
     from .studies.tradeoff import study
 
-    models.spec(model)
+    model = check_reference_model(model)
+    devices, seed, progress = _devices_arg(devices), check_seed(seed), _progress_arg(progress)
+    profiles = checks.check_paths(profiles)
     return study([model], [device(d, profiles) for d in devices], seed, progress)
 
 
@@ -356,6 +448,8 @@ def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, p
     :class:`~hwprune.studies.report_study.ReportStudy`)."""
     from .studies.report_study import report_study as run
 
+    devices, seed, progress = _devices_arg(devices), check_seed(seed), _progress_arg(progress)
+    profiles = checks.check_paths(profiles)
     return run([device(d, profiles) for d in devices], seed=seed, progress=progress)
 
 
