@@ -121,3 +121,40 @@ def test_depthwise_layer_touches_every_group():
     memory = table.set_index(["level", "structure"]).loc[("memory", "outputs")]
     # 32 channels x 112 x 112 float32 outputs = 1.6 MB = 25,088 lines, all written.
     assert memory["loads"] >= 25_088
+
+
+def test_trace_file_is_simulated_in_short_calls_and_ctrl_c_stops_between_them(tmp_path,
+                                                                              monkeypatch):
+    import signal
+
+    from hwprune.cost import cache_runs
+
+    path = tmp_path / "t.npy"
+    np.save(path, np.stack([np.arange(0, 64 * 100, 64), np.full(100, 4096), np.zeros(100)],
+                           axis=1).astype(np.int64))
+    dev = hwprune.device("core-i7")
+    line = min(lvl.line_bytes for lvl in levels_of(dev))
+    step = cache_runs.trace_chunk(np.array([4096]), levels_of(dev))
+    assert step * (4096 // line + 1) <= cache_runs.TRACE_LINES_PER_CALL
+    calls = []
+    original = CacheSimulator.run
+
+    def run_then_interrupt(self, *args, **kwargs):
+        calls.append(len(args[0]))
+        original(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)     # as if Ctrl-C came during this call
+
+    monkeypatch.setattr(CacheSimulator, "run", run_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        cache_runs.simulate_trace(path, dev, chunk=10)
+    assert calls == [10]                       # stopped before the second call
+
+
+def test_wide_accesses_run_in_fewer_per_call(tmp_path):
+    from hwprune.cost import cache_runs
+
+    levels = levels_of(hwprune.device("core-i7"))
+    narrow = cache_runs.trace_chunk(np.array([4]), levels)
+    assert 1 << 20 <= narrow <= T.CHUNK
+    assert cache_runs.trace_chunk(np.array([4096]), levels) < narrow // 10
+    assert cache_runs.trace_chunk(np.array([], np.int64), levels) == T.CHUNK
