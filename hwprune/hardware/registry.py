@@ -91,6 +91,12 @@ def _directory(raw: str, via: str) -> Path:
     if not stat.S_ISDIR(info.st_mode):
         raise InputError(f"{where} is not a directory; pass a directory of *.toml device "
                          "profiles")
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        raise InputError(f"{where} cannot be listed: {exc.strerror or exc}; pass a directory "
+                         "of *.toml device profiles that you may read") from None
     return path
 
 
