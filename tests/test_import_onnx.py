@@ -119,3 +119,35 @@ def test_cli_verbs_take_an_onnx_path(tmp_path, capsys):
     bad.write_bytes(b"not a model")
     assert main(["show", str(bad)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def _fuzz_module():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_onnx.py"
+    spec = importlib.util.spec_from_file_location("fuzz_onnx", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fuzz_onnx_graphs_import_consistently_or_are_rejected(tmp_path):
+    """Random small graphs (benchmarks/fuzz_onnx.py; 2,000 there, 400 here): each imports
+    with ONNX's shapes and MACs or is an InputError from one of the importer's checks."""
+    import warnings
+
+    from hypothesis import HealthCheck, given, seed, settings
+    fuzz = _fuzz_module()
+    outcomes = []
+
+    @seed(18)
+    @settings(max_examples=400, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(fuzz.graphs())
+    def run(model):
+        outcomes.append(fuzz.check(model, str(tmp_path)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run()
+    assert "accepted" in outcomes and "rejected" in outcomes
