@@ -1,20 +1,27 @@
 """The ``hwprune`` command: one verb per job, every table in table/csv/json.
 
 Exit status: 0 on success, 2 for bad input (unknown name, malformed file, value out
-of range) with one line ``hwprune: error: ...`` on stderr, 1 for anything else.
+of range, an output location that cannot be written) with one line
+``hwprune: error: ...`` on stderr, 1 for anything else, 128 + the signal's number after
+SIGTERM or SIGHUP (temporary files of writes in progress are removed first), 130 after
+Ctrl-C. Every output location (``--out``, ``--plot``, an output directory) is checked
+before any work starts; see docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Sequence
 
 import pandas as pd
 
 from . import api
 from .errors import HwpruneError, InputError
-from .report.output import FORMATS, check_out_path, render, write_atomic
+from .report.output import (FORMATS, STDOUT, OutputDirectory, check_out_dir, check_out_path,
+                            remove_in_progress, render, write_atomic)
 
 PROG = "hwprune"
 
@@ -34,7 +41,9 @@ def _add_table_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="output format (default: table); json is a list of row objects")
     p.add_argument("--out", metavar="FILE",
-                   help="write the table to FILE (atomically) instead of standard output")
+                   help="write the table to FILE (atomically; - is standard output; a "
+                        "character device or FIFO is written through) instead of standard "
+                        "output")
 
 
 def _add_profiles_option(p: argparse.ArgumentParser) -> None:
@@ -60,14 +69,22 @@ def _add_sweep_options(p: argparse.ArgumentParser, devices: str, out_default: st
     p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
     p.add_argument("--out", dest="out_dir", metavar="DIR", default=out_default,
                    help=f"output directory (default: {out_default})")
+    _add_force_option(p)
     _add_profiles_option(p)
+
+
+def _add_force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty output directory that hwprune did not make "
+                        "(files of the same name are replaced)")
 
 
 def _emit(df: pd.DataFrame, args: argparse.Namespace) -> None:
     text = render(df, args.format)
     if args.out:
         write_atomic(args.out, text)
-        print(f"wrote {args.out} ({len(df)} rows)", file=sys.stderr)
+        if args.out != STDOUT:
+            print(f"wrote {args.out} ({len(df)} rows)", file=sys.stderr)
     else:
         sys.stdout.write(text)
 
@@ -99,10 +116,14 @@ def _cmd_energy(args: argparse.Namespace) -> None:
     net = api.network(args.network)
     kwargs = dict(densities=args.densities, batch=args.batch, dataflow=args.dataflow,
                   weight_format=args.weight_format)
+    df = (api.energy_detail if args.detail else api.energy)(net, dev, **kwargs)
+    if args.densities and args.weight_format is None and dev.sparsity.weight_format == "dense":
+        print(f"{PROG}: note: {dev.id} stores pruned weights dense by default, so the zeros "
+              "are still moved (and computed unless the device gates them); give "
+              "--weight-format csr|simd-group|rle to store them sparse", file=sys.stderr)
     if args.detail:
-        _emit(api.energy_detail(net, dev, **kwargs), args)
+        _emit(df, args)
         return
-    df = api.energy(net, dev, **kwargs)
     if args.plot:       # drawn first: a failure leaves no table behind
         plot_energy(df, api.level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
                     dev.energy_unit, args.plot)
@@ -194,7 +215,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
                          quick=args.quick)
     if args.out:
         write_atomic(args.out, text)
-        print(f"wrote {args.out} (use it as --device {args.out})", file=sys.stderr)
+        if args.out != STDOUT:
+            print(f"wrote {args.out} (use it as --device {args.out})", file=sys.stderr)
     else:
         sys.stdout.write(text)
 
@@ -208,8 +230,8 @@ def _cmd_prune(args: argparse.Namespace) -> None:
 
     api.check_prune_request(args.model, args.criterion, args.granularity, args.density,
                             args.schedule, args.group, args.epochs)
-    if args.out_dir and Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
-        raise InputError(f"--out {args.out_dir}: exists and is not a directory")
+    if args.out_dir:
+        check_out_dir(args.out_dir, args.force)       # again: main checked it before
     print(f"training {args.model} (seed {args.seed}) ...", file=sys.stderr)
     result = api.prune(args.model, args.criterion, args.granularity, args.density, args.schedule,
                        args.group, args.epochs, args.seed)
@@ -219,15 +241,15 @@ def _cmd_prune(args: argparse.Namespace) -> None:
           f"(test set, fraction); weights kept {kept}/{total} ({kept / total:.3f})")
     if args.out_dir:
         out = Path(args.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez_compressed(buf, **result.model.state())
-        write_atomic(out / "weights.npz", buf.getvalue())
         summary = {"model": args.model, **result.settings,
                    "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy_after,
                    "weights_kept": kept, "weights": total,
                    "layers": json.loads(result.layers.to_json(orient="records"))}
-        write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        with OutputDirectory(out, args.force, "prune") as stage:     # both files or neither
+            write_atomic(stage / "weights.npz", buf.getvalue())
+            write_atomic(stage / "summary.json", json.dumps(summary, indent=2) + "\n")
         print(f"wrote {out / 'weights.npz'} and {out / 'summary.json'}", file=sys.stderr)
 
 
@@ -283,12 +305,7 @@ def _device_list(args: argparse.Namespace):
 
 
 def _out_dir(args: argparse.Namespace):
-    from pathlib import Path
-
-    out = Path(args.out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    return out
+    return check_out_dir(args.out_dir, args.force)
 
 
 def _cmd_tradeoff(args: argparse.Namespace) -> None:
@@ -302,7 +319,7 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
     result = api.tradeoff(args.model, devices, args.seed, bar)
     bar.close()
     write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
-                   f"{args.model} on {{device}}")
+                   f"{args.model} on {{device}}", force=args.force)
     sys.stdout.write(render(result.versus, args.format))
     print(f"wrote {out / 'tradeoff.csv'}, scalpel-vs-traditional.csv and "
           f"{len(devices)} plots (tradeoff-DEVICE.png)", file=sys.stderr)
@@ -311,6 +328,7 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     import time
 
+    from .report.html_report import render_report
     from .report.progress import Progress
 
     devices = _device_list(args)
@@ -318,7 +336,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     bar = Progress(api.report_steps(devices))
     study = api.report_study(devices, args.seed, bar)
-    page = api.write_report(out, study, (time.perf_counter() - start) / 60)
+    page = render_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
     bar.close()
     print(f"wrote {page} (open it in a browser)", file=sys.stderr)
 
@@ -340,7 +358,11 @@ _density = _checked(api.check_density)
 
 
 def _densities(text: str) -> tuple[float, ...]:
-    return tuple(_density(t.strip()) for t in text.split(",") if t.strip())
+    values = tuple(_density(t.strip()) for t in text.split(",") if t.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"needs a comma-separated list of densities; got "
+                                         f"{text!r} (leave the option out for the defaults)")
+    return values
 
 
 def _int_between(low: int, high: int | None = None, what: str = "value"):
@@ -445,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="measure this machine and write its cpu profile "
                        "(TOML, marked 'calibrated on host')")
-    p.add_argument("--out", metavar="FILE", help="write the profile to FILE (atomically) "
-                   "instead of standard output")
+    p.add_argument("--out", metavar="FILE", help="write the profile to FILE (atomically; - is "
+                   "standard output) instead of standard output")
     p.add_argument("--quick", action="store_true", help="fit the matrix-vector costs on "
                    "in-cache shapes only (about 15 s instead of about 80 s; less accurate on "
                    "layers larger than the caches)")
@@ -478,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning epochs (default: 10)")
     p.add_argument("--format", choices=FORMATS, default="table", help="table format")
     p.add_argument("--out", dest="out_dir", metavar="DIR",
-                   help="write weights.npz (weights, biases, masks) and summary.json to DIR")
+                   help="write weights.npz (weights, biases, masks) and summary.json to DIR "
+                        "(both or neither)")
+    _add_force_option(p)
     p.set_defaults(func=_cmd_prune)
 
     p = sub.add_parser("sensitivity", help="test accuracy against density, one layer pruned "
@@ -538,13 +562,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output location of the verb, checked before any work (a file: can it be
+    created or written; a directory: can it be created, and is it empty or hwprune's)."""
+    if getattr(args, "out", None) is not None:
+        check_out_path(args.out)
+    if getattr(args, "plot", None) is not None:
+        from .report.plots import check_plot_path
+
+        check_plot_path(args.plot)
+    if getattr(args, "out_dir", None) is not None:
+        check_out_dir(args.out_dir, getattr(args, "force", False))
+
+
+class _Signalled(BaseException):
+    """SIGTERM or SIGHUP arrived; raised from the handler so that ``finally`` blocks run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    remove_in_progress()           # at once: the exception may be delivered late
+    raise _Signalled(signum)
+
+
+HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                        if hasattr(signal, name))
+
+
+def _install_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in HANDLED_SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, _on_signal)
+        except (ValueError, OSError):
+            pass
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    for signum, handler in previous.items():
+        try:
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        except (ValueError, OSError, TypeError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    previous = _install_handlers()
     try:
         args = build_parser().parse_args(argv)
-        if getattr(args, "out", None):
-            check_out_path(args.out)          # before any long work
+        _check_outputs(args)          # before any long work
         args.func(args)
+    except _Signalled as exc:
+        remove_in_progress()
+        name = signal.Signals(exc.signum).name
+        print(f"{PROG}: terminated by {name}; temporary files removed", file=sys.stderr)
+        return 128 + exc.signum
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -555,8 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        remove_in_progress()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _restore_handlers(previous)
     return 0
 
 

@@ -5,7 +5,8 @@ It renders a :class:`~hwprune.studies.report_study.ReportStudy` it is given and
 computes nothing: per-layer energy by memory level on each device; break-even plots
 (latency against density per scheme); Scalpel's recommended granularity per device;
 the trade-off sweeps (accuracy against energy and latency, Pareto fronts) and
-Scalpel's speedup against traditional pruning. Every file is written atomically.
+Scalpel's speedup against traditional pruning. The files are written as one set: staged and moved in
+together (:class:`~hwprune.report.output.OutputDirectory`).
 Energies of a device with normalized costs are labelled MAC-equivalents.
 """
 
@@ -17,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..studies.report_study import ReportStudy
-from .output import write_atomic
+from .output import OutputDirectory, csv_text, write_atomic
 from .plots import plot_breakeven
-from .tradeoff_files import write_tradeoff
+from .tradeoff_files import write_tradeoff_files
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;
@@ -38,10 +39,18 @@ def _unit_note(dev) -> str:
             " (energies are normalized: MAC-equivalents, one MAC = 1, not pJ)")
 
 
-def render_report(out: str | Path, study: ReportStudy, minutes: float | None = None) -> Path:
-    """Write ``study`` into directory ``out``; returns the path of ``index.html``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def render_report(out: str | Path, study: ReportStudy, minutes: float | None = None,
+                  force: bool = False) -> Path:
+    """Write ``study`` into directory ``out`` as one set of files; returns the path of
+    ``index.html``. A non-empty ``out`` that hwprune did not make is refused unless
+    ``force`` (:func:`~hwprune.report.output.check_out_dir`)."""
+    target = Path(out)
+    with OutputDirectory(target, force, "report") as stage:
+        _render(stage, study, minutes)
+    return target / "index.html"
+
+
+def _render(out: Path, study: ReportStudy, minutes: float | None) -> None:
     devices = study.devices
     parts: list[str] = []
     for m in study.models:
@@ -51,7 +60,7 @@ def render_report(out: str | Path, study: ReportStudy, minutes: float | None = N
         parts.append("<h3>Energy per layer (dense, batch 1)</h3>")
         for dev in devices:
             energy = m.energy[dev.id]
-            write_atomic(out / f"{m.name}-{dev.id}-energy.csv", energy.to_csv(index=False))
+            write_atomic(out / f"{m.name}-{dev.id}-energy.csv", csv_text(energy))
             cols = ["layer", "macs", "energy_pj"] + [c for c in energy.columns
                                                      if c.endswith("_pj") and c != "energy_pj"]
             shown = energy[cols]
@@ -64,7 +73,7 @@ def render_report(out: str | Path, study: ReportStudy, minutes: float | None = N
             png = f"{m.name}-{dev.id}-breakeven.png"
             plot_breakeven(m.curves[dev.id], f"{m.name} on {dev.id}: latency against density",
                            out / png)
-            parts.append(f"<h4>{html.escape(dev.id)}</h4><img src='{png}'>")
+            parts.append(f"<h4>{html.escape(dev.id)}</h4><img src='{html.escape(png)}'>")
         parts.append("<h3>Recommended granularity (Scalpel policy, tolerance 0.01)</h3>"
                      "<p class=note>speedup and energy_ratio: the layer as chosen against the "
                      "unpruned layer; inputs_kept below 1: units removed before the layer "
@@ -72,11 +81,11 @@ def render_report(out: str | Path, study: ReportStudy, minutes: float | None = N
         for dev in devices:
             r = m.scalpel[dev.id]
             table = r.layers
-            write_atomic(out / f"{m.name}-{dev.id}-granularity.csv", table.to_csv(index=False))
+            write_atomic(out / f"{m.name}-{dev.id}-granularity.csv", csv_text(table))
             parts.append(f"<h4>{html.escape(dev.id)} (g = {r.group}): accuracy {r.dense_accuracy:.4f} → "
                          f"{r.final_accuracy:.4f}</h4>" + _table(table[CHOICE_COLUMNS]))
     points, versus = study.tradeoff.points, study.tradeoff.versus
-    write_tradeoff(out, points, versus, [d.id for d in devices])
+    write_tradeoff_files(out, points, versus, [d.id for d in devices])
     normalized = [d.id for d in devices if d.energy_normalized]
     parts.append("<h2>Trade-offs: accuracy against simulated energy and latency</h2>")
     parts.append("<p class=note>Every policy point is pruned from the same trained model and "
@@ -86,7 +95,8 @@ def render_report(out: str | Path, study: ReportStudy, minutes: float | None = N
                  + (f"; {', '.join(normalized)}: MAC-equivalents" if normalized else "")
                  + "). All points: tradeoff.csv.</p>")
     for dev in devices:
-        parts.append(f"<h3>{html.escape(dev.id)}</h3><img src='tradeoff-{dev.id}.png'>")
+        png = html.escape(f"tradeoff-{dev.id}.png")
+        parts.append(f"<h3>{html.escape(dev.id)}</h3><img src='{png}'>")
     parts.append("<h2>Scalpel against traditional pruning (tolerance 0.01)</h2>"
                  "<p class=note>Speedup over dense of Han et al.'s magnitude pruning at its lowest "
                  "density within the tolerance, and of Scalpel's per-layer choice. Scalpel reports "
@@ -100,4 +110,3 @@ def render_report(out: str | Path, study: ReportStudy, minutes: float | None = N
             f"{html.escape(', '.join(d.id for d in devices))}; seed {study.seed}{built}.</p>"
             + "".join(parts) + "</body></html>")
     write_atomic(out / "index.html", page)
-    return out / "index.html"

@@ -1,7 +1,13 @@
-"""Figures, drawn with matplotlib (Agg) and written atomically."""
+"""Figures, drawn with matplotlib (Agg) and written atomically.
+
+Every text is shown literally: names come from users (layer, network and device names),
+and matplotlib would read ``$...$`` in them as mathtext (and fail on some). Each plot
+function draws and saves with ``text.parse_math`` and ``text.usetex`` off
+(:func:`literal_text`), so a layer named ``a$b$c`` is labelled ``a$b$c``."""
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -22,6 +28,19 @@ OPERAND_LABELS = {
 }
 
 
+LITERAL_TEXT = {"text.parse_math": False, "text.usetex": False}
+"""matplotlib settings under which every string is drawn as it is."""
+
+
+def literal_text(draw):
+    """Run the plot function ``draw`` (which draws and saves) with :data:`LITERAL_TEXT`."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(LITERAL_TEXT):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
 def check_plot_path(path: str | Path) -> Path:
     """``path`` if its suffix is a format we draw, else an :class:`InputError`."""
     if Path(path).suffix.lower() not in PLOT_SUFFIXES or str(path).endswith(("/", "\\")):
@@ -39,6 +58,7 @@ def save_figure(fig, path: str | Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+@literal_text
 def plot_energy(df: pd.DataFrame, level_names: list[str], title: str, unit: str,
                 path: str | Path) -> None:
     """Two stacked bar charts per layer: energy by memory level, and by operand."""
@@ -70,6 +90,7 @@ def plot_energy(df: pd.DataFrame, level_names: list[str], title: str, unit: str,
 MAX_PANELS = 16
 
 
+@literal_text
 def plot_breakeven(curves: pd.DataFrame, title: str, path: str | Path) -> None:
     """Latency against density, one line per format, one panel per layer (or per layer
     group when a network has more than 16 conv/fc layers: consecutive layers summed)."""
@@ -106,6 +127,7 @@ def plot_breakeven(curves: pd.DataFrame, title: str, path: str | Path) -> None:
     save_figure(fig, path)
 
 
+@literal_text
 def plot_sensitivity(table: pd.DataFrame, title: str, path: str | Path) -> None:
     """Test accuracy against density, one line per layer (a sensitivity table)."""
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -123,6 +145,7 @@ def plot_sensitivity(table: pd.DataFrame, title: str, path: str | Path) -> None:
     save_figure(fig, path)
 
 
+@literal_text
 def plot_tradeoff(points: pd.DataFrame, front_energy: pd.Series, front_latency: pd.Series,
                   title: str, path: str | Path) -> None:
     """Accuracy against simulated energy and against latency, one point per policy

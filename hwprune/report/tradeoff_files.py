@@ -1,28 +1,39 @@
 """The files of a trade-off study: ``tradeoff.csv``, ``scalpel-vs-traditional.csv`` and
-one ``tradeoff-DEVICE.png`` per device, written atomically into one directory. Both
-``hwprune tradeoff`` and ``hwprune report`` write them through :func:`write_tradeoff`."""
+one ``tradeoff-DEVICE.png`` per device, written into one directory as a set (staged and
+moved in together, see :class:`~hwprune.report.output.OutputDirectory`). Both
+``hwprune tradeoff`` and ``hwprune report`` write them through :func:`write_tradeoff_files`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from .output import write_atomic
+from .output import OutputDirectory, csv_text, write_atomic
 from .plots import plot_tradeoff
 
 
 def write_tradeoff(out: str | Path, points, versus, devices: Sequence[str],
-                   title: str = "{device}") -> list[Path]:
-    """Write the study's files into directory ``out``; returns their paths.
+                   title: str = "{device}", force: bool = False) -> list[Path]:
+    """Write the study's files into directory ``out`` as one set; returns their paths.
 
     ``points``: the sweep with ``pareto_energy`` and ``pareto_latency`` columns
     (:class:`hwprune.studies.tradeoff.TradeoffStudy`); ``title``: the plot title, with
-    ``{device}`` replaced by each device id."""
+    ``{device}`` replaced by each device id. A non-empty ``out`` that hwprune did not
+    make is refused unless ``force``
+    (:func:`~hwprune.report.output.check_out_dir`)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with OutputDirectory(out, force, "tradeoff") as stage:
+        names = [p.name for p in write_tradeoff_files(stage, points, versus, devices, title)]
+    return [out / name for name in names]
+
+
+def write_tradeoff_files(out: Path, points, versus, devices: Sequence[str],
+                         title: str = "{device}") -> list[Path]:
+    """Write the study's files straight into the existing directory ``out`` (a staging
+    directory: :func:`write_tradeoff` and the HTML report call this)."""
     written = [out / "tradeoff.csv", out / "scalpel-vs-traditional.csv"]
-    write_atomic(written[0], points.to_csv(index=False))
-    write_atomic(written[1], versus.to_csv(index=False))
+    write_atomic(written[0], csv_text(points))
+    write_atomic(written[1], csv_text(versus))
     for dev in devices:
         png = out / f"tradeoff-{dev}.png"
         plot_tradeoff(points[points["device"] == dev], points["pareto_energy"],
