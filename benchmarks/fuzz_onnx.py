@@ -193,11 +193,39 @@ def check(model, directory: str) -> str:
     return "accepted"
 
 
+def _dedup(n: int) -> int:
+    """Import a graph of one MatMul and ``n`` Adds, all named ``same``; print the time."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hwprune.workload.onnx_import import load_onnx
+
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["t0"], name="same")]
+    nodes += [helper.make_node("Add", [f"t{i}", f"t{i}"], [f"t{i + 1}"], name="same")
+              for i in range(n)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info(f"t{n}", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(np.ones((4, 3), np.float32), "w")])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/same.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+        start = time.perf_counter()
+        layers = load_onnx(path).network.layers
+        print(f"{n} nodes named 'same': imported in {time.perf_counter() - start:.2f} s, "
+              f"{len(layers)} layers, {len({lay.name for lay in layers})} distinct names")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dedup", type=int, metavar="N", default=0,
+                    help="instead: time the import of N identically named nodes (the name "
+                         "de-duplication must stay linear)")
     args = ap.parse_args(argv)
+    if args.dedup:
+        return _dedup(args.dedup)
     from hypothesis import HealthCheck, given, seed, settings
 
     counts: Counter[str] = Counter()

@@ -230,16 +230,15 @@ def test_gemm_weight_mismatch_is_a_shape_error_not_a_wrong_count(tmp_path):
         load_onnx(path)
 
 
-def test_ten_thousand_identically_named_nodes_import_in_linear_time(tmp_path):
-    import time
+def test_ten_thousand_identically_named_nodes_get_unique_names(tmp_path):
+    # Its speed (linear: 8 s before, 0.24 s after on 10,000 nodes) is measured in
+    # benchmarks/fuzz_onnx.py --dedup, not asserted here.
     n = 10_000
     nodes = [N("MatMul", ["x", "w"], ["t0"], "same")]
     nodes += [N("Add", [f"t{i}", f"t{i}"], [f"t{i + 1}"], "same") for i in range(n)]
     path = tmp_path / "same.onnx"
     onnx.save(model(nodes, [W("w", 4, 3)], (1, 4), out=f"t{n}"), str(path))
-    start = time.perf_counter()
     layers = load_onnx(path).network.layers
-    assert time.perf_counter() - start < 4.0          # 9.4 s before, about 0.3 s now
     names = [lay.name for lay in layers]
     assert len(set(names)) == n + 1 and names[:3] == ["same", "same_2", "same_3"]
 
