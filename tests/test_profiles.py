@@ -2,6 +2,7 @@
 
 import os
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -517,3 +518,42 @@ def test_parse_profile_refuses_a_non_table():
     from hwprune.hardware.loader import parse_profile
     with pytest.raises(ProfileError, match="must be a table"):
         parse_profile([1, 2], "<dict>")
+
+
+def _fuzz_module():
+    """benchmarks/fuzz_profiles.py, which holds the strategy and the property."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_profiles.py"
+    spec = importlib.util.spec_from_file_location("fuzz_profiles", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fuzz_profiles_load_and_work_or_are_rejected(tmp_path):
+    """Mutated built-in profiles either load and then price lenet-300-100 (energy, and
+    latency where the profile has a model) or are refused with a one-line InputError;
+    never another exception, never a hang. ``python benchmarks/fuzz_profiles.py`` runs
+    2,000 examples."""
+    from hypothesis import HealthCheck, given, seed, settings
+
+    fuzz = _fuzz_module()
+    fuzz.warm_up()
+    seen = Counter()
+
+    @seed(18)
+    @settings(max_examples=40, deadline=5000, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.function_scoped_fixture])
+    @given(fuzz.documents())
+    def run(doc):
+        seen[fuzz.check(doc, str(tmp_path))] += 1
+
+    run()
+    assert seen["accepted"] + seen["rejected"] + seen["late"] == 40
+
+
+def test_fuzz_writer_round_trips_the_builtin_profiles():
+    fuzz = _fuzz_module()
+    for name, doc in fuzz.BASES.items():
+        assert tomllib.loads(fuzz.dumps(doc)) == doc, name

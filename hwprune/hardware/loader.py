@@ -120,7 +120,7 @@ KIB, MIB, GIB, TIB, PIB = (1 << 10), (1 << 20), (1 << 30), (1 << 40), (1 << 50)
 # Physically sensible bounds, (low, high, unit and reason), by key; wide enough for any
 # real device (docs/device-profiles.md gives the reasons). Keys of several tables share
 # a bound by their name; ``latency.*`` keys are bounded in ``_parse_latency``.
-ENERGY_BOUNDS = (1e-6, 1e6, "pJ (or MAC-equivalents) per access: 1 zJ ... 1 uJ")
+ENERGY_BOUNDS = (1e-6, 1e6, "pJ (or MAC-equivalents) per access: 1 aJ ... 1 uJ")
 BOUNDS: Mapping[str, tuple[float, float, str]] = MappingProxyType({
     "clock_hz": (1e3, 1e11, "Hz: 1 kHz ... 100 GHz"),
     "units": (1, MIB, "units (cores, SMs, PEs): at most 2^20"),
