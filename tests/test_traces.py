@@ -158,3 +158,15 @@ def test_wide_accesses_run_in_fewer_per_call(tmp_path):
     assert 1 << 20 <= narrow <= T.CHUNK
     assert cache_runs.trace_chunk(np.array([4096]), levels) < narrow // 10
     assert cache_runs.trace_chunk(np.array([], np.int64), levels) == T.CHUNK
+
+
+def test_an_unevenly_padded_convolution_is_refused_by_the_cache_simulator():
+    from hwprune.cost.cache_runs import simulate_layer
+    from hwprune.errors import InputError
+    from hwprune.workload.layer import Layer
+    from hwprune.workload.ops import Conv2d
+
+    op = Conv2d(4, (3, 3), padding=(0, 0), pad_end=(1, 1))
+    layer = Layer("c", op, ("input",), ((3, 8, 8),), op.output_shape([(3, 8, 8)]))
+    with pytest.raises(InputError, match="padded unevenly"):
+        simulate_layer(layer, hwprune.device("core-i7"), "fine", 0.5)

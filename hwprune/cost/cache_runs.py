@@ -51,6 +51,10 @@ def simulate_layer(layer: Layer, dev: DeviceProfile, pruning: Scheme | str, dens
     if not isinstance(op, (Conv2d, Linear)):
         raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; the cache simulator "
                          "runs conv and fc layers")
+    if isinstance(op, Conv2d) and op.pad_end is not None:
+        raise InputError(f"layer {layer.name!r} is padded unevenly ({op.padding} at the start, "
+                         f"{op.pad_end} at the end); the cache simulator's convolution trace "
+                         "takes the same padding on both sides")
     s = scheme(pruning).on(isinstance(op, Linear))
     sim = CacheSimulator(levels_of(dev), T.STRUCTURES, refresh_on_store)
     rng = np.random.default_rng(seed)
