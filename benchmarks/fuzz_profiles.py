@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import sys
 import tempfile
 import time
@@ -194,7 +193,10 @@ def dumps(doc) -> str:
 def _compiled(dev) -> bool:
     """Whether the cpu latency model would run a cache geometry compiled already."""
     try:
-        sim = cachesim.CacheSimulator(cachesim.levels_of(dev))
+        levels = cachesim.levels_of(dev)
+        if sum(lv.sets * lv.ways for lv in levels) > 1 << 20:
+            return False                     # up to 1 GiB of state: leave it to --full
+        sim = cachesim.CacheSimulator(levels)
     except InputError:
         return True                          # refused before any compile: cheap to run
     return sim._geometry is None or sim._geometry + (True,) in cachesim._FAST_LOOPS
