@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -446,6 +447,20 @@ class OutputDirectory:
             _unregister(stage)
 
     def _commit(self) -> None:
+        """Move the staged files in with SIGTERM/SIGHUP held back, so that a signal
+        arrives before the first rename or after the last, never between."""
+        held = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, n)]
+        try:
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        except (AttributeError, ValueError, OSError):
+            old_mask = None
+        try:
+            self._move_in()
+        finally:
+            if old_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def _move_in(self) -> None:
         stage, target = self.stage, self.target
         files = sorted(e for e in os.listdir(stage) if e != MARKER)
         manifest = {"written_by": "hwprune", "description": self.description, "files": files}
