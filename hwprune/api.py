@@ -460,11 +460,13 @@ def report_steps(devices: Sequence[DeviceProfile]) -> int:
     return steps(tuple(MODELS), devices)
 
 
-def write_report(out: str | Path, study, minutes: float | None = None) -> Path:
-    """Render a report study into directory ``out``; returns ``index.html``'s path."""
+def write_report(out: str | Path, study, minutes: float | None = None,
+                 force: bool = False) -> Path:
+    """Render a report study into directory ``out``; returns ``index.html``'s path. A
+    non-empty directory that hwprune did not make is refused unless ``force``."""
     from .report.html_report import render_report
 
-    return render_report(out, study, minutes)
+    return render_report(out, study, minutes, force=force)
 
 
 def calibrate(progress=None, quick: bool = False) -> str:

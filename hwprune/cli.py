@@ -328,7 +328,6 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     import time
 
-    from .report.html_report import render_report
     from .report.progress import Progress
 
     devices = _device_list(args)
@@ -336,7 +335,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     bar = Progress(api.report_steps(devices))
     study = api.report_study(devices, args.seed, bar)
-    page = render_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
+    page = api.write_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
     bar.close()
     print(f"wrote {page} (open it in a browser)", file=sys.stderr)
 

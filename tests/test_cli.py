@@ -239,9 +239,10 @@ def test_index_bits_and_unmappable_profiles_are_input_errors(capsys, tmp_path):
     code, _, err = run(capsys, "device", str(big))
     assert code == 2 and "from 1 to 64" in err
     tiny = tmp_path / "tiny.toml"
-    tiny.write_text(MINIMAL.replace("size_bytes = 4096", "size_bytes = 64")
+    # L1 of 16 bytes cannot hold one 8-byte element of each of the three operands
+    tiny.write_text(MINIMAL.replace("size_bytes = 4096", "size_bytes = 16")
                     .replace("line_bytes = 32\nword_bytes = 4\nassociativity = 4",
-                             "line_bytes = 32\nword_bytes = 4\nassociativity = 1")
-                    .replace("simd_element_bits = 16", "simd_element_bits = 256"))
+                             "line_bytes = 16\nword_bytes = 4\nassociativity = 1")
+                    .replace("simd_element_bits = 16", "simd_element_bits = 64"))
     code, _, err = run(capsys, "energy", "lenet-5", "--device", str(tiny))
     assert code == 2 and "no legal mapping" in err
