@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import stat
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -144,3 +146,36 @@ def check_densities(value: Any, what: str = "densities") -> tuple[float, ...]:
         value = [value]
     return tuple(check_list(value, what, lambda v: check_density(v, what),
                             "one or more fractions in (0, 1]", single=(), empty=False))
+
+
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for error messages ("a directory", "a FIFO", ...)."""
+    return next((what for test, what in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def regular_file(path: str | os.PathLike, what: str, accepted: str,
+                 max_bytes: int | None = None) -> os.stat_result:
+    """``os.stat`` of an input file that must be a regular file (of at most
+    ``max_bytes``); anything else is an :class:`InputError` that begins with ``what``
+    (e.g. ``densities file d.csv``) and ends with ``accepted``. Nothing is opened, so a
+    FIFO or a device such as ``/dev/zero`` can neither block nor be read forever."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{what}: no such file; give {accepted}") from None
+    except OSError as exc:
+        raise InputError(f"{what}: cannot be read ({exc.strerror or exc}); give {accepted}") from None
+    except ValueError as exc:          # an embedded NUL byte
+        raise InputError(f"{what}: is not a usable path ({exc}); give {accepted}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{what}: is {file_kind(info.st_mode)}, not a regular file; "
+                         f"give {accepted}")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise InputError(f"{what}: {info.st_size} bytes, more than the {max_bytes} bytes "
+                         f"accepted; give {accepted}")
+    return info

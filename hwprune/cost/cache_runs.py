@@ -21,13 +21,12 @@ The hierarchy is the device's cache levels as one core sees them (one instance e
 from __future__ import annotations
 
 import math
-import stat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..checks import check_density, check_name_or_path
+from ..checks import check_density, check_name_or_path, regular_file
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..schemes import Scheme, scheme
@@ -100,16 +99,7 @@ _TRACE_ACCEPTED = ("a numpy .npy file holding an (n,) integer array of byte addr
 def _trace_header(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype a ``.npy`` file declares, checked against the file's size
     before anything is allocated."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{what}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{what}: cannot be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{what}: is a directory; give {_TRACE_ACCEPTED}")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{what}: not a regular file; give {_TRACE_ACCEPTED}")
+    info = regular_file(path, what, _TRACE_ACCEPTED)
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)

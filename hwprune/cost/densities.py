@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -44,7 +43,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..checks import check_density
+from ..checks import check_density, regular_file
 from ..errors import InputError
 from ..workload.network import Network
 
@@ -135,18 +134,8 @@ def _frame_rows(df: pd.DataFrame, where: str) -> Iterable[Row]:
 
 def _read_text(path: Path) -> str:
     what = f"densities file {path}"
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{what}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{what}: cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise InputError(f"{what}: {kind}; give a CSV file layer,weight_density,act_density")
-    if info.st_size > MAX_CSV_BYTES:
-        raise InputError(f"{what}: {info.st_size} bytes; a densities file may hold at most "
-                         f"{MAX_CSV_BYTES >> 20} MiB")
+    regular_file(path, what, f"a CSV file layer,weight_density,act_density of at most "
+                 f"{MAX_CSV_BYTES >> 20} MiB", MAX_CSV_BYTES)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CSV_BYTES + 1)

@@ -49,6 +49,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from ..checks import file_kind
 from ..errors import ProfileError
 from .profile import (
     ACTIVATION_FORMATS,
@@ -568,15 +569,6 @@ def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...], energy_unit:
                 )
 
 
-_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"))
-
-
-def _file_type(mode: int) -> str:
-    return next((what for test, what in _FILE_TYPES if test(mode)), "not a regular file")
-
-
 def read_profile_bytes(path: str | Path) -> bytes:
     """The bytes of a profile file: a regular file of at most :data:`MAX_PROFILE_BYTES`.
 
@@ -594,7 +586,7 @@ def read_profile_bytes(path: str | Path) -> bytes:
     except ValueError as exc:          # an embedded NUL byte
         raise ProfileError(origin, "", f"is not a usable path: {exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise ProfileError(origin, "", f"is {_file_type(info.st_mode)}, not a regular file; "
+        raise ProfileError(origin, "", f"is {file_kind(info.st_mode)}, not a regular file; "
                            "a profile is a TOML file")
     too_big = (f"is larger than {MAX_PROFILE_BYTES} bytes (1 MiB), the most a profile may "
                "have; a profile is a short TOML file")
