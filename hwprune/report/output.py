@@ -156,14 +156,19 @@ def remove_in_progress() -> None:
     """Remove the temporary files and directories of every write in progress (the CLI
     calls this from its SIGTERM/SIGHUP handler; safe to call twice)."""
     for path in list(_in_progress):
-        try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-        except OSError:
-            pass
+        _remove(path)
         _in_progress.pop(path, None)
+
+
+def _remove(path: str) -> None:
+    """Remove a temporary file or directory, quietly (it may be gone already)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _temp_prefix(name: str) -> str:
@@ -202,13 +207,7 @@ def remove_stale_temps(directory: str | Path, name: str | None = None) -> None:
         full = os.path.join(directory, entry)
         if full in _in_progress or _pid_alive(int(match.group(1))):
             continue
-        try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full, ignore_errors=True)
-            else:
-                os.unlink(full)
-        except OSError:
-            pass
+        _remove(full)
 
 
 # ------------------------------------------------------------------- output checks
