@@ -231,7 +231,7 @@ def _cmd_prune(args: argparse.Namespace) -> None:
     api.check_prune_request(args.model, args.criterion, args.granularity, args.density,
                             args.schedule, args.group, args.epochs)
     if args.out_dir:
-        check_out_dir(args.out_dir, args.force)       # again: main checked it before
+        check_out_dir(args.out_dir, args.force, "prune")    # again: main checked it before
     print(f"training {args.model} (seed {args.seed}) ...", file=sys.stderr)
     result = api.prune(args.model, args.criterion, args.granularity, args.density, args.schedule,
                        args.group, args.epochs, args.seed)
@@ -305,7 +305,7 @@ def _device_list(args: argparse.Namespace):
 
 
 def _out_dir(args: argparse.Namespace):
-    return check_out_dir(args.out_dir, args.force)
+    return check_out_dir(args.out_dir, args.force, args.verb)
 
 
 def _cmd_tradeoff(args: argparse.Namespace) -> None:
@@ -571,7 +571,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
         check_plot_path(args.plot)
     if getattr(args, "out_dir", None) is not None:
-        check_out_dir(args.out_dir, getattr(args, "force", False))
+        check_out_dir(args.out_dir, getattr(args, "force", False), args.verb)
 
 
 class _Signalled(BaseException):

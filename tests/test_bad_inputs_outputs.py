@@ -73,7 +73,8 @@ def _notes(tmp_path: Path, name: str = "mine") -> None:
 
 def _marked(tmp_path: Path, name: str = "old") -> None:
     (tmp_path / name).mkdir()
-    (tmp_path / name / MARKER).write_text(json.dumps({"files": ["summary.json"]}))
+    (tmp_path / name / MARKER).write_text(json.dumps({"written_by": "hwprune", "description": "prune",
+                                                      "files": ["summary.json"]}))
     (tmp_path / name / "summary.json").write_text("{}")
 
 
@@ -439,3 +440,22 @@ def test_writable_install_keeps_numba_default():
     if os.environ.get("NUMBA_CACHE_DIR"):
         pytest.skip("NUMBA_CACHE_DIR is set")
     assert hwprune.NUMBA_CACHE_DIR is None
+
+
+def test_another_verbs_directory_is_not_mixed_into_or_emptied(tmp_path, capsys):
+    from hwprune.report.output import OutputDirectory, write_atomic
+
+    out = tmp_path / "rep"
+    with OutputDirectory(out, False, "report") as stage:
+        write_atomic(stage / "index.html", "<html></html>")
+    code = main(["prune", "digits-mlp", "--density", "0.5", "--epochs", "0", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "hwprune report" in err[0] and "--force" in err[0]
+    assert (out / "index.html").exists()
+    with OutputDirectory(out, True, "prune") as stage:          # --force: written beside
+        write_atomic(stage / "summary.json", "{}")
+    assert (out / "index.html").exists() and (out / "summary.json").exists()
+    with OutputDirectory(out, False, "prune") as stage:         # the same verb again
+        write_atomic(stage / "weights.npz", b"")
+    assert not (out / "summary.json").exists()                  # its own stale file goes
+    assert (out / "index.html").exists()                        # another verb's file stays

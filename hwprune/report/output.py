@@ -352,12 +352,22 @@ def _own_entries(path: Path) -> list[str]:
         raise InputError(f"cannot write into {path}: {_reason(exc)}") from None
 
 
-def check_out_dir(path: str | Path, force: bool = False) -> Path:
+def _manifest(directory: Path) -> dict | None:
+    """The :data:`MARKER` manifest of an earlier hwprune run in ``directory``, if any."""
+    try:
+        data = json.loads((directory / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_out_dir(path: str | Path, force: bool = False, description: str = "") -> Path:
     """``path`` if hwprune may write its output directory there, else an
     :class:`InputError`; checked before any work. The directory may not exist yet
-    (it and its parents are created), be empty, or hold a :data:`MARKER` manifest (an
-    earlier hwprune run); a non-empty directory hwprune did not make is refused unless
-    ``force``. Whether the location can be written is tried, not guessed."""
+    (it and its parents are created), be empty, or hold the :data:`MARKER` manifest of
+    an earlier run of the same verb (``description``); a non-empty directory that
+    hwprune did not make, or that another verb wrote, is refused unless ``force``.
+    Whether the location can be written is tried, not guessed."""
     text = str(path)
     if not text:
         raise InputError("cannot write into '': give a directory name")
@@ -371,6 +381,12 @@ def check_out_dir(path: str | Path, force: bool = False) -> Path:
             raise InputError(f"refusing to write into {text}: it is not empty and was not made "
                              f"by hwprune (no {MARKER} file); give an empty or new directory, "
                              "or --force to write beside what is there")
+        made_by = (_manifest(path) or {}).get("description", "") if MARKER in entries else ""
+        if entries and MARKER in entries and made_by != description and not force:
+            raise InputError(f"refusing to write into {text}: it holds the output of "
+                             f"'hwprune {made_by or 'another verb'}', which this "
+                             f"'hwprune {description or 'run'}' would mix with; give another "
+                             "directory, or --force to write beside what is there")
         _probe_directory(path, text)
         return path
     ancestor = path
@@ -403,8 +419,8 @@ class OutputDirectory:
     ``target`` when it does not exist yet, inside it when it does). When the block ends
     without an exception, a new directory is renamed into place as a whole; into an
     existing one, each file is renamed over its old version and the :data:`MARKER`
-    manifest is renamed in last, and files the old manifest listed that this run did
-    not write are removed. Renames within one file system need no space, so a full disk
+    manifest is renamed in last, and files that an earlier run of the same verb listed
+    and this run did not write are removed (another verb's files are never removed). Renames within one file system need no space, so a full disk
     fails while staging, before anything in ``target`` changed. On an exception (or
     SIGTERM/SIGHUP through the CLI) the staging directory is removed and ``target`` is
     as it was."""
@@ -416,7 +432,7 @@ class OutputDirectory:
         self.stage: Path | None = None
 
     def __enter__(self) -> Path:
-        target = check_out_dir(self.target, self.force)
+        target = check_out_dir(self.target, self.force, self.description)
         exists = target.is_dir()
         if exists:
             where = target
@@ -475,11 +491,12 @@ class OutputDirectory:
                 except OSError as exc:
                     if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                         raise
-            old = []
-            try:
-                old = json.loads((target / MARKER).read_text(encoding="utf-8")).get("files", [])
-            except (OSError, ValueError, AttributeError):
-                pass
+            earlier = _manifest(target) or {}
+            # Files of an earlier run of the same verb that this run did not write are
+            # stale; another verb's files (written beside with --force) are left alone.
+            old = earlier.get("files", []) if earlier.get("description") == self.description else []
+            if not isinstance(old, list):
+                old = []
             for name in files:
                 os.replace(stage / name, target / name)
             os.replace(stage / MARKER, target / MARKER)
