@@ -420,8 +420,9 @@ class OutputDirectory:
     without an exception, a new directory is renamed into place as a whole; into an
     existing one, each file is renamed over its old version and the :data:`MARKER`
     manifest is renamed in last, and files that an earlier run of the same verb listed
-    and this run did not write are removed (another verb's files are never removed). Renames within one file system need no space, so a full disk
-    fails while staging, before anything in ``target`` changed. On an exception (or
+    and this run did not write are removed (another verb's files are never removed).
+    Renames within one file system need no space, so a full disk fails while staging,
+    before anything in ``target`` changed. On an exception (or
     SIGTERM/SIGHUP through the CLI) the staging directory is removed and ``target`` is
     as it was."""
 
