@@ -26,9 +26,8 @@ import time
 from collections import Counter
 
 import numpy as np
-from hypothesis import strategies as st
-
 import onnx
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from hwprune.errors import InputError

@@ -9,8 +9,14 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import checks
-from .checks import MAX_BATCH, check_batch, check_density, check_tolerance  # noqa: F401
-from .checks import check_integer, check_seed  # noqa: F401
+from .checks import (  # noqa: F401  (re-exported: the CLI checks values through the API)
+    MAX_BATCH,
+    check_batch,
+    check_density,
+    check_integer,
+    check_seed,
+    check_tolerance,
+)
 from .cost.energy import energy_breakdown, level_columns, network_energy  # noqa: F401
 from .errors import InputError, UnknownNameError
 from .hardware.profile import DATAFLOWS, WEIGHT_FORMATS, DeviceProfile  # noqa: F401
@@ -426,7 +432,6 @@ def tradeoff(model: str, devices: Sequence[str | Path | DeviceProfile], seed: in
              progress=None, profiles: Sequence[str | Path] = ()):
     """Every pruning policy on reference model ``model`` swept over density and
     ``devices``, with Pareto fronts: a :class:`~hwprune.studies.tradeoff.TradeoffStudy`."""
-    from .prune import models
     from .studies.tradeoff import study
 
     model = check_reference_model(model)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-import os
 from typing import Any, Callable
 
 import numpy as np

@@ -20,8 +20,16 @@ import pandas as pd
 
 from . import api
 from .errors import HwpruneError, InputError
-from .report.output import (FORMATS, STDOUT, OutputDirectory, check_out_dir, check_out_path,
-                            remove_in_progress, render, write_atomic)
+from .report.output import (
+    FORMATS,
+    STDOUT,
+    OutputDirectory,
+    check_out_dir,
+    check_out_path,
+    remove_in_progress,
+    render,
+    write_atomic,
+)
 
 PROG = "hwprune"
 

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hwprune
 from hwprune import api
 from hwprune.cli import main
 from hwprune.cost.densities import Density, parse_densities

@@ -376,8 +376,8 @@ def test_names_with_dollars_are_drawn_literally(tmp_path, monkeypatch):
 
 def test_dollar_layer_through_the_cli(tmp_path, capsys):
     onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
     import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.ones((8, 4), dtype=np.float32), "w")
     graph = helper.make_graph(

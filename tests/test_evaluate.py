@@ -12,8 +12,7 @@ import hwprune
 from hwprune.errors import InputError, UnknownNameError
 from hwprune.evaluate import Cost, LayerPlan, Plan, evaluate, shapes_as_run
 from hwprune.latency.network import layer_latency
-from hwprune.schemes import (DENSE, FINE, NODE, SIMD, Group, Kernel, Scheme, register, scheme,
-                             unregister)
+from hwprune.schemes import DENSE, FINE, NODE, SIMD, Group, Kernel, Scheme, register, scheme, unregister
 from hwprune.studies import scalpel as S
 from hwprune.studies import tradeoff
 from hwprune.studies.recommend import recommend, recommend_choice

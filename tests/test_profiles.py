@@ -333,8 +333,7 @@ def test_reserved_level_names_match_the_energy_tables_fixed_columns():
     """hardware/ keeps its own copy of the energy table's fixed columns (it may not import
     cost/); this keeps the copy equal to the columns the table really has."""
     from hwprune.cost.energy import OPERAND_COLUMNS, level_columns
-    from hwprune.hardware.profile import ENERGY_TABLE_COLUMNS, LEVEL_COLUMN_SUFFIXES, \
-        RESERVED_LEVEL_NAMES
+    from hwprune.hardware.profile import ENERGY_TABLE_COLUMNS, LEVEL_COLUMN_SUFFIXES, RESERVED_LEVEL_NAMES
     for device in ("core-i7", "eyeriss", "cortex-m4", "titan-x"):
         dev = hwprune.device(device)
         table = hwprune.energy("lenet-300-100", dev)

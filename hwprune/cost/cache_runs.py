@@ -36,6 +36,7 @@ from ..workload.ops import Conv2d, Linear
 from . import traces as T
 from .cachesim import CacheSimulator, levels_of
 
+
 def _matrix(s: Scheme, rows: int, cols: int, kernel: tuple[int, int], density: float,
             rng: np.random.Generator, simd: int) -> F.SparseMatrix:
     return F.random_matrix(s.kernel, rows, cols, density, rng, s.group_width(kernel, simd))

@@ -32,6 +32,7 @@ from ..workload.layer import Layer
 from .estimate import LatencyEstimate, make_estimate
 from .work import KernelWork
 
+
 def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,
                         act_density: float = 1.0) -> LatencyEstimate:
     nest = LoopNest.of(layer, 1)

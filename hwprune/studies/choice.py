@@ -33,7 +33,7 @@ import pandas as pd
 from ..evaluate import Evaluation, LayerPlan, Plan, evaluate
 from ..hardware.profile import DeviceProfile
 from ..latency.network import breakeven
-from ..schemes import DENSE, Scheme
+from ..schemes import Scheme
 from ..workload.network import Network
 
 MAX_SETTLE = 16
