@@ -414,18 +414,35 @@ def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 
     return scalpel(model, device(dev, profiles), tolerance, seed, progress)
 
 
-def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, density: float,
+def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, density,
               profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
-    """Per-layer granularity from the simulators at an expected density (any network,
-    including .onnx files and imported PyTorch modules); see
+    """Per-layer granularity from the simulators at expected densities (any network,
+    including .onnx files and imported PyTorch modules). ``density``: one density for
+    fine, simd and node, or one per scheme (a mapping, or text such as
+    ``"fine=0.1,simd=0.15,node=0.5"``, which also names the candidates); see
     :mod:`hwprune.studies.recommend` and :meth:`hwprune.studies.choice.Choice.table`."""
     from .prune import models
     from .studies.recommend import recommend as run
+    from .studies.recommend import scheme_densities
 
-    net, dev, density = _network_arg(net), _device_arg(dev), check_density(density)
+    net, dev, density = _network_arg(net), _device_arg(dev), scheme_densities(density)
     if isinstance(net, str) and net in models.MODELS:
         net = models.to_network(models.build(net))
     return run(network(net), device(dev, profiles), density)
+
+
+def recommend_densities(density) -> str:
+    """``density`` as :func:`recommend` reads it, in words ("assuming fine reaches 0.1,
+    ..."); an :class:`InputError` if it is not accepted."""
+    from .studies.recommend import describe, scheme_densities
+
+    return describe(scheme_densities(density))
+
+
+def recommend_densities_arg(text: str) -> str:
+    """``text`` if :func:`recommend` accepts it as ``density`` (the CLI's check)."""
+    recommend_densities(text)
+    return text
 
 
 def tradeoff(model: str, devices: Sequence[str | Path | DeviceProfile], seed: int = 0,

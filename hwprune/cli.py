@@ -288,7 +288,7 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
              "reason"]]
         _emit(shown, args)
         if args.format == "table" and not args.out:
-            print(f"from the simulators alone, assuming each scheme reaches density {args.density}; "
+            print(f"from the simulators alone, {api.recommend_densities(args.density)}; "
                   "speedup = simulated dense latency / chosen, energy_ratio = chosen / dense energy")
         return
     result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
@@ -526,9 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="NETWORK",
                    help="a reference model (" + ", ".join(MODELS) + "), measured; or, with "
                         "--density, any network or .onnx file")
-    p.add_argument("--density", type=_density, default=None,
-                   help="choose at this expected density from the simulators alone (needed for "
-                        "networks without trained weights)")
+    p.add_argument("--density", type=_checked(api.recommend_densities_arg), default=None,
+                   metavar="D|SCHEME=D,...",
+                   help="choose from the simulators alone (needed for networks without trained "
+                        "weights), assuming fine, simd and node each reach density D, or each "
+                        "named scheme its own density, e.g. fine=0.1,simd=0.15,node=0.5")
     p.add_argument("--device", required=True, help="a device id or profile path")
     p.add_argument("--tolerance", type=_tolerance, default=0.01,
                    help="accuracy drop allowed, as a fraction (default: 0.01)")

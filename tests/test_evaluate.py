@@ -168,3 +168,40 @@ def test_breakeven_of_conv_only_schemes_on_a_network_without_convolutions_is_an_
     assert main(["breakeven", "lenet-300-100", "--device", "core-i7", "--schemes", "vector"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "convolutions only" in err[0]
+
+
+def test_each_scheme_may_reach_its_own_density():
+    from hwprune.studies.recommend import scheme_densities
+
+    net, dev = hwprune.network("lenet-5"), hwprune.device("cortex-m4")
+    assert scheme_densities("fine=0.1, simd=0.15,node=0.5") == {FINE: 0.1, SIMD: 0.15, NODE: 0.5}
+    assert scheme_densities("0.3") == {FINE: 0.3, SIMD: 0.3, NODE: 0.3}
+    table = recommend(net, dev, {"simd": 0.15, "node": 0.5}).set_index("layer")
+    assert set(table["scheme"]) <= {"simd", "node", "dense"} and "fine_density" not in table
+    assert table.loc["ip1", "simd_density"] == 0.15 and table.loc["conv1", "node_density"] == 0.5
+    assert (table.loc[table["scheme"] == "simd", "density"] == 0.15).all()
+
+
+@pytest.mark.parametrize("value, phrase", [
+    ("blk=0.1", "unknown scheme 'blk'"),
+    ("fine=1.5", "density of fine must be a fraction"),
+    ("dense=0.5", "prunes nothing"),
+    ("fine=0.1,csr=0.2", "given twice"),
+    ("fine", "neither a fraction"),
+    ("=0.3", "is not name=value"),
+])
+def test_bad_per_scheme_densities_are_one_line_errors(value, phrase, capsys):
+    from hwprune.cli import main
+
+    assert main(["granularity", "lenet-5", "--device", "cortex-m4", "--density", value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hwprune: error:") and phrase in err[0]
+
+
+def test_the_granularity_footer_says_which_densities_were_assumed(capsys):
+    from hwprune.cli import main
+
+    assert main(["granularity", "lenet-5", "--device", "core-i7", "--density",
+                 "fine=0.1,node=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "assuming fine reaches 0.1, node reaches 0.5" in out
