@@ -11,7 +11,7 @@ Every output hwprune writes goes through this module:
   kept and the file it points to is replaced atomically;
 * :class:`OutputDirectory` writes a run's files into a staging directory and moves them
   in together, ending with the ``.hwprune`` manifest (see :data:`MARKER`);
-* temporary files and directories are named ``.NAME.hwprune-PID-XXXXXXXX.tmp`` and kept
+* temporary files and directories are named ``.NAME.hwprune-PID-RANDOM.tmp`` and kept
   in a registry while in use, so that the CLI's SIGTERM/SIGHUP handler can remove them
   (:func:`remove_in_progress`); files of that pattern left by a process that is gone
   (SIGKILL, power loss) are removed by the next write beside them, and never count as
@@ -415,7 +415,7 @@ class OutputDirectory:
         with OutputDirectory(out, force) as stage:
             write_atomic(stage / "a.csv", ...)
 
-    The files go into a staging directory (``.NAME.hwprune-PID-XXXXXXXX.tmp``: beside
+    The files go into a staging directory (``.NAME.hwprune-PID-RANDOM.tmp``: beside
     ``target`` when it does not exist yet, inside it when it does). When the block ends
     without an exception, a new directory is renamed into place as a whole; into an
     existing one, each file is renamed over its old version and the :data:`MARKER`
