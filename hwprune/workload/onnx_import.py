@@ -297,12 +297,15 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
                              "(an initializer)")
         return c
 
-    if op == "Conv":
-        x = src()
-        w = const(1, "weight")
+    def weighted() -> tuple[str, np.ndarray, tuple[int, ...]]:
+        """The data input, the constant weight and the data's shape of a Conv/Gemm/MatMul."""
+        x, w = src(), const(1, "weight")
         if w is None:
             raise InputError(f"{_label(node)}: its weight input is missing")
-        in_shape = b.shape(x)
+        return x, w, b.shape(x)
+
+    if op == "Conv":
+        x, w, in_shape = weighted()
         if len(in_shape) != 3:
             raise ShapeError(f"{_label(node)}: input {node.input[0]!r} has shape (batch, "
                              f"{', '.join(map(str, in_shape))}); hwprune imports 2-D convolutions "
@@ -337,11 +340,7 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
         producer_of[out] = "conv"
         return out
     if op in ("Gemm", "MatMul"):
-        x = src()
-        w = const(1, "weight")
-        if w is None:
-            raise InputError(f"{_label(node)}: its weight input is missing")
-        in_shape = b.shape(x)
+        x, w, in_shape = weighted()
         if len(in_shape) != 1:
             raise ShapeError(f"{_label(node)}: input {node.input[0]!r} has shape (batch, "
                              f"{', '.join(map(str, in_shape))}); accepted: (batch, features), "
