@@ -282,33 +282,37 @@ def evaluate(net: str | Path | Network, dev: str | Path | DeviceProfile, plan=No
 
 
 def latency(net: str | Path | Network, dev: str | Path | DeviceProfile, scheme: str = "dense",
-            density: float = 1.0, profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
-    """Predicted latency per conv/fc layer (see :func:`hwprune.latency.network_latency`)."""
+            density: float = 1.0, profiles: Sequence[str | Path] = (), batch: int = 1) -> pd.DataFrame:
+    """Predicted latency per conv/fc layer for ``batch`` inputs processed together (see
+    :func:`hwprune.latency.network_latency`)."""
     from .latency import network_latency
 
     net, dev = _network_arg(net), _device_arg(dev)
-    scheme, density = _scheme_arg(scheme), check_density(density)
-    return network_latency(network(net), device(dev, profiles), scheme, density)
+    scheme, density, batch = _scheme_arg(scheme), check_density(density), check_batch(batch)
+    return network_latency(network(net), device(dev, profiles), scheme, density, batch)
 
 
 def breakeven(net: str | Path | Network, dev: str | Path | DeviceProfile, schemes=None,
-              profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
-    """Per layer and scheme, the density below which it beats dense (see
+              profiles: Sequence[str | Path] = (), batch: int = 1) -> pd.DataFrame:
+    """Per layer and scheme, the density below which it beats dense at ``batch`` (see
     :func:`hwprune.latency.breakeven`); ``schemes`` default fine, simd, node."""
     from .latency import network as L
 
     net, dev, schemes = _network_arg(net), _device_arg(dev), _schemes_arg(schemes)
-    return L.breakeven(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES)
+    batch = check_batch(batch)
+    return L.breakeven(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES, batch)
 
 
 def latency_curves(net: str | Path | Network, dev: str | Path | DeviceProfile, schemes=None,
-                   profiles: Sequence[str | Path] = ()) -> pd.DataFrame:
-    """Latency against density per layer and scheme (see
+                   profiles: Sequence[str | Path] = (), batch: int = 1) -> pd.DataFrame:
+    """Latency against density per layer and scheme at ``batch`` (see
     :func:`hwprune.latency.latency_curves`)."""
     from .latency import network as L
 
     net, dev, schemes = _network_arg(net), _device_arg(dev), _schemes_arg(schemes)
-    return L.latency_curves(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES)
+    batch = check_batch(batch)
+    return L.latency_curves(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES,
+                            batch=batch)
 
 
 def cachesim_layer(net: str | Path | Network, layer: str, dev: str | Path | DeviceProfile,

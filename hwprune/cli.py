@@ -186,11 +186,12 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
 
 def _cmd_latency(args: argparse.Namespace) -> None:
     dev = api.device(args.device, args.profiles)
-    df = api.latency(args.network, dev, args.scheme, args.density)
+    df = api.latency(args.network, dev, args.scheme, args.density, batch=args.batch)
     _emit(df, args)
     if args.format == "table" and not args.out:
         print(f"total {df['seconds'].sum() * 1e3:.4g} ms on {dev.id} ({dev.device_class} model), "
-              f"scheme {args.scheme}" + ("" if args.scheme == "dense" else f" at density {args.density}"))
+              f"scheme {args.scheme}" + ("" if args.scheme == "dense" else f" at density {args.density}")
+              + f", batch {args.batch}")
 
 
 def _cmd_breakeven(args: argparse.Namespace) -> None:
@@ -203,10 +204,11 @@ def _cmd_breakeven(args: argparse.Namespace) -> None:
         raise UsageError(f"--schemes needs a comma-separated list; got {args.formats!r}")
     dev = api.device(args.device, args.profiles)
     net = api.network(args.network)
-    table = api.breakeven(net, dev, schemes)
+    table = api.breakeven(net, dev, schemes, batch=args.batch)
     if args.plot:
-        plot_breakeven(api.latency_curves(net, dev, schemes),
-                       f"{net.name} on {dev.id}: latency against density", args.plot)
+        plot_breakeven(api.latency_curves(net, dev, schemes, batch=args.batch),
+                       f"{net.name} on {dev.id}, batch {args.batch}: latency against density",
+                       args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     shown = table.copy()
     if args.format == "table":
@@ -215,7 +217,7 @@ def _cmd_breakeven(args: argparse.Namespace) -> None:
     _emit(shown, args)
     if args.format == "table" and not args.out:
         print("breakeven_density: below it the scheme is faster than dense; 'never': not "
-              "above 1% density")
+              f"above 1% density; batch {args.batch}")
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
@@ -381,6 +383,12 @@ _positive_int = _int_between(1)
 _seed = _int_between(0, what="seed")
 
 
+def _add_batch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=_checked(api.check_batch), default=1, metavar="N",
+                   help="inputs processed together, 1 to 65536; weights are reused across "
+                        "them (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -414,9 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("energy", help="energy per layer by memory level and operand")
     _add_network_device(p)
-    p.add_argument("--batch", type=_checked(api.check_batch), default=1, metavar="N",
-                   help="inputs processed together, 1 to 65536; weights are reused across "
-                        "them (default 1)")
+    _add_batch_option(p)
     p.add_argument("--densities", metavar="FILE",
                    help="CSV with header layer,weight_density,act_density (default: dense)")
     p.add_argument("--dataflow", choices=api.DATAFLOWS, help="dataflow preset (default: the device's)")
@@ -454,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the weights are pruned and stored (default dense)")
     p.add_argument("--density", type=_density, default=1.0, metavar="D",
                    help="fraction of weights (groups, rows for compact) kept (default 1)")
+    _add_batch_option(p)
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_latency)
@@ -468,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + " (default fine,simd,node; --formats is the older spelling)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw latency against density, one line per format, per layer")
+    _add_batch_option(p)
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_breakeven)

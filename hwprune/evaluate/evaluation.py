@@ -7,9 +7,9 @@ Per conv/fc layer, under the plan (:mod:`hwprune.evaluate.plan`):
 * **energy**: the loop-nest model (:func:`hwprune.cost.energy.layer_cost`) at the
   layer's density, with the scheme's storage format and group width;
 * **latency**: the device class's latency model
-  (:func:`hwprune.latency.network.layer_latency`) with the scheme's kernel. The
-  models price batch 1; a batch of ``b`` takes ``b`` times as long (*simplification*:
-  no batching of the latency models yet);
+  (:func:`hwprune.latency.network.layer_latency`) with the scheme's kernel, for the
+  whole batch at once (a fully connected layer at batch ``b`` is a matrix-matrix
+  product with ``b`` columns, its weights reused across the batch);
 * **bytes**: the scheme's storage of the layer's weights
   (:func:`hwprune.sparse.storage.storage_cost`): values, indices and row pointers at
   the device's element and index widths.
@@ -82,7 +82,7 @@ class LayerEvaluation:
         weights: weights of the unpruned layer; ``weights_kept``: weights stored and
             multiplied as it runs.
         energy: energy by memory level and operand (batch ``b``).
-        latency: the latency estimate at batch 1.
+        latency: the latency estimate of the whole batch.
         storage: bytes of the stored weights.
         batch: inputs processed together.
     """
@@ -102,7 +102,7 @@ class LayerEvaluation:
 
     @property
     def cost(self) -> Cost:
-        return Cost(self.energy.energy_pj, self.latency.seconds * self.batch,
+        return Cost(self.energy.energy_pj, self.latency.seconds,
                     self.storage.total_bytes)
 
     @property
@@ -186,7 +186,7 @@ def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile
            batch: int) -> LayerEvaluation:
     run = shape.layer
     kernel_shape = KernelShape.of(run)
-    s = lp.scheme.on(kernel_shape.is_matvec)
+    s = lp.scheme.on(kernel_shape.is_fc)
     density = lp.density if s.prunes else 1.0
     group = s.group_width(kernel_shape.kernel, dev.compute.simd_lanes)
     nest = LoopNest.of(run, batch)
@@ -200,7 +200,7 @@ def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile
     _, m, c, _, _, r, k = nest.bounds
     rows, cols = m * nest.groups, c * r * k
     energy = layer_cost(nest, dev, flow, Density(stored_density, lp.act_density), s.storage, group)
-    latency = layer_latency(run, dev, s, density, lp.act_density)
+    latency = layer_latency(run, dev, s, density, lp.act_density, batch)
     store = storage_cost(s.storage, rows, cols, stored_density, dev.element_bytes,
                          dev.sparsity.index_bits, group=group)
     kept = store.value_bytes / dev.element_bytes

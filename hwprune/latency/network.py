@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..checks import check_batch
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..schemes import DENSE, FINE, NODE, SIMD, Scheme, scheme
@@ -33,10 +34,13 @@ CURVE_DENSITIES = tuple(float(d) for d in np.round(np.concatenate(
 
 
 def layer_latency(layer: Layer, dev: DeviceProfile, pruning: Scheme | str = DENSE,
-                  density: float = 1.0, act_density: float = 1.0) -> LatencyEstimate:
-    """Predicted latency of ``layer``'s kernel on ``dev`` at batch 1, with its weights
-    pruned by scheme ``pruning`` to ``density`` (see :mod:`hwprune.latency.work`)."""
-    work = kernel_work(KernelShape.of(layer), pruning, density, dev.compute.simd_lanes)
+                  density: float = 1.0, act_density: float = 1.0,
+                  batch: int = 1) -> LatencyEstimate:
+    """Predicted latency of ``layer``'s kernel on ``dev`` for ``batch`` inputs processed
+    together, with its weights pruned by scheme ``pruning`` to ``density`` (see
+    :mod:`hwprune.latency.work`)."""
+    work = kernel_work(KernelShape.of(layer, check_batch(batch)), pruning, density,
+                       dev.compute.simd_lanes)
     cls = dev.device_class
     if cls == "mcu":
         return mcu_latency(work, dev)
@@ -52,21 +56,22 @@ def _schemes_for(layer: Layer, schemes: Sequence[Scheme], last: bool) -> list[Sc
     connected layer the kernel-row and kernel schemes are ``fine`` and are left out, and
     on the network's last conv/fc layer (``last``) no scheme may remove units, whose
     outputs leave the network."""
-    fc = KernelShape.of(layer).is_matvec
+    fc = KernelShape.of(layer).is_fc
     return [s for s in schemes if not (fc and s.conv_only) and not (last and s.removes_units)]
 
 
 def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DENSE,
-                    density: float = 1.0) -> pd.DataFrame:
-    """One row per conv/fc layer: ``layer``, ``kind``, ``scheme`` (as it runs on the
+                    density: float = 1.0, batch: int = 1) -> pd.DataFrame:
+    """One row per conv/fc layer, for ``batch`` inputs processed together:
+    ``layer``, ``kind``, ``scheme`` (as it runs on the
     layer: ``vector``/``kernel`` groups of a fully connected layer are single weights,
     so it runs ``fine``), ``density``, ``cycles``, ``seconds``, ``bound`` (the limiting
     term) and one ``<term>_cycles`` column per term of the device class's model."""
     pruning = scheme(pruning)
     rows = []
     for layer in net.weighted_layers:
-        used = pruning.on(KernelShape.of(layer).is_matvec)
-        est = layer_latency(layer, dev, used, density)
+        used = pruning.on(KernelShape.of(layer).is_fc)
+        est = layer_latency(layer, dev, used, density, batch=batch)
         row = {"layer": layer.name, "kind": layer.kind, "scheme": used.name,
                "density": 1.0 if not used.prunes else float(density),
                "cycles": est.cycles, "seconds": est.seconds, "bound": est.bound}
@@ -77,19 +82,19 @@ def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DE
 
 def latency_curves(net: Network, dev: DeviceProfile,
                    schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES,
-                   densities: Sequence[float] = CURVE_DENSITIES) -> pd.DataFrame:
-    """Long table of predicted seconds: ``layer``, ``scheme`` (``dense`` included once
-    per layer), ``density``, ``seconds``, ``cycles``, ``bound``."""
+                   densities: Sequence[float] = CURVE_DENSITIES, batch: int = 1) -> pd.DataFrame:
+    """Long table of predicted seconds for ``batch`` inputs: ``layer``, ``scheme``
+    (``dense`` included once per layer), ``density``, ``seconds``, ``cycles``, ``bound``."""
     schemes = [scheme(s) for s in schemes]
     rows = []
     for layer in net.weighted_layers:
-        dense = layer_latency(layer, dev, DENSE)
+        dense = layer_latency(layer, dev, DENSE, batch=batch)
         for d in densities:
             rows.append({"layer": layer.name, "scheme": DENSE.name, "density": float(d),
                          "seconds": dense.seconds, "cycles": dense.cycles, "bound": dense.bound})
         for s in _schemes_for(layer, schemes, layer is net.weighted_layers[-1]):
             for d in densities:
-                est = layer_latency(layer, dev, s, float(d))
+                est = layer_latency(layer, dev, s, float(d), batch=batch)
                 rows.append({"layer": layer.name, "scheme": s.name, "density": float(d),
                              "seconds": est.seconds, "cycles": est.cycles, "bound": est.bound})
     return pd.DataFrame(rows)
@@ -121,9 +126,10 @@ def crossing(seconds_at, dense_seconds: float, lo: float = FLOOR, steps: int = 7
 
 
 def breakeven(net: Network, dev: DeviceProfile,
-              schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES) -> pd.DataFrame:
-    """Per layer and scheme, the density below which the scheme beats dense (schemes
-    that remove units are left out on the last layer).
+              schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES, batch: int = 1) -> pd.DataFrame:
+    """Per layer and scheme, the density below which the scheme beats dense for
+    ``batch`` inputs processed together (schemes that remove units are left out on the
+    last layer).
 
     Columns: ``layer``, ``kind``, ``scheme``, ``dense_seconds``, ``breakeven_density``
     (NaN: never faster above 1% density; 1.0: faster even unpruned),
@@ -136,10 +142,10 @@ def breakeven(net: Network, dev: DeviceProfile,
                          "from the schemes")
     rows = []
     for layer in net.weighted_layers:
-        dense = layer_latency(layer, dev, DENSE).seconds
+        dense = layer_latency(layer, dev, DENSE, batch=batch).seconds
         for s in _schemes_for(layer, schemes, layer is net.weighted_layers[-1]):
             def seconds_at(d: float, s=s, layer=layer) -> float:
-                return layer_latency(layer, dev, s, d).seconds
+                return layer_latency(layer, dev, s, d, batch=batch).seconds
             tenth = seconds_at(0.1)
             rows.append({"layer": layer.name, "kind": layer.kind, "scheme": s.name,
                          "dense_seconds": dense, "breakeven_density": crossing(seconds_at, dense),

@@ -1,10 +1,14 @@
 """What one layer's kernel has to do: the lowered shape and its operation counts.
 
-A conv or fc layer runs as hwprune's kernels run it (:mod:`hwprune.sparse.kernels`) at
-batch 1: a fully connected layer is a matrix-vector product ``y = W x`` with ``W`` of
+A conv or fc layer runs as hwprune's kernels run it (:mod:`hwprune.sparse.kernels`): at
+batch 1 a fully connected layer is a matrix-vector product ``y = W x`` with ``W`` of
 ``rows x cols``; a convolution is im2col followed by a matrix-matrix product with
-``n = E * F`` columns, once per group. A :class:`~hwprune.schemes.Scheme` names the
-kernel that runs the pruned layer and what ``density`` means:
+``n = E * F`` columns, once per group. A batch of ``b`` inputs is one product with ``b``
+times the columns: ``n = b`` for a fully connected layer (a matrix-matrix product, the
+weights reused across the batch) and ``n = b * E * F`` for a convolution.
+
+A :class:`~hwprune.schemes.Scheme` names the kernel that runs the pruned layer and what
+``density`` means:
 
 * ``dense`` kernel: every weight stored and multiplied (``density`` is ignored);
 * ``csr`` (scheme ``fine``): a fraction ``density`` of the weights, one int index each;
@@ -37,9 +41,11 @@ class KernelShape:
     Attributes:
         rows: output rows of one group's weight matrix (output channels per group).
         cols: columns of that matrix (``C / groups * R * S``).
-        n: output positions (``E * F``; 1 for a fully connected layer).
+        n: columns of the product: output positions times the batch (``b * E * F``;
+            ``b`` for a fully connected layer).
         groups: convolution groups (1 for fc).
         kernel: ``(R, S)`` of a convolution, ``(1, 1)`` for fc.
+        batch: inputs processed together (already in ``n``).
     """
 
     rows: int
@@ -47,21 +53,32 @@ class KernelShape:
     n: int
     groups: int = 1
     kernel: tuple[int, int] = (1, 1)
+    batch: int = 1
 
     @property
     def is_matvec(self) -> bool:
+        """A matrix-vector product: a fully connected layer (or a 1x1 layer of one
+        output position) at batch 1."""
         return self.n == 1 and self.kernel == (1, 1)
 
+    @property
+    def is_fc(self) -> bool:
+        """A fully connected layer (or a 1x1 layer of one output position) at any batch:
+        its input needs no im2col, and its kernel-row and kernel groups are single
+        weights."""
+        return self.kernel == (1, 1) and self.n == self.batch
+
     @classmethod
-    def of(cls, layer: Layer) -> "KernelShape":
+    def of(cls, layer: Layer, batch: int = 1) -> "KernelShape":
         op = layer.op
         if isinstance(op, Linear):
-            return cls(rows=layer.weight_shape[0], cols=int(math.prod(layer.weight_shape[1:])), n=1)
+            return cls(rows=layer.weight_shape[0], cols=int(math.prod(layer.weight_shape[1:])),
+                       n=batch, batch=batch)
         if isinstance(op, Conv2d):
             g = op.groups
             return cls(rows=layer.weight_shape[0] // g, cols=int(math.prod(layer.weight_shape[1:])),
-                       n=layer.output_shape[1] * layer.output_shape[2], groups=g,
-                       kernel=tuple(op.kernel))
+                       n=batch * layer.output_shape[1] * layer.output_shape[2], groups=g,
+                       kernel=tuple(op.kernel), batch=batch)
         raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; latency is modelled "
                          "for conv and fc layers")
 
@@ -79,7 +96,8 @@ class KernelWork:
         index_entries: stored indices (nonzeros for csr, groups for group schemes,
             kept columns for compact; 0 for dense).
         macs: multiply-accumulates executed (stored values x ``n``).
-        gathers: input loads addressed through an index (per output column).
+        gathers: input loads addressed through an index, per column of the product
+            (per input vector of a fully connected layer; 0 for convolutions).
         im2col_elements: elements im2col writes (0 for fc).
         shape: the lowered layer.
     """
@@ -105,7 +123,7 @@ def kernel_work(shape: KernelShape, pruning: Scheme | str, density: float,
                 simd_lanes: int = 8) -> KernelWork:
     """Counts of ``shape``'s kernel under scheme ``pruning`` at ``density`` (a fraction in
     (0, 1]); a kernel-row or kernel scheme on a fully connected layer runs as ``fine``."""
-    s = scheme(pruning).on(shape.is_matvec)
+    s = scheme(pruning).on(shape.is_fc)
     density = check_density(density)
     g = s.group_width(shape.kernel, simd_lanes)
     m, k, n, groups = shape.rows, shape.cols, shape.n, shape.groups
@@ -116,17 +134,17 @@ def kernel_work(shape: KernelShape, pruning: Scheme | str, density: float,
     elif s.kernel is Kernel.CSR:
         stored = max(1, round(density * m * k))
         index = stored
-        gathers = stored if shape.is_matvec else 0
+        gathers = stored if shape.is_fc else 0
     elif s.kernel is Kernel.COMPACT:
         rows = max(1, round(density * m))
         stored, index = rows * k, k
-        gathers = k if shape.is_matvec else 0
+        gathers = k if shape.is_fc else 0
     else:
         per_row = -(-k // g)
         kept = max(1, round(density * m * per_row))
         stored, index = kept * g, kept
-        gathers = stored if shape.is_matvec else 0
-    im2col = 0 if shape.is_matvec else k * n
+        gathers = stored if shape.is_fc else 0
+    im2col = 0 if shape.is_fc else k * n
     return KernelWork(scheme=s, density=float(density), group=g, rows=rows * groups,
                       stored=stored * groups, index_entries=index * groups,
                       macs=stored * groups * n, gathers=gathers * groups,

@@ -1,0 +1,71 @@
+"""Latency never increases as density falls: every scheme, every built-in device.
+
+Issue 19 item 4. A pruning scheme that keeps fewer weights (groups, rows) must never
+be predicted slower than the same scheme keeping more: otherwise break-even densities
+and the per-layer choice read a model artefact as a hardware effect.
+"""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hwprune
+from hwprune.hardware.registry import list_devices
+from hwprune.latency import layer_latency
+from hwprune.schemes import all_schemes
+
+LAYERS = [
+    ("lenet-300-100", "ip1"), ("lenet-300-100", "ip3"),
+    ("lenet-5", "conv1"), ("lenet-5", "conv2"), ("lenet-5", "ip1"),
+    ("cifar10-quick", "conv2"), ("nin-cifar10", "cccp1"),
+    ("alexnet", "conv1"), ("alexnet", "conv4"), ("alexnet", "fc8"),
+    ("mobilenet-v1", "Conv2d_2_depthwise"),
+]
+"""Conv and fc layers of the built-in networks: small and large, grouped and depthwise,
+1x1 and 11x11 kernels, matrix-vector and matrix-matrix."""
+
+
+def _device_ids() -> list[str]:
+    """Every built-in device profile (a new built-in is covered without editing this)."""
+    return sorted(d.id for d in list_devices())
+
+
+def _layer(net: str, name: str):
+    network = hwprune.network(net)
+    names = [lay.name for lay in network.weighted_layers]
+    if name not in names:          # keep the test honest if a built-in renames a layer
+        pytest.fail(f"{net} has no layer {name!r}; its conv/fc layers: {names}")
+    return network[name]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_latency_never_rises_as_density_falls(data):
+    dev_id = data.draw(st.sampled_from(_device_ids()), label="device")
+    net, name = data.draw(st.sampled_from(LAYERS), label="layer")
+    s = data.draw(st.sampled_from([s.name for s in all_schemes() if s.prunes]), label="scheme")
+    batch = data.draw(st.sampled_from([1, 1, 4]), label="batch")
+    d1 = data.draw(st.floats(0.01, 1.0), label="d1")
+    d2 = data.draw(st.floats(0.01, 1.0), label="d2")
+    lo, hi = sorted((d1, d2))
+    dev = hwprune.device(dev_id)
+    layer = _layer(net, name)
+    fast = layer_latency(layer, dev, s, lo, batch=batch)
+    slow = layer_latency(layer, dev, s, hi, batch=batch)
+    assert fast.cycles <= slow.cycles * (1 + 1e-9), (
+        f"{s} on {net}/{name} at batch {batch} on {dev_id}: {fast.cycles:.6g} cycles at "
+        f"density {lo:.4g} > {slow.cycles:.6g} at {hi:.4g} ({dict(fast.parts)} vs {dict(slow.parts)})")
+
+
+@pytest.mark.parametrize("dev_id", _device_ids())
+def test_latency_on_a_dense_grid_never_rises(dev_id):
+    """A fixed grid on every built-in device: what hypothesis might not draw."""
+    dev = hwprune.device(dev_id)
+    grid = [1.0, 0.9, 0.7, 0.5, 0.35, 0.2, 0.12, 0.07, 0.04, 0.02, 0.01]
+    for net, name in [("lenet-5", "conv2"), ("lenet-300-100", "ip1")]:
+        layer = _layer(net, name)
+        for s in (s.name for s in all_schemes() if s.prunes):
+            cycles = [layer_latency(layer, dev, s, d).cycles for d in grid]
+            rises = [(grid[i], grid[i + 1]) for i in range(len(grid) - 1)
+                     if cycles[i + 1] > cycles[i] * (1 + 1e-9)]
+            assert not rises, f"{s} on {net}/{name} on {dev_id} rises between densities {rises}"
