@@ -5,18 +5,22 @@ imported PyTorch module), how far each scheme can prune within an accuracy toler
 cannot be measured; :mod:`hwprune.studies.scalpel` does that for the reference models.
 This module asks the other half of Scalpel's question: if each scheme reached the
 density the user expects of it, which one runs fastest on the device? The densities
-(:func:`scheme_densities`) are either one number for every candidate of
-:data:`CANDIDATES` (fine-grained, SIMD-aware with ``g`` = the device's SIMD width where
-a group fits a weight row, and node pruning), or one per scheme, which also names the
-candidates: ``fine=0.1,simd=0.15,node=0.5``. Coarser groups reach less sparsity at the
-same accuracy (Mao et al. 2017), so equal densities favour node pruning; giving each
-scheme its own density is the way to say so. No scheme that removes units is tried on
-the last layer, whose outputs leave the network. The choice, the settling of
-cross-layer effects and the table are :mod:`hwprune.studies.choice`'s.
+(:func:`scheme_densities`) are either one number ``d`` or one per scheme. Coarser
+groups reach less sparsity at the same accuracy (Mao et al. 2017), so one density for
+every scheme would favour node pruning (a dense layer ``1/d`` smaller); one number is
+therefore the density *fine-grained* pruning reaches, and each other candidate of
+:data:`CANDIDATES` (SIMD-aware with ``g`` = the device's SIMD width where a group fits a
+weight row, and node pruning) gets, layer by layer, the density it reaches at the same
+accuracy from :mod:`hwprune.studies.density_model` (:class:`ModelledDensities`). One
+density per scheme, ``fine=0.1,simd=0.15,node=0.5``, is taken as given and also names
+the candidates. :func:`describe` says which was used (the line under the table). No
+scheme that removes units is tried on the last layer, whose outputs leave the network.
+The choice, the settling of cross-layer effects and the table are :mod:`hwprune.studies.choice`'s.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -27,6 +31,7 @@ from ..hardware.profile import DeviceProfile
 from ..latency.work import KernelShape
 from ..schemes import FINE, NODE, SIMD, Scheme, scheme
 from ..workload.network import Network
+from . import density_model
 from .choice import Choice, Option, choose
 
 CANDIDATES: tuple[Scheme, ...] = (FINE, SIMD, NODE)
@@ -45,10 +50,35 @@ ACCEPTED = ("a density in (0, 1] for every candidate scheme, or one per scheme s
             "fine=0.1,simd=0.15,node=0.5")
 
 
-def scheme_densities(density, candidates: Sequence[Scheme | str] = CANDIDATES) -> dict[Scheme, float]:
-    """The density each candidate scheme is assumed to reach: ``density`` is one number
-    for every scheme of ``candidates``, or a mapping (or text ``name=d,name=d``) of
-    scheme names to densities, which then names the candidates itself."""
+@dataclass(frozen=True)
+class ModelledDensities:
+    """One density ``fine`` for fine-grained pruning; each scheme of ``candidates``
+    reaches, per layer, the density of equal accuracy that
+    :func:`hwprune.studies.density_model.model_density` gives."""
+
+    fine: float
+    candidates: tuple[Scheme, ...] = CANDIDATES
+
+    def at(self, s: Scheme, shape: KernelShape, simd_lanes: int) -> float:
+        """The density ``s`` reaches on a layer of ``shape``."""
+        return density_model.model_density(s, shape, simd_lanes, self.fine)
+
+    def describe(self) -> str:
+        others = ", ".join(s.name for s in self.candidates if s != FINE) or "no other scheme"
+        return (f"assuming fine-grained pruning reaches density {self.fine:g} and {others} "
+                f"the density of equal accuracy from {density_model.NAME}: "
+                + density_model.summary())
+
+
+def scheme_densities(density, candidates: Sequence[Scheme | str] = CANDIDATES
+                     ) -> dict[Scheme, float] | ModelledDensities:
+    """The density each candidate scheme is assumed to reach: ``density`` is one number,
+    the density of fine-grained pruning, from which :class:`ModelledDensities` gives
+    every scheme of ``candidates`` its density of equal accuracy per layer; or a mapping
+    (or text ``name=d,name=d``) of scheme names to densities, taken as given, which then
+    names the candidates itself."""
+    if isinstance(density, ModelledDensities):
+        return density
     if isinstance(density, str) and "=" not in density:
         try:
             density = check_density(density.strip())
@@ -56,8 +86,7 @@ def scheme_densities(density, candidates: Sequence[Scheme | str] = CANDIDATES) -
             raise InputError(f"density {density!r} is neither a fraction in (0, 1] nor "
                              f"name=value pairs; give {ACCEPTED}") from None
     if not isinstance(density, (str, Mapping)):
-        d = check_density(density)
-        return {scheme(s): d for s in candidates}
+        return ModelledDensities(check_density(density), tuple(scheme(s) for s in candidates))
     if isinstance(density, str):
         pairs = []
         for item in density.split(","):
@@ -82,8 +111,11 @@ def scheme_densities(density, candidates: Sequence[Scheme | str] = CANDIDATES) -
     return out
 
 
-def describe(densities: Mapping[Scheme, float]) -> str:
-    """``densities`` in words, for the line under the table."""
+def describe(densities: Mapping[Scheme, float] | ModelledDensities) -> str:
+    """``densities`` in words, for the line under the table: which densities were given,
+    or which model gave them."""
+    if isinstance(densities, ModelledDensities):
+        return densities.describe()
     values = set(densities.values())
     if len(values) == 1:
         return (f"assuming each of {', '.join(s.name for s in densities)} reaches density "
@@ -94,14 +126,20 @@ def describe(densities: Mapping[Scheme, float]) -> str:
 def recommend_choice(net: Network, dev: DeviceProfile, density,
                      candidates: Sequence[Scheme | str] = CANDIDATES) -> Choice:
     """The per-layer choice if each candidate reached its density on every layer
-    (``density``: see :func:`scheme_densities`)."""
+    (``density``: see :func:`scheme_densities`; one number is fine-grained pruning's,
+    the others' come from :mod:`hwprune.studies.density_model` layer by layer)."""
     densities = scheme_densities(density, candidates)
     last = net.weighted_layers[-1].name
+    lanes = dev.compute.simd_lanes
     per_layer = {}
     for lay in net.weighted_layers:
         shape = KernelShape.of(lay)
-        per_layer[lay.name] = [Option(s, d) for s, d in densities.items()
-                               if fits(s, shape, dev.compute.simd_lanes, lay.name == last)]
+        if isinstance(densities, ModelledDensities):
+            given = {s: densities.at(s, shape, lanes) for s in densities.candidates}
+        else:
+            given = densities
+        per_layer[lay.name] = [Option(s, d) for s, d in given.items()
+                               if fits(s, shape, lanes, lay.name == last)]
     return choose(net, dev, per_layer)
 
 
