@@ -43,8 +43,10 @@ def test_mcu_dense_fc_by_hand():
     dev = hwprune.device("cortex-m4")
     layer = hwprune.network("lenet-300-100")["ip3"]        # 10 x 100
     est = layer_latency(layer, dev, "dense")
-    # 500 words x (2 loads x 2 + SMLAD 1 + branch 3/4) + 10 rows x 10, flash: 2000 B / 16 x 5
-    issue = 500 * (2 * 2 + 1 + 0.75) + 10 * 10
+    # arm_fully_connected_q15_opt: 2 blocks of 4 rows x 50 column pairs, each 5 loads in one
+    # run (6) + 4 SMLAD + loop (2 ADD + SUBS + BNE 3) / 4; 2 left-over rows of 25 bodies of
+    # 4 loads (5) + 2 SMLAD + 1.5; 8 cycles per output. Flash: 2000 B / 16 x 5 wait states
+    issue = 2 * 50 * (6 + 4 + 1.5) + 2 * 25 * (5 + 2 + 1.5) + 10 * 8
     assert est.parts["issue"] == pytest.approx(issue)
     assert est.parts["flash"] == pytest.approx(2000 / 16 * 5)
     assert est.cycles == pytest.approx(issue + 625)

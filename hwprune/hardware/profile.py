@@ -88,11 +88,18 @@ ZERO_LATENCY_KEYS = frozenset(f"{kind}_call_cycles" for kind, _ in _KERNEL_KINDS
 
 LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "mcu": MappingProxyType({
-        "load_cycles": "cycles of one load instruction from SRAM",
+        "load_cycles": "cycles of one load instruction from zero-wait-state memory (the first of a run)",
+        "pipelined_load_cycles": "cycles of a load or store directly after a load it does not take "
+                                 "its address from (back-to-back loads pipeline)",
         "mac_cycles": "cycles of one multiply-accumulate instruction (MLA, or SMLAD for two 16-bit MACs)",
+        "alu_cycles": "cycles of one data-processing instruction (ADD, SUBS, SSAT)",
         "branch_cycles": "cycles of a taken loop branch, pipeline refill included",
-        "loop_unroll": "loop iterations per taken branch (unrolling)",
-        "row_cycles": "cycles of per-row work: pointer loads, reduction, store, loop set-up",
+        "loop_unroll": "loop bodies per loop test and taken branch (unrolling)",
+        "row_cycles": "cycles of per-output work: bias, shift, saturate, store, outer-loop share",
+        "im2col_position_cycles": "cycles of im2col per output column and kernel position besides "
+                                  "the copy (bounds checks, address, copy call)",
+        "flash_cache_lines": "lines of the flash data cache (ART accelerator) that keep a small "
+                             "weight stream between passes",
     }),
     "cpu": MappingProxyType({
         "dense_mac_cycles": "cycles per MAC of the dense matrix-vector kernel, data in L1",
