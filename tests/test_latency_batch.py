@@ -37,7 +37,7 @@ def test_a_batch_costs_more_than_one_input_and_at_most_b_times(dev_id):
 
 def test_evaluate_prices_the_whole_batch_at_once():
     net, dev = hwprune.network("lenet-300-100"), hwprune.device("titan-x")
-    ev = evaluate(net, dev, Plan.uniform(net, "dense"), batch=32)
+    ev = evaluate(net, dev, Plan.uniform(net, "dense", 1.0), batch=32)
     layer = ev.layers[0]
     assert layer.cost.latency_s == pytest.approx(
         layer_latency(net[layer.layer], dev, "dense", batch=32).seconds)
