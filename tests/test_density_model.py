@@ -112,3 +112,33 @@ def test_cli_footer_names_the_model_and_unknown_schemes_are_one_line_errors(caps
                  "fine=0.1,blk=0.2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hwprune: error:") and "unknown scheme 'blk'" in err[0]
+
+
+def _validate_scalpel():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_scalpel.py"
+    spec = importlib.util.spec_from_file_location("validate_scalpel", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_validate_scalpel_prices_the_published_structures():
+    from hwprune.evaluate import evaluate
+
+    V = _validate_scalpel()
+    net, dev = hwprune.network("lenet-5"), hwprune.device("cortex-m4")
+    plans = V.plans(net, dev)
+    assert plans["fine"]["conv2"].density == 0.12 and plans["fine"]["ip2"].density == 0.19
+    assert plans["simd"]["ip1"].density == pytest.approx(0.08 * M.group_ratio(2))
+    assert plans["node"]["conv2"].density == pytest.approx(18 / 50) and "ip2" not in plans["node"].layers
+    assert plans["scalpel"] is plans["simd"]                                  # mcu: SIMD-aware
+    ev = evaluate(net, dev, plans["node"])
+    assert ev["ip1"].inputs_kept == pytest.approx(18 / 50)     # the next layer loses the inputs
+    assert ev["ip2"].inputs_kept == pytest.approx(65 / 500)
+    # no published per-layer density: the median of Han's of the same role
+    cifar = V.fine_densities(hwprune.network("cifar10-quick"))
+    assert cifar["conv1"] == (0.37, "han-median") and cifar["ip1"] == (0.09, "han-median")
+    assert cifar["ip2"] == (0.25, "han-median")
