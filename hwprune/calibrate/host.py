@@ -16,10 +16,16 @@ What is measured, and how (single thread; the fastest of repeated runs):
   per dense MAC, per CSR nonzero, per group-CSR value and per row for matrix-vector;
   per axpy element and per axpy start for matrix-matrix; per im2col element.
 * **stream bandwidth curve**: the vectorized read again and again over footprints
-  from 16 KiB to twice the last level in steps of sqrt(2), best of 3 passes
-  (:func:`stream_curve`; the cpu model prices a matrix-vector kernel's memory time on
-  it).
-* **matrix-vector fit set**: hwprune's four matrix-vector kernels timed on
+  from 16 KiB to twice the last level in steps of sqrt(2), best of 3 passes, made
+  non-increasing in footprint (:func:`stream_curve`; the cpu model prices a
+  matrix-vector kernel's memory time on it).
+* **BLAS GEMM** (:func:`gemm_costs`): the host's SGEMM through numpy (float32
+  ``matmul``, one thread via threadpoolctl) on :data:`GEMM_SHAPES`, and the cpu model's
+  GEMM fraction of peak, per-micro-kernel and per-packed-element costs fitted by NNLS
+  (the register and cache blocking is BLIS haswell's, assumed); the single-thread DRAM
+  read bandwidth becomes ``dram_core_bytes_per_cycle``.
+* **matrix-vector fit set**: the four matrix-vector kernels (dense: the host's BLAS GEMV,
+  numpy ``W @ x``, one thread) timed on
   :data:`hwprune.calibrate.matvec_fit.FIT_SHAPES`, and the cpu model's per-element,
   per-row and per-call costs and overlaps fitted to them
   (:mod:`hwprune.calibrate.matvec_fit`; they replace the in-cache matrix-vector costs).
@@ -184,7 +190,14 @@ def stream_curve(clock_hz: float, largest: int, step: float = 2.0, smallest: int
     for _ in range(passes):
         for nbytes in sizes:
             best[nbytes] = max(best[nbytes], read_bandwidth(nbytes) / clock_hz)
-    return list(best.items())
+    # A larger footprint is never streamed faster: the curve is made non-increasing
+    # (each point the slowest at its footprint or any smaller one), so that a noisy
+    # pass cannot make a smaller kernel slower in the model.
+    curve, slowest = [], float("inf")
+    for nbytes in sizes:
+        slowest = min(slowest, best[nbytes])
+        curve.append((nbytes, slowest))
+    return curve
 
 
 @njit(cache=True)
@@ -270,6 +283,53 @@ def kernel_costs(clock_hz: float, seed: int = 0) -> dict[str, float]:
             "im2col_element_cycles": im2col}
 
 
+GEMM_SHAPES = ((512, 512, 512), (96, 1200, 729), (256, 2304, 169), (50, 500, 64), (20, 25, 576),
+               (64, 27, 3025), (1000, 4096, 8), (384, 3456, 169))
+"""``(m, k, n)`` of the BLAS GEMMs ``hwprune calibrate`` times: square, convolution-like
+(im2col shapes of AlexNet and LeNet-5 layers) and a thin fc-at-batch-8 product."""
+
+QUICK_GEMM_SHAPES = ((256, 256, 256), (50, 500, 64), (20, 25, 576), (96, 300, 200))
+
+GEMM_BLOCKING = {"gemm_mr": 6, "gemm_kc": 256, "gemm_nc": 4080}
+"""Register and cache blocking assumed for the host's BLAS (BLIS haswell's sgemm, with
+``gemm_nr`` two vectors of the host's lanes); the fit absorbs a library's different
+blocking into ``gemm_efficiency``, ``gemm_tile_cycles`` and ``pack_element_cycles``."""
+
+
+def gemm_costs(clock_hz: float, lanes: int, quick: bool = False) -> dict[str, float]:
+    """Time the host's BLAS SGEMM (numpy ``A @ B`` in float32, one thread) and fit the
+    cpu model's GEMM terms by NNLS (relative error): cycles = ``a`` x padded MACs / peak
+    + ``gemm_tile_cycles`` x micro-kernel calls + ``pack_element_cycles`` x packed
+    elements, with ``gemm_efficiency = 1 / a`` (at most 1) and peak ``2 x lanes`` MACs
+    per cycle."""
+    from .matvec_fit import one_thread
+
+    block = {**GEMM_BLOCKING, "gemm_nr": 2 * lanes}
+    mr, nr, kc, nc = block["gemm_mr"], block["gemm_nr"], block["gemm_kc"], block["gemm_nc"]
+    peak = 2 * lanes
+    rng = np.random.default_rng(0)
+    rows, cycles = [], []
+    with one_thread():
+        for m, k, n in (QUICK_GEMM_SHAPES if quick else GEMM_SHAPES):
+            a = rng.standard_normal((m, k)).astype(np.float32)
+            b = rng.standard_normal((k, n)).astype(np.float32)
+            c = np.empty((m, n), dtype=np.float32)
+            reps = max(1, int(2e7 // (m * k * n)))
+
+            def call(a=a, b=b, c=c, reps=reps):
+                for _ in range(reps):
+                    np.matmul(a, b, out=c)
+            seconds = best_seconds(call, 3 if quick else 5, 0.0 if quick else SPREAD_SECONDS) / reps
+            tiles = min(math.ceil(m / mr) * math.ceil(n / nr), math.ceil(m / nr) * math.ceil(n / mr))
+            rows.append([tiles * mr * nr * k / peak, tiles * math.ceil(k / kc),
+                         k * n + m * k * math.ceil(n / nc)])
+            cycles.append(seconds * clock_hz)
+    inverse, tile, pack = _fit(rows, cycles)
+    return {**{key: float(v) for key, v in block.items()},
+            "gemm_efficiency": float(min(1.0, 1.0 / max(inverse, 1e-3))),
+            "gemm_tile_cycles": float(max(tile, 1e-3)), "pack_element_cycles": float(max(pack, 1e-3))}
+
+
 def _horowitz_pj(size_bytes: int) -> float:
     """Horowitz ISSCC 2014 (45 nm) read energy per 64-bit access by SRAM size, linear in
     log2(size) between 8 KB 10 pJ, 32 KB 20 pJ and 1 MB 100 pJ, halved for 32 bits."""
@@ -321,6 +381,9 @@ def calibrate(progress: Callable[[str], None] | None = None, quick: bool = False
     say("kernel micro-benchmarks")
     costs = kernel_costs(clock)
     costs["memory_parallelism"] = mlp
+    say("BLAS GEMM")
+    costs.update(gemm_costs(clock, _lanes(), quick))
+    costs["dram_core_bytes_per_cycle"] = dram_bw / clock
     say("stream bandwidth curve")
     curve = stream_curve(clock, max(dram_bytes // 2, 2 * last.size_bytes),
                          4.0 if quick else 2 ** 0.5, passes=1 if quick else 3)
@@ -340,6 +403,14 @@ def calibrate(progress: Callable[[str], None] | None = None, quick: bool = False
 def _latency_source(key: str, fit_set: str) -> str:
     if key == "memory_parallelism":
         return "chase latency / time per independent random load, buffer 4x L2"
+    if key in GEMM_BLOCKING or key == "gemm_nr":
+        return ("not measured: BLIS haswell sgemm blocking (MR 6, NR two vectors, KC 256, "
+                "NC 4080) assumed for the host's BLAS (assumption)")
+    if key in ("gemm_efficiency", "gemm_tile_cycles", "pack_element_cycles"):
+        return ("the host's BLAS SGEMM (numpy float32 matmul, one thread via threadpoolctl) "
+                "timed on hwprune.calibrate.host.GEMM_SHAPES, NNLS fit of the cpu GEMM model")
+    if key == "dram_core_bytes_per_cycle":
+        return "single-thread vectorized read of the DRAM buffer, bytes per cycle"
     if fit_set and key in FITTED_KEYS:
         return (f"least-squares fit (relative error) to hwprune's matrix-vector kernels timed "
                 f"on {fit_set} (the fit set; not the validation shapes)")
@@ -352,15 +423,24 @@ FITTED_KEYS = frozenset({"dense_mac_cycles", "csr_nnz_cycles", "group_value_cycl
 """``[latency]`` keys that :func:`hwprune.calibrate.matvec_fit.fit_matvec` sets."""
 
 
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _lanes() -> int:
+    """fp32 SIMD lanes from /proc/cpuinfo flags: avx512f 16, avx2/avx 8, else 4."""
+    flags = _cpuinfo()
+    return 16 if " avx512f" in flags else 8 if " avx2" in flags or " avx " in flags else 4
+
+
 def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
           fit_set: str = "") -> str:
     cpus = os.cpu_count() or 1
-    flags = ""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        pass
-    lanes = 16 if " avx512f" in flags else 8 if " avx2" in flags or " avx " in flags else 4
+    flags = _cpuinfo()
+    lanes = _lanes()
     machine = platform.processor() or platform.machine() or "unknown cpu"
     model = next((line.split(":", 1)[1].strip() for line in flags.splitlines()
                   if line.startswith("model name")), machine)

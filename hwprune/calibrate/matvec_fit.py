@@ -1,5 +1,7 @@
-"""Time hwprune's matrix-vector kernels on this machine, and fit the cpu latency
-model's per-kernel parameters to those times (part of ``hwprune calibrate``).
+"""Time the matrix-vector kernels on this machine (the host's BLAS GEMV for dense and,
+after a gather, for compact; hwprune's numba CSR and group-CSR kernels), one thread,
+and fit the cpu latency model's per-kernel parameters to those times (part of
+``hwprune calibrate``).
 
 The **fit set** is :data:`FIT_SHAPES` x the four matrix-vector formats x
 :data:`FIT_DENSITIES`: matrices whose footprints run from inside L1 to several times
@@ -75,7 +77,9 @@ def kernel_call(scheme: str, rows: int, cols: int, density: float,
     x = rng.standard_normal(cols).astype(np.float32)
     y = np.empty(rows, dtype=np.float32)
     if scheme == "dense":
-        return lambda: K.dense_matvec(w, x, y)
+        # The dense baseline is the host's BLAS GEMV (numpy W @ x: sgemv), one thread
+        # when called under :func:`one_thread`.
+        return lambda: np.dot(w, x, out=y)
     if scheme == "csr":
         m = F.CSRMatrix.from_dense(w, random_mask("fine", rows, cols, density, rng))
         return lambda: K.csr_matvec(m.data, m.indices, m.indptr, x, y)
@@ -86,7 +90,22 @@ def kernel_call(scheme: str, rows: int, cols: int, density: float,
         xp[:cols] = x
         return lambda: K.group_matvec8(g.data, g.group_col, g.indptr, xp, y)
     c = F.CompactMatrix.from_dense(w, random_mask("rows", rows, cols, density, rng))
-    return lambda: K.compact_matvec(c.values, c.row_index, c.col_index, x, y)
+    xg = np.empty(c.col_index.size, dtype=np.float32)
+    yk = np.empty(c.row_index.size, dtype=np.float32)
+
+    def compact():
+        # Gather the kept columns of x, BLAS GEMV on the smaller matrix, scatter the rows.
+        np.take(x, c.col_index, out=xg)
+        np.dot(c.values, xg, out=yk)
+        y[c.row_index] = yk
+    return compact
+
+
+def one_thread():
+    """A context in which the host's BLAS (and OpenMP pools) run on one thread
+    (threadpoolctl): the cpu latency model is one core."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1)
 
 
 @dataclass(frozen=True)
@@ -113,13 +132,18 @@ def time_grid(shapes, densities, seed: int = 0, min_seconds: float = 0.1,
             for d in (densities if scheme != "dense" else (1.0,)):
                 calls.append((scheme, rows, cols, d))
     best = [float("inf")] * len(calls)
+    with one_thread():
+        _time_passes(calls, best, seed, repeats, min_seconds, passes, progress)
+    return [TimedPoint(scheme, rows, cols, d, t) for (scheme, rows, cols, d), t in zip(calls, best)]
+
+
+def _time_passes(calls, best, seed, repeats, min_seconds, passes, progress) -> None:
     for n in range(passes):
         for i, (scheme, rows, cols, d) in enumerate(calls):
             if progress and (i == 0 or calls[i - 1][1:3] != (rows, cols)):
                 progress(f"pass {n + 1} of {passes}, {rows}x{cols}")
             call = kernel_call(scheme, rows, cols, d, np.random.default_rng([seed, i]))
             best[i] = min(best[i], best_seconds(call, repeats, min_seconds))
-    return [TimedPoint(scheme, rows, cols, d, t) for (scheme, rows, cols, d), t in zip(calls, best)]
 
 
 _ELEMENT_KEY = {"dense": "dense_mac_cycles", "csr": "csr_nnz_cycles", "group": "group_value_cycles"}
@@ -138,10 +162,10 @@ def fit_matvec(points: list[TimedPoint], dev) -> dict[str, float]:
     for p in points:
         work = kernel_work(KernelShape(rows=p.rows, cols=p.cols, n=1), p.scheme, p.density,
                            GROUP)
-        stall, memory = cpu._matvec_memory(work, dev)
+        stall, memory = cpu.matvec_stall_memory(work, dev)
         elements = work.macs if p.scheme in ("dense", "compact") else work.stored
         gathers = work.gathers if p.scheme == "compact" else 0
-        terms[p] = (elements, work.rows, gathers, stall, max(memory.values()),
+        terms[p] = (elements, work.rows, gathers, stall, memory,
                     p.seconds * dev.clock_hz)
     out: dict[str, float] = {}
     low, high = [1e-3, 1e-3, 0.0, 0.0], [50.0, 1000.0, 1.0, 1e5]

@@ -102,7 +102,7 @@ LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
                              "weight stream between passes",
     }),
     "cpu": MappingProxyType({
-        "dense_mac_cycles": "cycles per MAC of the dense matrix-vector kernel, data in L1",
+        "dense_mac_cycles": "cycles per MAC of the dense matrix-vector kernel (a BLAS GEMV), data in L1",
         "csr_nnz_cycles": "cycles per stored nonzero of the CSR matrix-vector kernel, data in L1",
         "group_value_cycles": "cycles per stored value of the group-CSR matrix-vector kernel, data in L1",
         "row_cycles": "cycles of per-row work of the matrix-vector kernels",
@@ -118,6 +118,15 @@ LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
         "axpy_cycles": "cycles of one inner-loop start of the matrix-matrix kernels (per stored weight)",
         "im2col_element_cycles": "cycles per element im2col writes",
         "memory_parallelism": "cache misses of gathered loads in flight at once (fill buffers)",
+        "gemm_efficiency": "fraction of peak MAC throughput a BLAS GEMM micro-kernel sustains",
+        "gemm_mr": "rows of the GEMM micro-kernel's register tile of C",
+        "gemm_nr": "columns of the GEMM micro-kernel's register tile of C",
+        "gemm_kc": "depth of the GEMM's packed panels (the k block)",
+        "gemm_nc": "columns of the GEMM's packed B panel (the n block)",
+        "gemm_tile_cycles": "cycles of one GEMM micro-kernel call beyond its FMAs (C tile load, "
+                            "add, store; set-up)",
+        "pack_element_cycles": "cycles per element the GEMM packs (A blocks, B panels)",
+        "dram_core_bytes_per_cycle": "bytes per cycle one core streams from DRAM",
     }),
     "gpu": MappingProxyType({
         "warp_size": "threads per warp",
