@@ -78,13 +78,15 @@ def test_crossing_finds_a_linear_break_even():
 
 
 def test_scalpel_ordering_on_alexnet_conv_csr():
-    # The GPU needs the most pruning before CSR pays off, the MCU the least.
+    # The GPU needs the most pruning before CSR pays off, the MCU the least: on the GPU
+    # every AlexNet convolution needs more pruning than on the MCU, and below 25% density.
     net = hwprune.network("alexnet")
     be = {}
     for d in ("cortex-m4", "titan-x"):
         table = breakeven(net, hwprune.device(d), ("csr",))
-        be[d] = table[table["kind"] == "conv"]["breakeven_density"].max()
-    assert be["cortex-m4"] > 2 * be["titan-x"]
+        be[d] = table[table["kind"] == "conv"].set_index("layer")["breakeven_density"]
+    assert (be["cortex-m4"] > be["titan-x"]).all()
+    assert be["titan-x"].max() < 0.25
 
 
 def test_cpu_model_runs_and_reports_terms():

@@ -133,7 +133,16 @@ LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
         "max_warps_per_unit": "resident warps per streaming multiprocessor",
         "launch_cycles": "kernel launch overhead, cycles",
         "transaction_bytes": "bytes of one memory transaction (sector)",
-        "gemm_efficiency": "fraction of peak MAC throughput a dense GEMM reaches",
+        "gemm_efficiency": "fraction of peak MAC throughput a cuBLAS SGEMM tile (fc at batch > 1, "
+                           "1x1 kernels) reaches on a full SM",
+        "conv_efficiency": "fraction of peak MAC throughput a cuDNN implicit-GEMM convolution tile "
+                           "reaches on a full SM",
+        "dram_efficiency": "fraction of the DRAM peak bandwidth a streaming kernel reaches",
+        "gemm_tile": "long side of a GEMM thread-block tile (elements)",
+        "gemm_tile_min": "shortest short side of a cuBLAS GEMM tile (elements; halved from gemm_tile)",
+        "conv_tile_min": "shortest short side of a cuDNN convolution tile (elements; halved from "
+                         "gemm_tile)",
+        "issue_per_unit": "warp instructions one SM issues per cycle (warp schedulers)",
     }),
     "accelerator": MappingProxyType({}),
 })
