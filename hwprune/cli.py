@@ -537,8 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--density", type=_checked(api.recommend_densities_arg), default=None,
                    metavar="D|SCHEME=D,...",
                    help="choose from the simulators alone (needed for networks without trained "
-                        "weights), assuming fine, simd and node each reach density D, or each "
-                        "named scheme its own density, e.g. fine=0.1,simd=0.15,node=0.5")
+                        "weights): D is the density fine-grained pruning reaches, and simd and "
+                        "node get the density of equal accuracy from hwprune's density model "
+                        "(docs/pruning.md); or give each named scheme its own density, e.g. "
+                        "fine=0.1,simd=0.15,node=0.5")
     p.add_argument("--device", required=True, help="a device id or profile path")
     p.add_argument("--tolerance", type=_tolerance, default=0.01,
                    help="accuracy drop allowed, as a fraction (default: 0.01)")
