@@ -6,7 +6,7 @@ and the per-layer choice read a model artefact as a hardware effect.
 """
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hwprune
@@ -69,3 +69,34 @@ def test_latency_on_a_dense_grid_never_rises(dev_id):
             rises = [(grid[i], grid[i + 1]) for i in range(len(grid) - 1)
                      if cycles[i + 1] > cycles[i] * (1 + 1e-9)]
             assert not rises, f"{s} on {net}/{name} on {dev_id} rises between densities {rises}"
+
+
+NODE_PAIRS = [("lenet-5", "conv1", "conv2"), ("lenet-5", "conv2", "ip1"),
+              ("lenet-300-100", "ip1", "ip2"), ("cifar10-quick", "conv1", "conv2")]
+"""(network, producer, consumer): node pruning the producer removes the consumer's inputs."""
+
+
+@settings(max_examples=40, deadline=None)
+@given(dev_id=st.sampled_from(_device_ids()), pair=st.sampled_from(NODE_PAIRS),
+       keep=st.lists(st.floats(0.05, 1.0), min_size=4, max_size=4))
+@example(dev_id="titan-x", pair=NODE_PAIRS[0], keep=[9 / 20, 1.0, 18 / 50, 1.0])
+def test_a_smaller_dense_layer_never_takes_longer(dev_id, pair, keep):
+    """Node pruning leaves a smaller dense layer: fewer rows (its own units) or fewer
+    columns (the units the layer before removed) never cost more time."""
+    from hwprune.evaluate import LayerPlan, Plan, evaluate
+
+    dev = hwprune.device(dev_id)
+    net_name, producer, consumer = pair
+    net = hwprune.network(net_name)
+    (p_lo, p_hi), (c_lo, c_hi) = sorted(keep[:2]), sorted(keep[2:])
+
+    def seconds(p: float, c: float) -> float:
+        plan = Plan.uniform(net, "dense", 1.0).with_layer(producer, LayerPlan("node", p)) \
+            .with_layer(consumer, LayerPlan("node", c))
+        return next(le.latency.seconds for le in evaluate(net, dev, plan).layers
+                    if le.layer == consumer)
+
+    small, big = seconds(p_lo, c_lo), seconds(p_hi, c_hi)
+    assert small <= big * (1 + 1e-9), (
+        f"{net_name}/{consumer} on {dev.id}: {small:.4g} s with inputs kept {p_lo:.3g} and rows "
+        f"kept {c_lo:.3g}, more than {big:.4g} s with {p_hi:.3g} and {c_hi:.3g}")
