@@ -144,7 +144,13 @@ LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
                          "gemm_tile)",
         "issue_per_unit": "warp instructions one SM issues per cycle (warp schedulers)",
     }),
-    "accelerator": MappingProxyType({}),
+    "accelerator": MappingProxyType({
+        "noc_multicast_fanout": "PEs one transfer on the network-on-chip delivers the same value to "
+                                "(multicast); without the key every PE's copy is one transfer",
+        "noc_psum_links": "point-to-point links, each line_bytes of the network wide, that pass partial "
+                          "sums between neighbouring PEs at once; without the key partial sums share "
+                          "the network's bandwidth",
+    }),
 })
 """Accepted keys of a profile's optional ``[latency]`` table, per device class, with
 what each holds (the latency models of :mod:`hwprune.latency` read them)."""

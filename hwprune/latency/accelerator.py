@@ -1,60 +1,310 @@
-"""Accelerator latency from the energy model's mapping: array utilization and the
-bandwidth of every level.
+"""Accelerator latency: the array's folds for compute, the energy model's mapping for
+the traffic of every memory level and the on-chip network.
 
-The mapping the energy model chose (:func:`hwprune.cost.energy.layer_cost`) unrolls
-some loop dimensions across the PE array; ``PEs used = product of its spatial
-factors``. Then
+``cycles = max(compute, levels)``: transfers are double-buffered and overlap compute.
 
-* ``compute = executed MACs / (PEs used x macs_per_unit_per_cycle)``, where executed
-  MACs are all MACs of the (possibly node-pruned, hence smaller) layer unless the
-  profile's ``zero_weights`` / ``zero_activations`` is ``skip``: zero *gating* saves
-  energy, not cycles;
-* every storage level and the NoC move the element reads and writes the mapping
-  implies: ``level = elements x element bytes / (bandwidth_bytes_per_cycle x instances)``;
-* ``cycles = max(compute, levels)`` (double-buffered: transfers overlap compute).
+**Compute** (cycles), by the kind of array:
 
-Simplifications: no pipeline fill or drain, no stalls for tile switches, index bytes
-of compressed weights are not added to the transfer time.
+* A *systolic* array (a 2-D PE array whose dataflow is ``weight-stationary`` or
+  ``output-stationary``, or ``input-stationary`` when asked for): SCALE-Sim's
+  accounting (:mod:`hwprune.latency.systolic`): ``folds = ceil(Sr / rows) *
+  ceil(Sc / cols)`` (the last fold of an axis partial, its idle PEs counted), each
+  fold ``T`` streaming cycles plus its pipeline fill and drain (``2*rows + cols - 2``
+  for ws and is, ``rows + cols - 2`` for os), folds one after another, per group;
+  one MAC per PE per cycle (SCALE-Sim's PE). The PE registers and PE-to-PE links
+  work inside that schedule (one hop per cycle) and are not separate terms; the level
+  that feeds the array (the first above the per-PE level) moves SCALE-Sim's SRAM
+  counts (ifmap reads + filter reads + ofmap writes), the levels above it the
+  mapping's traffic (below).
+* Any other spatial array (Eyeriss's ``row-stationary``): the dataflow's spatial axes
+  (:mod:`hwprune.cost.dataflow`) unroll loop dimensions across the array with factors
+  ``p_d`` that need not divide the loop bounds ``D_d``; on each axis the product of
+  the factors is at most the axis size. A dimension unrolled with ``p_d`` takes
+  ``ceil(D_d / p_d)`` folds, the last one partial. Per group::
+
+      compute = prod_spatial ceil(D_d / p_d) * prod_temporal D_d / macs_per_unit_per_cycle
+                + (used_rows - 1) + (used_cols - 1)
+
+  The factors are those that minimize it (the dense baseline is the best unrolling
+  the dataflow allows). The last term is the pipeline fill and drain: operands enter
+  at one edge and partial sums leave at the other, one PE hop per cycle, once per
+  group; folds are double-buffered and overlap (an assumption: the next fold's
+  operands arrive while the last partial sums drain).
+
+Batch: the loop nest and the operand matrices take the batch (``N = batch``, ``P =
+batch x E x F``): a fully connected layer at batch ``b`` is a matrix-matrix product
+whose weights, loaded once, serve the whole batch.
+
+Executed MACs: every MAC of the (possibly node-pruned, hence smaller) layer, unless
+the profile's ``zero_weights`` / ``zero_activations`` is ``skip``, which scales compute
+by the fraction executed (zero *gating* saves energy, not cycles).
+
+**Levels** (cycles): every storage level moves the element reads and writes of the
+energy model's mapping (:func:`hwprune.cost.energy.layer_cost`):
+``level = elements x element bytes / (bandwidth_bytes_per_cycle x instances)``. The
+network-on-chip carries the operands that cross the array boundary and the partial
+sums passed between PEs: ``noc = transfers x element bytes / bandwidth``, where
+
+* a weight or input delivered to several PEs is one transfer per ``fanout`` copies
+  when the profile's ``latency.noc_multicast_fanout`` says the network multicasts
+  (Eyeriss: the global input network delivers one value to every PE whose tag
+  matches in one cycle): ``transfers = max(unique values, copies / fanout)``, where
+  the unique values are the reads of the level above the array;
+* without the key every copy is a transfer (``fanout = 1``);
+* partial sums passed from PE to PE are one transfer each; they share the network's
+  bandwidth, unless the profile's ``latency.noc_psum_links`` names the point-to-point
+  links (each ``line_bytes`` of the network wide) that carry them at once, a separate
+  term ``<noc>_links = psum transfers x element bytes / (line_bytes x links)``
+  (Eyeriss's local network between vertically adjacent PEs).
+
+**Density.** A mapping found for a higher density runs a sparser layer too, never
+moving more (compressed weights shrink, fewer MACs update partial sums). So the
+levels' time at density ``d`` is the least, over the mappings found at the energy
+model's ladder densities ``>= d`` (:data:`hwprune.cost.energy.LADDER`), of that
+mapping priced at ``d``. For the compact kernel (node and filter pruning: a smaller
+layer with ``m_d`` of ``m`` rows) the candidates are the mappings of the layers with
+``m_r >= m_d`` rows at the ladder densities ``r >= d``, their weight and output
+traffic scaled by ``m_d / m_r`` (the last row tile partly empty) and their input
+traffic kept (every kept filter still reads every input). Each candidate's time
+never increases as ``d`` falls and the set of candidates only grows, so latency never
+increases as density falls.
+
+Simplifications: the compute term's unrolling and the energy mapping's unrolling are
+chosen separately (the traffic is the energy-optimal mapping's); no stalls for tile
+switches beyond double buffering; index bytes of compressed weights cross the levels
+as the energy model counts them.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import math
+from functools import lru_cache
 
-from ..cost.dataflow import get_dataflow
+import numpy as np
+
+from ..cost.dataflow import PRESETS, Dataflow, array_axes, get_dataflow
 from ..cost.densities import Density
-from ..cost.energy import layer_cost
-from ..cost.loopnest import LoopNest
+from ..cost.energy import LADDER, layer_cost, sparsity_params
+from ..cost.loopnest import DIMS, LoopNest
+from ..cost.search import device_arrays, price_mapping
 from ..hardware.profile import DeviceProfile
 from ..schemes import Kernel
 from ..workload.layer import Layer
 from .estimate import LatencyEstimate, make_estimate
+from .systolic import SYSTOLIC_DATAFLOWS, Gemm, SystolicRun, short_dataflow, systolic_run
 from .work import KernelWork
+
+M_DIM = DIMS.index("M")
+W_OP, I_OP, O_OP = 0, 1, 2
+
+
+def is_systolic(dev: DeviceProfile, dataflow: str | None = None) -> bool:
+    """Whether ``dev`` runs ``dataflow`` (default: its own) as a systolic array."""
+    flow = dataflow or dev.dataflow
+    return dev.compute.array_rows is not None and (
+        flow in SYSTOLIC_DATAFLOWS or flow in SYSTOLIC_DATAFLOWS.values())
+
+
+def _useful_factors(bound: int, limit: int) -> list[int]:
+    """Unrolling factors up to ``limit`` that give distinct fold counts of ``bound``:
+    the smallest factor for each ``ceil(bound / f)``."""
+    return sorted({-(-bound // -(-bound // f)) for f in range(1, min(bound, limit) + 1)})
+
+
+def _axis_choices(bounds: tuple[int, ...], dims: tuple[str, ...], size: int) -> list[tuple[int, ...]]:
+    """Factor vectors (7 dims) for one array axis: products of factors of ``dims`` up to
+    ``size``."""
+    choices = []
+    idx = [DIMS.index(d) for d in dims]
+    per_dim = [_useful_factors(bounds[i], size) for i in idx]
+    for combo in itertools.product(*per_dim):
+        if math.prod(combo) <= size:
+            p = [1] * 7
+            for i, f in zip(idx, combo):
+                p[i] *= f
+            choices.append(tuple(p))
+    return choices
+
+
+@lru_cache(maxsize=4096)
+def spatial_folds(bounds: tuple[int, ...], spatial: tuple[tuple[str, ...], ...],
+                  axes: tuple[int, ...]) -> tuple[float, tuple[int, ...], tuple[int, ...]]:
+    """The best unrolling of one group's loop ``bounds`` (N M C E F R S) over an array
+    with axis sizes ``axes``, each axis unrolling the dimensions ``spatial[i]``.
+
+    Returns (fold cycles at one MAC per PE per cycle: ``prod ceil(D/p) * prod temporal
+    D``, the factor of each dimension, the PEs used on each axis)."""
+    if len(axes) == 1 and len(spatial) > 1:
+        spatial = (tuple(dict.fromkeys(d for axis in spatial for d in axis)),)
+    per_axis = [_axis_choices(bounds, spatial[i], axes[i]) for i in range(len(axes))]
+    best = None
+    for combo in itertools.product(*per_axis):
+        p = [math.prod(c[d] for c in combo) for d in range(7)]
+        work = math.prod(-(-b // f) for b, f in zip(bounds, p))
+        used = tuple(math.prod(c) for c in combo)
+        key = (work, math.prod(used))
+        if best is None or key < best[0]:
+            best = (key, tuple(p), used)
+    (work, _), p, used = best
+    return float(work), p, used
+
+
+def _executed_fraction(dev: DeviceProfile, weight_density: float, act_density: float) -> float:
+    f = 1.0
+    if dev.sparsity.zero_weights == "skip":
+        f *= weight_density
+    if dev.sparsity.zero_activations == "skip":
+        f *= act_density
+    return f
+
+
+def _systolic(nest: LoopNest, dev: DeviceProfile, flow_name: str) -> SystolicRun:
+    n, m, c, e, f, r, s = nest.bounds
+    gemm = Gemm(pixels=n * e * f, window=c * r * s, filters=m, groups=nest.groups)
+    return systolic_run(gemm, dev.compute.array_rows, dev.compute.array_cols, flow_name)
+
+
+def _spatial_compute(nest: LoopNest, dev: DeviceProfile, flow: Dataflow) -> float:
+    """Cycles of all MACs of ``nest`` (every MAC executed) on a spatial array, with
+    fill and drain."""
+    axes = tuple(array_axes(dev, flow))
+    work, _, used = spatial_folds(tuple(nest.bounds), flow.spatial, axes)
+    fill_drain = float(sum(u - 1 for u in used))
+    return nest.groups * (work / dev.compute.macs_per_unit_per_cycle + fill_drain)
+
+
+def _noc_transfers(acc: np.ndarray, dev: DeviceProfile, input_top_ratio: float) -> tuple[float, float]:
+    """(operand transfers, partial-sum transfers) on the NoC of one mapping's accesses
+    ``acc`` (all groups)."""
+    arrays = device_arrays(dev)
+    k = len(arrays.storage)
+    fanout = dev.latency.get("noc_multicast_fanout", 1.0)
+    total = 0.0
+    top_in = max(lv for lv in range(k) if arrays.holds[lv, I_OP])
+    for op in (W_OP, I_OP):
+        copies = acc[k, op, 0]
+        if copies <= 0.0 or fanout <= 1.0:
+            total += copies
+            continue
+        above = [lv for lv in range(arrays.sp + 1, k) if arrays.holds[lv, op]]
+        unique = acc[above[0], op, 0] if above else copies
+        if op == I_OP and above and above[0] == top_in and input_top_ratio > 0:
+            unique /= input_top_ratio   # run-length coded reads at the top: count values
+        total += min(copies, max(unique, copies / fanout))
+    return total, acc[k, O_OP, 0]
+
+
+def _level_cycles(acc: np.ndarray, dev: DeviceProfile, input_top_ratio: float) -> dict[str, float]:
+    arrays = device_arrays(dev)
+    eb = dev.element_bytes
+    parts = {}
+    for i, lvl in enumerate(arrays.storage):
+        parts[lvl.name] = acc[i].sum() * eb / (lvl.bandwidth_bytes_per_cycle * lvl.instances)
+    if arrays.noc is not None:
+        noc = arrays.noc
+        bw = noc.bandwidth_bytes_per_cycle * noc.instances
+        operands, psums = _noc_transfers(acc, dev, input_top_ratio)
+        links = dev.latency.get("noc_psum_links")
+        if links is None:
+            parts[noc.name] = (operands + psums) * eb / bw
+        else:
+            parts[noc.name] = operands * eb / bw
+            parts[noc.name + "_links"] = psums * eb / (noc.line_bytes * links)
+    return parts
+
+
+def _rungs(density: float) -> list[float]:
+    return [r for r in LADDER if r >= density * (1 - 1e-12)]
+
+
+def _with_rows(nest: LoopNest, rows: int) -> LoopNest:
+    bounds = list(nest.bounds)
+    bounds[M_DIM] = rows
+    return LoopNest(tuple(bounds), nest.groups, nest.stride, nest.in_hw)
+
+
+def _candidates(work: KernelWork, nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
+                act_density: float) -> list[tuple[np.ndarray, float]]:
+    """(accesses of all groups, input top ratio) of every candidate mapping, priced at
+    the work's density (see the module docstring)."""
+    g = nest.groups
+    storage = work.scheme.storage
+    out = []
+    if work.kernel is Kernel.COMPACT:
+        m = nest.bounds[M_DIM]
+        m_d = max(1, work.rows // g)
+        for r in _rungs(m_d / m):
+            m_r = max(m_d, min(m, round(r * m)))
+            cost = layer_cost(_with_rows(nest, m_r), dev, flow, Density(1.0, act_density),
+                              storage, work.group)
+            acc = cost.mapping.accesses * g
+            acc[:, W_OP] *= m_d / m_r
+            acc[:, O_OP] *= m_d / m_r
+            params = sparsity_params(nest, dev, Density(1.0, act_density), storage, work.group)[0]
+            out.append((acc, params.input_top_ratio))
+        return out
+    wd = work.density
+    params = sparsity_params(nest, dev, Density(wd, act_density), storage, work.group)[0]
+    dense_params = sparsity_params(nest, dev, Density(1.0, act_density), storage, work.group)[0]
+    rungs = _rungs(wd) if params != dense_params else [1.0]
+    for r in rungs:
+        found = layer_cost(nest, dev, flow, Density(r, act_density), storage, work.group).mapping
+        priced = price_mapping(found, nest, dev, params)
+        if np.isfinite(priced.energy_pj):
+            out.append((priced.accesses * g, params.input_top_ratio))
+    return out
 
 
 def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,
-                        act_density: float = 1.0) -> LatencyEstimate:
-    nest = LoopNest.of(layer, 1)
-    weight_density = work.density
-    if work.kernel is Kernel.COMPACT:
-        bounds = list(nest.bounds)
-        bounds[1] = max(1, work.rows // nest.groups)
-        nest = dataclasses.replace(nest, bounds=tuple(bounds))
-        weight_density = 1.0
-    cost = layer_cost(nest, dev, get_dataflow(dev.dataflow, dev),
-                      Density(weight_density, act_density), work.scheme.storage, work.group)
-    executed = float(nest.macs)
-    if dev.sparsity.zero_weights == "skip":
-        executed *= weight_density
-    if dev.sparsity.zero_activations == "skip":
-        executed *= act_density
-    pes = math.prod(cost.mapping.spatial)
-    parts = {"compute": executed / (pes * dev.compute.macs_per_unit_per_cycle)}
-    storage = [lvl for lvl in dev.memory if lvl.kind != "noc"]
-    noc = [lvl for lvl in dev.memory if lvl.kind == "noc"]
-    traffic = (cost.reads + cost.writes).sum(axis=1) * dev.element_bytes
-    for lvl, nbytes in zip(storage + noc, traffic):
-        parts[lvl.name] = nbytes / (lvl.bandwidth_bytes_per_cycle * lvl.instances)
+                        act_density: float = 1.0, batch: int | None = None,
+                        dataflow: str | None = None) -> LatencyEstimate:
+    """Latency of ``work`` (one layer's kernel) on accelerator ``dev`` for ``batch``
+    inputs (default: the batch of ``work.shape``, else 1), with the device's dataflow
+    or ``dataflow`` (a preset, or ``input-stationary`` on a systolic array)."""
+    if batch is None:
+        batch = getattr(work.shape, "batch", 1)
+    flow_name = dataflow or dev.dataflow
+    systolic = is_systolic(dev, flow_name)
+    if systolic:
+        flow_name = short_dataflow(flow_name)
+        long_name = next(k for k, v in SYSTOLIC_DATAFLOWS.items() if v == flow_name)
+        mapping_flow = get_dataflow(long_name if long_name in PRESETS else dev.dataflow, dev)
+    else:
+        mapping_flow = get_dataflow(flow_name, dev)
+    nest = LoopNest.of(layer, batch)
+    kept_rows = max(1, work.rows // nest.groups) if work.kernel is Kernel.COMPACT \
+        else nest.bounds[M_DIM]
+    compute_nest = _with_rows(nest, kept_rows)
+    run = _systolic(compute_nest, dev, flow_name) if systolic else None
+    compute = float(run.cycles) if run else _spatial_compute(compute_nest, dev, mapping_flow)
+    weight_density = 1.0 if work.kernel is Kernel.COMPACT else work.density
+    compute *= _executed_fraction(dev, weight_density, act_density)
+    best = None
+    for acc, top_ratio in _candidates(work, nest, dev, mapping_flow, act_density):
+        levels = _level_cycles(acc, dev, top_ratio)
+        if run:
+            levels = _systolic_levels(levels, run, dev)
+        worst = max(levels.values(), default=0.0)
+        if best is None or worst < best[0]:
+            best = (worst, levels)
+    parts = {"compute": compute, **(best[1] if best else {})}
     bound = max(parts, key=parts.get)
     return make_estimate(dev, max(parts.values()), bound, parts)
+
+
+def _systolic_levels(levels: dict[str, float], run: SystolicRun,
+                     dev: DeviceProfile) -> dict[str, float]:
+    """A systolic array's levels: the per-PE registers and the PE-to-PE links work
+    inside the compute schedule (one hop per cycle), the level that feeds the array
+    moves SCALE-Sim's SRAM counts, the levels above it the mapping's traffic."""
+    arrays = device_arrays(dev)
+    if arrays.sp + 1 >= len(arrays.storage):
+        return levels
+    feeder = arrays.storage[arrays.sp + 1]
+    sram = run.ifmap_reads + run.filter_reads + run.ofmap_writes
+    out = {feeder.name: sram * dev.element_bytes / (feeder.bandwidth_bytes_per_cycle
+                                                    * feeder.instances)}
+    for lvl in arrays.storage[arrays.sp + 2:]:
+        out[lvl.name] = levels[lvl.name]
+    return out
