@@ -60,14 +60,16 @@ sums passed between PEs: ``noc = transfers x element bytes / bandwidth``, where
 **Density.** A mapping found for a higher density runs a sparser layer too, never
 moving more (compressed weights shrink, fewer MACs update partial sums). So the
 levels' time at density ``d`` is the least, over the mappings found at the energy
-model's ladder densities ``>= d`` (:data:`hwprune.cost.energy.LADDER`), of that
-mapping priced at ``d``. For the compact kernel (node and filter pruning: a smaller
-layer with ``m_d`` of ``m`` rows) the candidates are the mappings of the layers with
-``m_r >= m_d`` rows at the ladder densities ``r >= d``, their weight and output
-traffic scaled by ``m_d / m_r`` (the last row tile partly empty) and their input
-traffic kept (every kept filter still reads every input). Each candidate's time
-never increases as ``d`` falls and the set of candidates only grows, so latency never
-increases as density falls.
+model's ladder densities ``>= d`` (:data:`hwprune.cost.energy.LADDER`), and the
+mappings found for every storage format at density 1, each priced at ``d`` (so
+that a sparse format at density 1 is never faster than dense because its energy
+search happened to find a faster mapping; the dense baseline is the fastest of
+them). For the compact kernel (node and filter pruning: a smaller layer with ``m_d``
+of ``m`` rows) the candidates are the mappings of the layers with ``m_r >= m_d`` rows
+at the ladder densities ``r >= d``, their weight and output traffic scaled by
+``m_d / m_r`` (the last row tile partly empty) and their input traffic kept (every
+kept filter still reads every input). Each candidate's time never increases as ``d``
+falls and the set of candidates only grows, so latency never increases as density falls.
 
 Simplifications: the compute term's unrolling and the energy mapping's unrolling are
 chosen separately (the traffic is the energy-optimal mapping's); no stalls for tile
@@ -89,7 +91,7 @@ from ..cost.energy import LADDER, layer_cost, sparsity_params
 from ..cost.loopnest import DIMS, LoopNest
 from ..cost.search import device_arrays, price_mapping
 from ..hardware.profile import DeviceProfile
-from ..schemes import Kernel
+from ..schemes import Kernel, all_schemes
 from ..workload.layer import Layer
 from .estimate import LatencyEstimate, make_estimate
 from .systolic import SYSTOLIC_DATAFLOWS, Gemm, SystolicRun, short_dataflow, systolic_run
@@ -248,12 +250,25 @@ def _candidates(work: KernelWork, nest: LoopNest, dev: DeviceProfile, flow: Data
     params = sparsity_params(nest, dev, Density(wd, act_density), storage, work.group)[0]
     dense_params = sparsity_params(nest, dev, Density(1.0, act_density), storage, work.group)[0]
     rungs = _rungs(wd) if params != dense_params else [1.0]
-    for r in rungs:
-        found = layer_cost(nest, dev, flow, Density(r, act_density), storage, work.group).mapping
-        priced = price_mapping(found, nest, dev, params)
+    found = [layer_cost(nest, dev, flow, Density(r, act_density), storage, work.group).mapping
+             for r in rungs]
+    # Every format's full-density mapping too, so that a sparse format at density 1
+    # is never faster than dense only because its search found another mapping.
+    found += [layer_cost(nest, dev, flow, Density(1.0, act_density), fmt, grp).mapping
+              for fmt, grp in _formats(work, dev)]
+    for mapping in found:
+        priced = price_mapping(mapping, nest, dev, params)
         if np.isfinite(priced.energy_pj):
             out.append((priced.accesses * g, params.input_top_ratio))
     return out
+
+
+def _formats(work: KernelWork, dev: DeviceProfile) -> list[tuple[str, int]]:
+    """(storage format, group width) of every registered non-compact scheme on the
+    work's layer."""
+    kernel = work.shape.kernel
+    return sorted({(s.storage, s.on(work.shape.is_matvec).group_width(kernel, dev.compute.simd_lanes))
+                   for s in all_schemes() if s.kernel is not Kernel.COMPACT})
 
 
 def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,
