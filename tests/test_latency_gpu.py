@@ -65,12 +65,39 @@ def test_group_csrmv_loads_a_group_per_step():
 def test_dense_convolution_tiles_and_waves_by_hand():
     # M=64 filters, K=288 (32 x 3 x 3), N=100 positions. A 32x128 tile is 2 warps
     # (8x8 outputs a thread): it issues 2 of the SM's 4 FFMA/cycle at 0.59 -> 37.76
-    # MAC/cycle; 2 tiles, K split in 2 (K // 128) -> 4 slices < 48 slots: 1 wave.
+    # MAC/cycle; 2 tiles. Splitting K in 2 gives slices of 144; in 3, of 96, charged as
+    # one 128-deep slice (the shallowest slice priced): 6 slices < 48 slots, 1 wave.
     est = run(KernelShape(64, 288, 100, 1, (3, 3)), "dense")
     rate = 128 * 0.59 * 2 / 4
-    assert est.parts["compute"] == pytest.approx(32 * 128 * 144 / rate + RT_DRAM)
-    assert est.cycles == pytest.approx(5000 + 32 * 128 * 144 / rate + RT_DRAM)
+    assert est.parts["compute"] == pytest.approx(32 * 128 * 128 / rate + RT_DRAM)
+    assert est.cycles == pytest.approx(5000 + 32 * 128 * 128 / rate + RT_DRAM)
     assert est.bound == "compute"
+
+
+def test_a_node_pruned_convolution_is_never_slower_by_hand():
+    # LeNet-5 conv2 (50 filters, K = 20 x 5 x 5 = 500, 8 x 8 positions) against 18 filters
+    # on 9 input channels (K = 225). Before: the full layer split K in 3 (167 deep) while
+    # the pruned one could not split (225 // 128 = 1): 225 deep, slower. Now both pick a
+    # 32x128 tile and a 128-deep slice (K in 4, and in 2): the same time.
+    rate = 128 * 0.59 * 2 / 4
+    full = run(KernelShape(50, 500, 64, 1, (5, 5)), "dense")
+    pruned = run(KernelShape(18, 225, 64, 1, (5, 5)), "dense")
+    assert full.parts["compute"] == pytest.approx(32 * 128 * 128 / rate + RT_DRAM)
+    assert pruned.parts["compute"] == pytest.approx(full.parts["compute"])
+    assert pruned.cycles <= full.cycles
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3)])
+def test_a_smaller_dense_product_never_costs_more(kernel):
+    # The fastest configuration of a smaller problem is never slower than the larger
+    # problem's (which it can run padded): shrink M, K or N one at a time.
+    sizes = [(m, k, n) for m in (1, 17, 50, 128, 200, 513) for k in (9, 100, 225, 500, 1300)
+             for n in (1, 8, 64, 100, 784)]
+    for m, k, n in sizes:
+        big = run(KernelShape(m, k, n, 1, kernel, n if kernel == (1, 1) else 1), "dense").cycles
+        for m2, k2, n2 in ((max(1, m // 2), k, n), (m, max(1, k // 3), n), (m, k, max(1, n // 2))):
+            shape = KernelShape(m2, k2, n2, 1, kernel, n2 if kernel == (1, 1) else 1)
+            assert run(shape, "dense").cycles <= big * (1 + 1e-12), (m, k, n, m2, k2, n2)
 
 
 def test_under_occupied_layers_pay_a_whole_wave():

@@ -35,8 +35,13 @@ library tiles the output into ``tm x tn`` tiles, the long side ``latency.gemm_ti
 (128) and the short side halved from 128 down to ``latency.conv_tile_min`` (32: cuDNN's
 ``maxwell_scudnn_128x128/128x64/128x32`` kernels) for a convolution, or down to
 ``latency.gemm_tile_min`` (64: cuBLAS's ``maxwell_sgemm_128x128/128x64``) for a cuBLAS
-GEMM, in either orientation; the tile with the least time is used, as the library's
-heuristic picks the fastest kernel. Each thread computes an 8x8 register block
+GEMM, in either orientation. Every configuration (tile, split-K count ``s``) is priced and
+the fastest is used: the library picks its fastest kernel (cuDNN's
+``cudnnFindConvolutionForwardAlgorithm`` times every algorithm and returns the fastest,
+``cudnnGetConvolutionForwardAlgorithm`` with ``CUDNN_CONVOLUTION_FWD_PREFER_FASTEST``
+picks one by heuristic; DeepBench's ``code/nvidia/conv_bench.cu`` and Caffe's cuDNN layer
+select this way; cuBLAS picks its ``maxwell_sgemm_*`` kernel by an internal heuristic,
+here taken as ideal). Each thread computes an 8x8 register block
 (maxas's SGEMM), so a tile has ``w = tm tn / 64 / W`` warps (8 for 128x128, 4 for 128x64, 2 for 128x32); a
 warp issues at most one FFMA per cycle, so one tile retires
 
@@ -46,16 +51,23 @@ MACs per cycle, and ``per_sm = max(1, issue_per_unit // w)`` tiles share an SM
 (``slots = SM x per_sm``). ``efficiency`` is ``latency.conv_efficiency`` (cuDNN
 implicit GEMM) for a convolution and ``latency.gemm_efficiency`` (cuBLAS SGEMM) for a
 1x1 kernel (fc, 1x1 convolution: no im2col). ``tiles = groups x ceil(M/tm) x
-ceil(N/tn)`` (padded edge tiles are whole tiles); with fewer tiles than slots, ``K`` is
-split into ``s = min(slots // tiles, K // gemm_tile)`` slices (the ``splitK`` kernels),
-the partial tiles summed through DRAM. ``waves = ceil(tiles x s / slots)``; each wave
-pays one DRAM round trip to fill the pipeline:
+ceil(N/tn)`` (padded edge tiles are whole tiles); with fewer tiles than slots, ``K`` may
+be split into any ``s`` from 1 to ``slots // tiles`` slices (the ``splitK`` kernels),
+the partial tiles summed through DRAM. A slice is charged at least ``gemm_tile`` deep
+(``depth = max(ceil(K / s), min(K, gemm_tile))``; assumption, the bound the previous
+model put on ``s``: splitting below one tile's depth buys nothing).
+``waves = ceil(tiles x s / slots)``; each wave pays one DRAM round trip to fill the
+pipeline:
 
-    compute = waves x (tm x tn x ceil(K / s) / rate + RT_dram)
+    compute = waves x (tm x tn x depth / rate + RT_dram)
 
 A layer with fewer tiles than slots, or a last partial wave, leaves SMs idle: the time
-of a whole wave is paid (under-occupancy and wave quantization). ``l2`` counts each
-tile's operand panels (``(tm + tn) x ceil(K/s)`` elements). No issue or latency term:
+of a whole wave is paid (under-occupancy and wave quantization). Monotone by
+construction: for one configuration every term is non-decreasing in ``M``, ``N`` and
+``K``, and a smaller problem has every configuration of a larger one available (its
+``tiles`` are no more, so its split-K choices are a superset) -- the larger problem's
+choice, padded, bounds the smaller's time, so a node-pruned layer never costs more. ``l2`` counts each
+tile slice's operand panels (``(tm + tn) x ceil(K/s)`` elements). No issue or latency term:
 the measured efficiencies contain them.
 
 **Dense matrix-vector (cuBLAS SGEMV, fc at batch 1, node-pruned fc).** One warp per
@@ -241,17 +253,38 @@ def _gemm(g: _Gpu, m: int, n: int, k: int, groups: int, efficiency: float, short
         per_sm = max(1, int(g.issue_width // warps))
         slots = g.units * per_sm
         tiles = groups * math.ceil(m / tm) * math.ceil(n / tn)
-        s = max(1, min(slots // tiles, k // g.tile)) if tiles < slots else 1
-        waves = math.ceil(tiles * s / slots)
-        k_slice = math.ceil(k / s)
-        compute = waves * (tm * tn * k_slice / rate + g.dram.latency_cycles)
-        partial = (s - 1) * 2 * groups * m * n          # split-K partial tiles, written and read
-        dram = g.dram_cycles((weight_elems + in_elems + groups * m * n + partial) * g.elem)
-        l2 = g.l2_cycles(tiles * s * (tm + tn) * k_slice * g.elem)
-        terms = {"compute": compute, "dram": dram, "l2": l2, "issue": 0.0, "latency": 0.0}
-        if best is None or max(terms.values()) < max(best.values()):
-            best = terms
+        # Split-K into s slices fills idle slots: any s with tiles x s <= slots (the
+        # choices only grow as the problem shrinks). A slice shallower than gemm_tile
+        # costs as much as one gemm_tile deep (it is the same kernel on a padded slice).
+        for s in range(1, max(1, slots // tiles) + 1):
+            waves = math.ceil(tiles * s / slots)
+            k_slice = math.ceil(k / s)
+            depth = max(k_slice, min(k, g.tile))
+            compute = waves * (tm * tn * depth / rate + g.dram.latency_cycles)
+            partial = (s - 1) * 2 * groups * m * n      # split-K partial tiles, written and read
+            dram = g.dram_cycles((weight_elems + in_elems + groups * m * n + partial) * g.elem)
+            l2 = g.l2_cycles(tiles * s * (tm + tn) * k_slice * g.elem)
+            terms = {"compute": compute, "dram": dram, "l2": l2, "issue": 0.0, "latency": 0.0}
+            if best is None or max(terms.values()) < max(best.values()):
+                best = terms
     return best
+
+
+def dense_kernel_terms(dev: DeviceProfile, m: int, n: int, k: int, *, convolution: bool,
+                       in_elems: float | None = None) -> dict[str, float]:
+    """Roofline terms (cycles, launch excluded) of one dense ``m x k`` by ``k x n`` product
+    on the GPU ``dev``: cuDNN's implicit GEMM when ``convolution`` (``conv_efficiency``,
+    tiles down to ``conv_tile_min``), cuBLAS SGEMM otherwise. ``in_elems`` is the input
+    read from DRAM (default ``k x n``; a convolution reads ``C H W`` per image). For
+    checks against measured kernels (benchmarks/validate_gpu.py); the time is the
+    largest term."""
+    g = _Gpu(dev)
+    if min(m, n, k) < 1:
+        raise InputError(f"a dense product needs m, n, k >= 1, got m={m}, n={n}, k={k}")
+    efficiency, shortest = ((g.conv_eff, g.conv_tile_min) if convolution
+                            else (g.gemm_eff, g.gemm_tile_min))
+    return _gemm(g, m, n, k, 1, efficiency, shortest, m * k,
+                 k * n if in_elems is None else in_elems)
 
 
 def _gemv(g: _Gpu, rows: int, cols: int) -> dict[str, float]:
