@@ -166,3 +166,37 @@ def test_an_efficiency_above_one_is_refused(tmp_path, key):
     with pytest.raises(InputError, match=f"latency.{key} must be a fraction"):
         run_on = hwprune.device(str(path))
         gpu_latency(kernel_work(KernelShape(10, 10, 1), "dense", 1.0), run_on)
+
+
+def _validate_gpu():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_gpu.py"
+    spec = importlib.util.spec_from_file_location("validate_gpu", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_committed_deepbench_points_are_read_and_priced(tmp_path):
+    # The committed DeepBench Titan X data (benchmarks/data) is complete and each row prices
+    # through dense_kernel_terms: the 5124 x 9124 x 2048 SGEMM (sheet row 52) measured
+    # 39.805 ms, the model within 5%.
+    mod = _validate_gpu()
+    rows = mod.load(mod.DATA)
+    assert sum(r["kind"] == "gemm" for r in rows) == 160 and sum(r["kind"] == "conv" for r in rows) == 94
+    row = next(r for r in rows if (r["kind"], r["m"], r["n"], r["k"], r["a_transpose"]) ==
+               ("gemm", "5124", "9124", "2048", "N"))
+    assert float(row["time_ms"]) == 39.805
+    assert mod.predict(DEV, row)[0] == pytest.approx(39.805, rel=0.05)
+    out = tmp_path / "gpu.csv"
+    assert mod.main(["--quiet", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 144
+
+
+def test_dense_kernel_terms_refuses_an_empty_product():
+    from hwprune.latency.gpu import dense_kernel_terms
+
+    with pytest.raises(InputError, match="m, n, k >= 1"):
+        dense_kernel_terms(DEV, 0, 8, 8, convolution=False)
