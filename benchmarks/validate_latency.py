@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 import hwprune
-from hwprune.calibrate.host import calibrate
+from hwprune.calibrate.host import calibrate, curve_footprints, gemv_shape
 from hwprune.calibrate.matvec_fit import FIT_SHAPES, best_seconds, kernel_call, one_thread
 from hwprune.latency.cpu import cpu_latency
 from hwprune.latency.network import crossing
@@ -122,6 +122,9 @@ def main(argv=None) -> int:
         return report(df, dev, args.out, shapes)
     fit = {(r, c) for r, c in FIT_SHAPES}
     assert not fit & {(m, k) for _, m, k in SHAPES}, "a scored shape is in the fit set"
+    # Nor is one a matrix of the GEMV bandwidth curve (any footprint grid calibrate uses).
+    curve = {gemv_shape(f) for step in (2 ** 0.5, 4.0) for f in curve_footprints(1 << 31, step)}
+    assert not curve & {(m, k) for _, m, k in SHAPES}, "a scored shape is on the GEMV curve"
     with one_thread():
         df = pd.DataFrame(grid_rows(dev, shapes, args.passes, args.repeats, args.spread))
         extra = []
@@ -234,6 +237,18 @@ def report(df: pd.DataFrame, dev, out: str | None, shapes=SHAPES) -> int:
             pred = crossing(lambda d, s=scheme, m=m, k=k: predicted_ratio(dev, m, k, s, d), 1.0)
             table.append({"shape": name, "scheme": scheme, "measured": meas, "predicted": pred,
                           "difference_pp": (pred - meas) * 100})
+    if "dense_s" in grid and grid["dense_s"].notna().any():
+        print("\ndense BLAS GEMV per shape, us (measured: each point's fastest pass; min and "
+              "median over the shape's points):")
+        lanes = dev.compute.simd_lanes
+        for name, m, k in shapes:
+            d = grid[grid["shape"] == name]["dense_s"] * 1e6
+            if d.empty:
+                continue
+            est = cpu_latency(kernel_work(KernelShape(rows=m, cols=k, n=1), "dense", 1.0, lanes), dev)
+            print(f"  {name:14s} {4 * m * k / 2 ** 20:7.1f} MiB  measured min {d.min():8.1f}  "
+                  f"median {d.median():8.1f}  predicted {est.seconds * 1e6:8.1f} ({est.bound})  "
+                  f"median error {est.seconds * 1e6 / d.median() - 1:+.1%}")
     be = pd.DataFrame(table)
     print("\nbreak-even density (below it the format beats the BLAS GEMV):")
     print(be.round(3).to_string(index=False))

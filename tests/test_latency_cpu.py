@@ -8,6 +8,7 @@ import pytest
 
 import hwprune
 from hwprune.calibrate import host, matvec_fit
+from hwprune.errors import InputError, ProfileError
 from hwprune.latency import cpu
 from hwprune.latency.cpu import cpu_latency, gather_stall, gemm, memory_terms
 from hwprune.latency.work import KernelShape, kernel_work
@@ -143,3 +144,126 @@ def test_timed_dense_and_compact_run_the_blas_on_one_thread():
         assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
         for scheme in ("dense", "compact"):
             matvec_fit.kernel_call(scheme, 12, 40, 0.5, np.random.default_rng(3))()
+
+
+# ------------------------------------------------------------ the BLAS GEMV bandwidth curve
+
+CURVES = """
+[stream_bandwidth]
+footprint_bytes = [1000, 100000, 10000000]
+bytes_per_cycle = [40, 10, 4]
+
+[stream_bandwidth.sources]
+footprint_bytes = "test"
+bytes_per_cycle = "test"
+
+[gemv_bandwidth]
+footprint_bytes = [1000, 100000, 10000000]
+bytes_per_cycle = [20, 5, 2]
+
+[gemv_bandwidth.sources]
+footprint_bytes = "test"
+bytes_per_cycle = "test: a GEMV at half the stream's rate"
+"""
+
+
+def _profile(tmp_path, curves=CURVES, dense_overlap=1.0):
+    text = (hwprune.hardware.builtin_profile_dir() / "core-i7.toml").read_text()
+    text = text.replace('id = "core-i7"', 'id = "gemv-test"').replace(
+        "[latency]\n", f"[latency]\ndense_overlap = {dense_overlap}\n", 1) + curves
+    path = tmp_path / "gemv.toml"
+    path.write_text(text)
+    return hwprune.device(str(path))
+
+
+def test_gemv_curve_loads_and_interpolates(tmp_path):
+    dev = _profile(tmp_path)
+    assert dev.gemv_bandwidth == ((1000.0, 20.0), (1e5, 5.0), (1e7, 2.0))
+    assert "half the stream" in dev.sources["gemv_bandwidth.bytes_per_cycle"]
+    assert dev.gemv_bytes_per_cycle(10) == 20 and dev.gemv_bytes_per_cycle(1e9) == 2
+    assert dev.gemv_bytes_per_cycle(10_000) == pytest.approx(12.5)        # halfway in log
+    assert hwprune.device("core-i7").gemv_bandwidth == ()
+    with pytest.raises(InputError, match="no gemv_bandwidth curve"):
+        hwprune.device("core-i7").gemv_bytes_per_cycle(1000)
+
+
+@pytest.mark.parametrize("table, match", [
+    ("footprint_bytes = [1000, 1000]\nbytes_per_cycle = [2, 1]", "must increase"),
+    ("footprint_bytes = [1000, 2000]\nbytes_per_cycle = [2]", "at least 2 numbers"),
+    ("footprint_bytes = [1000, 2000, 3000]\nbytes_per_cycle = [2, 1]", "one value per footprint"),
+    ("footprint_bytes = [1000, 2000]\nbytes_per_cycle = [2, 0]", "numbers > 0"),
+    ("footprint_bytes = [1000, 2000]\nbytes_per_cycle = [2, 1]\nspeed = 3", "speed"),
+])
+def test_gemv_curve_is_checked_like_the_stream_curve(tmp_path, table, match):
+    with pytest.raises(ProfileError, match=match):
+        _profile(tmp_path, f"\n[gemv_bandwidth]\n{table}\n")
+
+
+def test_gemv_curve_only_on_a_cpu(tmp_path):
+    text = (hwprune.hardware.builtin_profile_dir() / "titan-x.toml").read_text()
+    path = tmp_path / "gpu.toml"
+    path.write_text(text + "\n[gemv_bandwidth]\nfootprint_bytes = [1, 2]\nbytes_per_cycle = [1, 1]\n")
+    with pytest.raises(ProfileError, match="only a cpu profile takes a gemv_bandwidth curve"):
+        hwprune.device(str(path))
+
+
+def test_dense_and_compact_gemv_memory_on_the_gemv_curve_by_hand(tmp_path):
+    dev = _profile(tmp_path)
+    shape = KernelShape(rows=100, cols=200, n=1)
+    est = cpu_latency(kernel_work(shape, "dense", 1.0), dev)
+    # W 80 000 B + x 800 + y 400 = 81 200 B, between the GEMV curve's 1 000 B (20 B/cycle)
+    # and 100 000 B (5 B/cycle), linear in log(footprint): 5.45 B/cycle, 14 900 cycles
+    moved = 4 * (20_000 + 200 + 100)
+    rate = 20 + (5 - 20) * math.log(moved / 1000) / math.log(100)
+    assert est.parts["gemv_bandwidth"] == pytest.approx(moved / rate)
+    assert "stream_bandwidth" not in est.parts and est.bound == "gemv_bandwidth"
+    core = 20_000 * 0.078125 + 100 * 4            # core-i7: dense_mac_cycles, dense_row_cycles
+    assert est.cycles == pytest.approx(max(core, moved / rate))    # dense_overlap 1
+    # compact at 0.5 keeps 50 of the rows, all 200 columns: kept W 40 000 B, 200 column
+    # indices 800, x 800, gathered x written and read 2 x 800, y 400, 50 row indices 200:
+    # 43 800 B on the curve
+    node = cpu_latency(kernel_work(shape, "compact", 0.5), dev)
+    moved = 4 * (50 * 200 + 200 + 200 + 2 * 200 + 100 + 50)
+    rate = 20 + (5 - 20) * math.log(moved / 1000) / math.log(100)
+    assert node.parts["gemv_bandwidth"] == pytest.approx(moved / rate)
+    # the sparse kernels (hwprune's numba loops) stay on the stream curve
+    csr = cpu_latency(kernel_work(shape, "csr", 0.5), dev)
+    assert "gemv_bandwidth" not in csr.parts and csr.parts["stream_bandwidth"] > 0
+
+
+def test_dense_gemv_keeps_its_old_price_without_a_gemv_curve(tmp_path):
+    stream_only = CURVES[:CURVES.index("[gemv_bandwidth]")]
+    dev = _profile(tmp_path, stream_only)
+    est = cpu_latency(kernel_work(KernelShape(rows=100, cols=200, n=1), "dense", 1.0), dev)
+    moved = 4 * (20_000 + 200 + 100)
+    rate = 40 + (10 - 40) * math.log(moved / 1000) / math.log(100)
+    assert est.parts["stream_bandwidth"] == pytest.approx(moved / rate)
+    assert "gemv_bandwidth" not in est.parts
+
+
+def test_compact_on_the_gemv_curve_never_slows_as_density_falls(tmp_path):
+    dev = _profile(tmp_path, dense_overlap=0.5)
+    shape = KernelShape(rows=700, cols=900, n=1)
+    cycles = [cpu_latency(kernel_work(shape, "compact", d), dev).cycles
+              for d in np.linspace(1.0, 0.01, 40)]
+    assert all(a >= b for a, b in zip(cycles, cycles[1:]))
+
+
+def test_gemv_curve_shapes_and_monotone_envelope(monkeypatch):
+    sizes = host.curve_footprints(1 << 20, 2.0, 16 << 10)
+    assert sizes == [16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20]
+    for f in sizes:
+        rows, cols = host.gemv_shape(f)
+        assert cols == 3 * rows and 4 * (rows * cols + rows + cols) <= f
+        assert 4 * ((rows + 1) * 3 * (rows + 1) + 4 * (rows + 1)) > f   # the largest that fits
+    rates = iter([40.0, 44.0, 30.0, 31.0, 10.0])
+    monkeypatch.setattr(host, "gemv_bandwidth", lambda nbytes: next(rates))
+    curve = host.gemv_curve(1.0, 16 << 14, step=2.0, smallest=16 << 10, passes=1)
+    assert [b for _, b in curve] == [40.0, 40.0, 30.0, 30.0, 10.0]
+
+
+def test_gemv_bandwidth_runs_the_blas_on_one_thread():
+    from threadpoolctl import threadpool_info
+    with matvec_fit.one_thread():
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        assert host.gemv_bandwidth(64 << 10, min_seconds=0.0) > 0

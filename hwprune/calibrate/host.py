@@ -19,6 +19,11 @@ What is measured, and how (single thread; the fastest of repeated runs):
   from 16 KiB to twice the last level in steps of sqrt(2), best of 3 passes, made
   non-increasing in footprint (:func:`stream_curve`; the cpu model prices a
   matrix-vector kernel's memory time on it).
+* **GEMV bandwidth curve** (:func:`gemv_curve`): the host's BLAS GEMV (numpy ``W @ x``,
+  one thread) on ``r x 3r`` matrices (:func:`gemv_shape`) of the same footprints, bytes
+  of ``W``, ``x`` and ``y`` per cycle, best of 3 passes, non-increasing; the cpu model
+  prices the dense and compact matrix-vector products' memory time on it (a BLAS
+  GEMV reaches less than the sequential read once ``W`` leaves L2).
 * **BLAS GEMM** (:func:`gemm_costs`): the host's SGEMM through numpy (float32
   ``matmul``, one thread via threadpoolctl) on :data:`GEMM_SHAPES`, and the cpu model's
   GEMM fraction of peak, per-micro-kernel and per-packed-element costs fitted by NNLS
@@ -55,7 +60,8 @@ from ..errors import InputError
 from ..hardware.loader import parse_profile
 from .matvec_fit import FIT_DENSITIES, FIT_SHAPES, QUICK_SHAPES, best_seconds, fit_matvec, time_grid
 
-__all__ = ["best_seconds", "calibrate", "host_caches", "kernel_costs", "stream_curve"]
+__all__ = ["best_seconds", "calibrate", "gemv_curve", "gemv_shape", "host_caches", "kernel_costs",
+           "stream_curve"]
 
 SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 DRAM_BUFFER = 64 << 20
@@ -174,6 +180,28 @@ def read_bandwidth(nbytes: int) -> float:
     return a.nbytes * reps / best_seconds(lambda: _sum(a, reps), 3, SPREAD_SECONDS)
 
 
+def curve_footprints(largest: int, step: float = 2.0, smallest: int = 16 << 10) -> list[int]:
+    """Footprints of the bandwidth curves: ``smallest`` to ``largest`` bytes in steps of
+    ``step``x, whole cache lines."""
+    sizes = []
+    size = float(smallest)
+    while size <= largest * 1.0001:
+        sizes.append(int(size) // 64 * 64)
+        size *= step
+    return sizes
+
+
+def _non_increasing(best: dict[int, float]) -> list[tuple[int, float]]:
+    # A larger footprint is never streamed faster: the curve is made non-increasing
+    # (each point the slowest at its footprint or any smaller one), so that a noisy
+    # pass cannot make a smaller kernel slower in the model.
+    curve, slowest = [], float("inf")
+    for nbytes in sorted(best):
+        slowest = min(slowest, best[nbytes])
+        curve.append((nbytes, slowest))
+    return curve
+
+
 def stream_curve(clock_hz: float, largest: int, step: float = 2.0, smallest: int = 16 << 10,
                  passes: int = 3) -> list[tuple[int, float]]:
     """``[(footprint_bytes, bytes_per_cycle), ...]``: read bandwidth of a buffer read
@@ -181,23 +209,64 @@ def stream_curve(clock_hz: float, largest: int, step: float = 2.0, smallest: int
     from ``smallest`` to ``largest`` bytes in steps of ``step``x. Each footprint keeps
     its best of ``passes`` passes over all of them, seconds apart: the bandwidth of
     the machine when other tenants leave it alone, as the kernels' fastest calls see it."""
-    sizes = []
-    size = float(smallest)
-    while size <= largest * 1.0001:
-        sizes.append(int(size) // 64 * 64)
-        size *= step
+    sizes = curve_footprints(largest, step, smallest)
     best = dict.fromkeys(sizes, 0.0)
     for _ in range(passes):
         for nbytes in sizes:
             best[nbytes] = max(best[nbytes], read_bandwidth(nbytes) / clock_hz)
-    # A larger footprint is never streamed faster: the curve is made non-increasing
-    # (each point the slowest at its footprint or any smaller one), so that a noisy
-    # pass cannot make a smaller kernel slower in the model.
-    curve, slowest = [], float("inf")
-    for nbytes in sizes:
-        slowest = min(slowest, best[nbytes])
-        curve.append((nbytes, slowest))
-    return curve
+    return _non_increasing(best)
+
+
+GEMV_ASPECT = 3
+"""Columns per row of the matrices of the GEMV curve (``W`` is ``r x 3r``: an input three
+times the output, between the fit set's wide and tall shapes). Not a power of two, so
+that no point of the power-of-two footprint grid is a validation shape (the validation
+script asserts it)."""
+
+
+def gemv_shape(footprint: int) -> tuple[int, int]:
+    """``(rows, cols)`` of the GEMV curve's matrix at ``footprint`` bytes: ``cols =``
+    :data:`GEMV_ASPECT` ``x rows``, ``4 (rows cols + rows + cols) <= footprint``."""
+    rows = max(1, int(math.sqrt(footprint / (4 * GEMV_ASPECT))))
+    while rows > 1 and 4 * (rows * GEMV_ASPECT * rows + rows + GEMV_ASPECT * rows) > footprint:
+        rows -= 1
+    return rows, GEMV_ASPECT * rows
+
+
+def gemv_bandwidth(footprint: int, min_seconds: float = SPREAD_SECONDS) -> float:
+    """Bytes per second the host's BLAS GEMV (numpy ``np.dot(W, x, out=y)``, float32, on
+    the calling thread's BLAS settings) moves on :func:`gemv_shape`'s matrix: ``W``,
+    ``x`` and ``y`` bytes over the fastest call's time (each timed call repeats the
+    product until about 256 MiB have moved)."""
+    rows, cols = gemv_shape(footprint)
+    w = np.full((rows, cols), 0.5, dtype=np.float32)
+    x = np.full(cols, 0.25, dtype=np.float32)
+    y = np.empty(rows, dtype=np.float32)
+    moved = 4 * (rows * cols + rows + cols)
+    reps = max(1, int(256 << 20) // moved)
+
+    def call():
+        for _ in range(reps):
+            np.dot(w, x, out=y)
+    return moved * reps / best_seconds(call, 3, min_seconds)
+
+
+def gemv_curve(clock_hz: float, largest: int, step: float = 2.0, smallest: int = 16 << 10,
+               passes: int = 3) -> list[tuple[int, float]]:
+    """``[(footprint_bytes, bytes_per_cycle), ...]``: what the host's BLAS GEMV moves per
+    cycle (:func:`gemv_bandwidth`, one thread via threadpoolctl) called again and again,
+    on the footprints of :func:`stream_curve`; each footprint's best of ``passes``
+    passes, made non-increasing in footprint like the stream curve. The cpu model
+    prices the dense and compact matrix-vector products' memory time on it."""
+    from .matvec_fit import one_thread
+
+    sizes = curve_footprints(largest, step, smallest)
+    best = dict.fromkeys(sizes, 0.0)
+    with one_thread():
+        for _ in range(passes):
+            for nbytes in sizes:
+                best[nbytes] = max(best[nbytes], gemv_bandwidth(nbytes) / clock_hz)
+    return _non_increasing(best)
 
 
 @njit(cache=True)
@@ -385,9 +454,12 @@ def calibrate(progress: Callable[[str], None] | None = None, quick: bool = False
     costs.update(gemm_costs(clock, _lanes(), quick))
     costs["dram_core_bytes_per_cycle"] = dram_bw / clock
     say("stream bandwidth curve")
-    curve = stream_curve(clock, max(dram_bytes // 2, 2 * last.size_bytes),
-                         4.0 if quick else 2 ** 0.5, passes=1 if quick else 3)
-    provisional = _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve)
+    largest, step = max(dram_bytes // 2, 2 * last.size_bytes), 4.0 if quick else 2 ** 0.5
+    curve = stream_curve(clock, largest, step, passes=1 if quick else 3)
+    say("BLAS GEMV bandwidth curve")
+    gemv = gemv_curve(clock, largest, step, passes=1 if quick else 3)
+    provisional = _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
+                        gemv=gemv)
     dev = parse_profile(tomllib.loads(provisional), "provisional calibrated profile")
     points = time_grid(QUICK_SHAPES if quick else FIT_SHAPES,
                        (1.0, 0.1) if quick else FIT_DENSITIES,
@@ -397,7 +469,7 @@ def calibrate(progress: Callable[[str], None] | None = None, quick: bool = False
                   for k, v in fit_matvec(points, dev).items()})
     fit_set = ", ".join(f"{r}x{c}" for r, c in (QUICK_SHAPES if quick else FIT_SHAPES))
     return _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
-                 fit_set)
+                 fit_set, gemv)
 
 
 def _latency_source(key: str, fit_set: str) -> str:
@@ -437,7 +509,7 @@ def _lanes() -> int:
 
 
 def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, curve,
-          fit_set: str = "") -> str:
+          fit_set: str = "", gemv=()) -> str:
     cpus = os.cpu_count() or 1
     flags = _cpuinfo()
     lanes = _lanes()
@@ -496,6 +568,22 @@ def _toml(clock, clock_src, levels, dram_latency, dram_bw, dram_bytes, costs, cu
         f'bytes_per_cycle = "{cal}: single-thread vectorized read of the buffer, again and again '
         '(fastest of calls spread over 0.1 s, best of 3 passes)"',
         "",
+    ]
+    if gemv:
+        out += [
+            "[gemv_bandwidth]",
+            "footprint_bytes = [" + ", ".join(str(f) for f, _ in gemv) + "]",
+            "bytes_per_cycle = [" + ", ".join(f"{b:.4g}" for _, b in gemv) + "]",
+            "",
+            "[gemv_bandwidth.sources]",
+            f'footprint_bytes = "{cal}: W, x and y of r x {GEMV_ASPECT}r matrices from '
+            f'{gemv[0][0] >> 10} KiB to {gemv[-1][0] >> 20} MiB (the stream curve\'s footprints)"',
+            f'bytes_per_cycle = "{cal}: the host\'s BLAS GEMV (numpy W @ x, float32, one thread '
+            'via threadpoolctl) again and again, W, x and y bytes per cycle (fastest of calls '
+            'spread over 0.1 s, best of 3 passes, non-increasing in footprint)"',
+            "",
+        ]
+    out += [
         "[[memory]]",
         'name = "RF"',
         'kind = "register_file"',

@@ -77,7 +77,8 @@ from .profile import (
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "energy_unit", "sources",
-            "compute", "memory", "sparsity", "latency", "stream_bandwidth"}
+            "compute", "memory", "sparsity", "latency", "stream_bandwidth",
+            "gemv_bandwidth"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
                  "index_bits", "sources"}
 DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
@@ -279,6 +280,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
     top_sources.update({f"latency.{k}": v for k, v in latency_sources.items()})
     stream, stream_sources = _parse_stream_bandwidth(ck, data, device_class)
     top_sources.update({f"stream_bandwidth.{k}": v for k, v in stream_sources.items()})
+    gemv, gemv_sources = _parse_stream_bandwidth(ck, data, device_class, "gemv_bandwidth")
+    top_sources.update({f"gemv_bandwidth.{k}": v for k, v in gemv_sources.items()})
 
     return DeviceProfile(
         id=dev_id,
@@ -294,6 +297,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         sources=MappingProxyType(top_sources),
         latency=MappingProxyType(latency),
         stream_bandwidth=stream,
+        gemv_bandwidth=gemv,
         energy_unit=energy_unit,
     )
 
@@ -366,17 +370,19 @@ def _parse_latency(ck: _Checker, data: Mapping[str, Any],
     return values, ck.sources(table, set(values), prefix)
 
 
-def _parse_stream_bandwidth(ck: _Checker, data: Mapping[str, Any], device_class: str
+def _parse_stream_bandwidth(ck: _Checker, data: Mapping[str, Any], device_class: str,
+                            name: str = "stream_bandwidth"
                             ) -> tuple[tuple[tuple[float, float], ...], dict[str, str]]:
-    """``[stream_bandwidth]``: ``footprint_bytes`` and ``bytes_per_cycle``, two lists of
-    equal length (at least 2), footprints increasing, every value > 0 (cpu only)."""
-    if "stream_bandwidth" not in data:
+    """``[stream_bandwidth]`` (or the curve table ``name``, e.g. ``[gemv_bandwidth]``):
+    ``footprint_bytes`` and ``bytes_per_cycle``, two lists of equal length (at least 2),
+    footprints increasing, every value > 0, each with a source (cpu only)."""
+    if name not in data:
         return (), {}
-    prefix = "stream_bandwidth."
+    prefix = f"{name}."
     if device_class != "cpu":
-        raise ck.fail("stream_bandwidth", f"only a cpu profile takes a stream_bandwidth curve; "
+        raise ck.fail(name, f"only a cpu profile takes a {name} curve; "
                       f"this is a {device_class} profile")
-    table = ck.table(data["stream_bandwidth"], "stream_bandwidth")
+    table = ck.table(data[name], name)
     ck.unknown(table, {"footprint_bytes", "bytes_per_cycle", "sources"}, prefix)
     lists = []
     for key in ("footprint_bytes", "bytes_per_cycle"):

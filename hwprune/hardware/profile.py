@@ -268,6 +268,20 @@ class SparsitySupport:
     index_bits: int = 32
 
 
+def _interpolate(curve: tuple[tuple[float, float], ...], footprint_bytes: float) -> float:
+    """``curve``'s bytes per cycle at ``footprint_bytes``: linear in log(footprint)
+    between its points, held flat beyond its ends."""
+    sizes = [math.log(max(1.0, f)) for f, _ in curve]
+    rates = [b for _, b in curve]
+    x = math.log(max(1.0, float(footprint_bytes)))
+    if x <= sizes[0]:
+        return rates[0]
+    for (x0, b0), (x1, b1) in zip(zip(sizes, rates), zip(sizes[1:], rates[1:])):
+        if x <= x1:
+            return b0 + (b1 - b0) * (x - x0) / (x1 - x0)
+    return rates[-1]
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     """A device: its class, clock, compute units and ordered memory levels.
@@ -291,6 +305,10 @@ class DeviceProfile:
             bytes the stream keeps re-reading: ``((footprint_bytes, bytes_per_cycle),
             ...)`` with footprints increasing; empty when the profile has none (only
             ``hwprune calibrate`` writes one). See :meth:`stream_bytes_per_cycle`.
+        gemv_bandwidth: a measured curve of what the host's BLAS GEMV (``W @ x``, one
+            thread) moves per cycle (``W``, ``x`` and ``y`` bytes per cycle) against those
+            bytes' footprint, same form as ``stream_bandwidth``; empty when the profile
+            has none. See :meth:`gemv_bytes_per_cycle`.
         energy_unit: what every ``_pj`` energy of the profile (and every energy
             computed from it) is in, one of :data:`ENERGY_UNITS`: ``pJ``, or
             ``MAC-equivalents`` when the energies are normalized to one MAC of the
@@ -310,6 +328,7 @@ class DeviceProfile:
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
     latency: Mapping[str, float] = field(default_factory=_no_sources, compare=False)
     stream_bandwidth: tuple[tuple[float, float], ...] = ()
+    gemv_bandwidth: tuple[tuple[float, float], ...] = ()
     energy_unit: str = "pJ"
 
     @property
@@ -324,15 +343,16 @@ class DeviceProfile:
         if not self.stream_bandwidth:
             raise InputError(f"device {self.id!r} has no stream_bandwidth curve (hwprune "
                              "calibrate writes one)")
-        sizes = [math.log(max(1.0, f)) for f, _ in self.stream_bandwidth]
-        rates = [b for _, b in self.stream_bandwidth]
-        x = math.log(max(1.0, float(footprint_bytes)))
-        if x <= sizes[0]:
-            return rates[0]
-        for (x0, b0), (x1, b1) in zip(zip(sizes, rates), zip(sizes[1:], rates[1:])):
-            if x <= x1:
-                return b0 + (b1 - b0) * (x - x0) / (x1 - x0)
-        return rates[-1]
+        return _interpolate(self.stream_bandwidth, footprint_bytes)
+
+    def gemv_bytes_per_cycle(self, footprint_bytes: float) -> float:
+        """Bytes per cycle the host's BLAS GEMV moves when its ``W``, ``x`` and ``y`` span
+        ``footprint_bytes``, called again and again; interpolated on
+        :attr:`gemv_bandwidth` like :meth:`stream_bytes_per_cycle`. Needs a curve."""
+        if not self.gemv_bandwidth:
+            raise InputError(f"device {self.id!r} has no gemv_bandwidth curve (hwprune "
+                             "calibrate writes one)")
+        return _interpolate(self.gemv_bandwidth, footprint_bytes)
 
     def level(self, name: str) -> MemoryLevel:
         """The memory level called ``name`` (case-sensitive)."""

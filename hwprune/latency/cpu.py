@@ -47,7 +47,8 @@ prefetched loops overlap streaming with computation).
 
 5 loads per ``4 L`` MACs at 2 loads per cycle: ``dense_mac_cycles`` per MAC (0.078 at
 ``L = 8``), plus ``dense_row_cycles`` per row (horizontal sum of the accumulator and
-store) and ``dense_call_cycles`` per call. Bandwidth-bound once ``W`` leaves the caches.
+store) and ``dense_call_cycles`` per call. Bandwidth-bound once ``W`` leaves the caches, at
+the GEMV's own measured bandwidth (see *Memory*).
 
 **Sparse matrix-vector kernels** (batch 1), inner loop per stored element:
 
@@ -110,8 +111,24 @@ convolution is a dense GEMM on the kept rows.
 batch) or, whichever is faster, ``b`` matrix-vector calls (what a BLAS does for very
 thin products); the same holds for each sparse kernel.
 
-**Memory**: bytes over the bandwidth of the level that serves them, one of two ways:
+**Memory**: bytes over the bandwidth of the level that serves them, one of three ways:
 
+* the dense and compact matrix-vector products, with a measured ``gemv_bandwidth``
+  curve (profiles written by ``hwprune calibrate``): ``bytes / gemv_bytes_per_cycle(
+  footprint)``. The curve is what the host's BLAS GEMV itself achieves (numpy ``W @ x``
+  on an ``r x 3r`` ``W``, one thread, called again and again; ``W``, ``x`` and ``y`` bytes per
+  cycle against their footprint, best of passes, non-increasing in footprint). It is
+  measured because a BLAS GEMV does not reach the sequential-read stream's bandwidth
+  once ``W`` leaves L2: on the EPYC host of the validation, at 16-150 MB, OpenBLAS's
+  ``sgemv_t`` moved 55-80% of what a vectorized sum of the same footprint reads (it
+  walks four rows at once, five concurrent streams against one: plausibly fewer
+  prefetched lines in flight per stream; not verified). At in-cache footprints the
+  curve holds the GEMV's compute-bound rate on ``r x 3r`` matrices, and ``max(core,
+  memory)`` takes the larger of it and the fitted core terms. Compact's bytes
+  (kept ``W``, ``x``, its gathered copy, ``y``, indices) all go on this curve: the
+  gather and scatter add ``3 K + kept_rows`` values to ``K x kept_rows`` (a
+  simplification). The sparse kernels (hwprune's numba loops: one value, one index
+  stream) stay on the stream curve;
 * with a measured ``stream_bandwidth`` curve (profiles written by ``hwprune
   calibrate``): ``bytes / stream_bytes_per_cycle(footprint)``;
 * otherwise the innermost cache level whose ``size_bytes`` holds the footprint serves
@@ -119,7 +136,8 @@ thin products); the same holds for each sparse kernel.
   costs nothing beyond the issued loads), else DRAM at ``dram_core_bytes_per_cycle``
   (what one core sustains; the channels' peak needs several cores). The result names a
   term per level (``l2_bandwidth``, ``l3_bandwidth``, ``dram_bandwidth``), zero for the
-  levels that do not serve.
+  levels that do not serve. Profiles without curves (the built-in ``core-i7``) price
+  the dense GEMV this way too.
 
 Matrix-vector bytes: stored values, indices, row pointers, the input (compact: also its
 gathered copy) and the output, each once per call.
@@ -290,10 +308,15 @@ def dram_bytes_per_cycle(dev: DeviceProfile) -> float:
     return dev.latency.get("dram_core_bytes_per_cycle", dev.memory[-1].bandwidth_bytes_per_cycle)
 
 
-def memory_terms(dev: DeviceProfile, moved: float, footprint: float) -> dict[str, float]:
+def memory_terms(dev: DeviceProfile, moved: float, footprint: float,
+                 gemv: bool = False) -> dict[str, float]:
     """Cycles to move ``moved`` bytes of a kernel whose data spans ``footprint`` bytes:
-    ``{"stream": ...}`` on a measured curve, else one term per level below L1 (only the
-    innermost level that holds the footprint is non-zero; nothing when L1 holds it)."""
+    ``{"gemv": ...}`` on the measured BLAS GEMV curve when ``gemv`` (the dense and
+    compact matrix-vector products) and the profile has one, else ``{"stream": ...}``
+    on a measured stream curve, else one term per level below L1 (only the innermost
+    level that holds the footprint is non-zero; nothing when L1 holds it)."""
+    if gemv and dev.gemv_bandwidth:
+        return {"gemv": moved / dev.gemv_bytes_per_cycle(footprint)}
     if dev.stream_bandwidth:
         return {"stream": moved / dev.stream_bytes_per_cycle(footprint)}
     caches = [lvl for lvl in dev.memory if lvl.is_cache]
@@ -358,8 +381,8 @@ def _matvec(work: KernelWork, dev: DeviceProfile) -> tuple[dict[str, float], dic
     gathers = work.kernel not in (Kernel.DENSE, Kernel.COMPACT)
     stall = gather_stall(work, dev) if gathers else 0.0
     moved = stream_bytes(work, dev)
-    return ({"issue": issue, **NO_GEMM, "im2col": 0.0, "stall": stall}, memory_terms(dev, moved, moved),
-            overlap(dev, work.kernel))
+    memory = memory_terms(dev, moved, moved, gemv=not gathers)
+    return {"issue": issue, **NO_GEMM, "im2col": 0.0, "stall": stall}, memory, overlap(dev, work.kernel)
 
 
 def matvec_stall_memory(work: KernelWork, dev: DeviceProfile) -> tuple[float, float]:
