@@ -117,14 +117,16 @@ thin products); the same holds for each sparse kernel.
   curve (profiles written by ``hwprune calibrate``): ``bytes / gemv_bytes_per_cycle(
   footprint)``. The curve is what the host's BLAS GEMV itself achieves (numpy ``W @ x``
   on an ``r x 3r`` ``W``, one thread, called again and again; ``W``, ``x`` and ``y`` bytes per
-  cycle against their footprint, best of passes, non-increasing in footprint). It is
+  cycle against their footprint, best of passes, each point the fastest at its footprint
+  or any larger one: a small call's numpy dispatch is priced by the core terms). It is
   measured because a BLAS GEMV does not reach the sequential-read stream's bandwidth
-  once ``W`` leaves L2: on the EPYC host of the validation, at 16-150 MB, OpenBLAS's
-  ``sgemv_t`` moved 55-80% of what a vectorized sum of the same footprint reads (it
-  walks four rows at once, five concurrent streams against one: plausibly fewer
-  prefetched lines in flight per stream; not verified). At in-cache footprints the
-  curve holds the GEMV's compute-bound rate on ``r x 3r`` matrices, and ``max(core,
-  memory)`` takes the larger of it and the fitted core terms. Compact's bytes
+  once ``W`` leaves L2: on the 2-vCPU AMD EPYC host of the validation (32 MiB L3),
+  OpenBLAS's ``sgemv_t`` moved 79-91% of what a vectorized sum of the same footprint
+  reads at 1-16 MiB and 55-76% at 22-128 MiB (both curves of one ``hwprune calibrate``
+  run; it walks four rows at once, five concurrent streams against one: plausibly
+  fewer prefetched lines in flight per stream; not verified). In L1 and L2 the curve holds
+  the GEMV's best in-cache rate on ``r x 3r`` matrices, and ``max(core, memory)`` takes
+  the larger of it and the fitted core terms. Compact's bytes
   (kept ``W``, ``x``, its gathered copy, ``y``, indices) all go on this curve: the
   gather and scatter add ``3 K + kept_rows`` values to ``K x kept_rows`` (a
   simplification). The sparse kernels (hwprune's numba loops: one value, one index
