@@ -46,8 +46,8 @@ def fits(s: Scheme, shape: KernelShape, simd_lanes: int, last: bool) -> bool:
     return s.group_width(shape.kernel, simd_lanes) <= shape.cols
 
 
-ACCEPTED = ("a density in (0, 1] for every candidate scheme, or one per scheme such as "
-            "fine=0.1,simd=0.15,node=0.5")
+ACCEPTED = ("a density in (0, 1] (fine-grained pruning's; the other schemes' come from the "
+            "density model), or one per scheme such as fine=0.1,simd=0.15,node=0.5")
 
 
 @dataclass(frozen=True)
