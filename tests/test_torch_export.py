@@ -250,3 +250,29 @@ def test_existing_file_is_replaced(tmp_path):
     target.write_text("old")
     tx.save_state_dict(SmallCNN(), target)
     assert isinstance(torch.load(target, weights_only=True), dict)
+
+
+def test_bytes_for_the_clis_own_writer_and_training_mode_kept(tmp_path, hw):
+    from hwprune.report.output import write_atomic
+    api, from_torch = hw
+    net = masked_model().train()
+    write_atomic(tmp_path / "m.onnx", tx.onnx_bytes(net, X[:1]))
+    write_atomic(tmp_path / "m.pt", tx.state_dict_bytes(net))
+    assert net.training                                   # the user's module stays as it was
+    ref = from_torch(tx.permanent_copy(net), X[:1]).network
+    assert api.network(str(tmp_path / "m.onnx")).params == ref.params
+    assert set(torch.load(tmp_path / "m.pt", weights_only=True)) == set(SmallCNN().state_dict())
+
+
+def test_temporary_files_are_named_as_hwprunes_cleanup_expects(tmp_path, monkeypatch):
+    from hwprune.report.output import is_own_temp
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(os.path.basename(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(tx.os, "replace", spy)
+    tx.save_state_dict(SmallCNN(), tmp_path / "m.pt")
+    assert len(seen) == 1 and is_own_temp(seen[0]), seen

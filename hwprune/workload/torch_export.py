@@ -158,13 +158,18 @@ def permanent_copy(module):
 def save_state_dict(module, path: str | os.PathLike) -> Path:
     """Write ``module``'s state_dict (masks made permanent, see the module docstring)
     to ``path`` with ``torch.save``; returns the path."""
-    torch = _torch()
     path = check_out_file(path, "state_dict file")
-    state = permanent_copy(module).state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    _write_atomic(path, buffer.getvalue(), "state_dict file")
+    _write_atomic(path, state_dict_bytes(module), "state_dict file")
     return path
+
+
+def state_dict_bytes(module) -> bytes:
+    """The bytes :func:`save_state_dict` writes (for a caller with its own atomic
+    writer, such as the CLI's output directories)."""
+    torch = _torch()
+    buffer = io.BytesIO()
+    torch.save(permanent_copy(module).state_dict(), buffer)
+    return buffer.getvalue()
 
 
 def _resize(torch, name: str, mod, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -232,8 +237,14 @@ def export_onnx(module, example_input, path: str | os.PathLike, opset: int | Non
     ``example_input`` to the ONNX file ``path`` with torch's TorchScript-based exporter
     (see the module docstring for the settings and why); returns the path.
     ``opset``: the ONNX opset version, None for the exporter's default."""
-    torch = _torch()
     path = check_out_file(path, "ONNX file")
+    _write_atomic(path, onnx_bytes(module, example_input, opset), "ONNX file")
+    return path
+
+
+def onnx_bytes(module, example_input, opset: int | None = None) -> bytes:
+    """The bytes :func:`export_onnx` writes (for a caller with its own atomic writer)."""
+    torch = _torch()
     if not isinstance(example_input, torch.Tensor):
         raise InputError(f"example_input must be a torch.Tensor with a batch dimension, got "
                          f"{type(example_input).__name__}")
@@ -256,8 +267,7 @@ def export_onnx(module, example_input, path: str | os.PathLike, opset: int | Non
     except Exception as exc:
         raise InputError(f"torch.onnx.export cannot export {type(module).__name__}: "
                          f"{_one_line(exc)}") from None
-    _write_atomic(path, buffer.getvalue(), "ONNX file")
-    return path
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
