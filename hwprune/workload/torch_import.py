@@ -10,9 +10,11 @@
   gets its bias and the following batch norm's scale and shift masked, so that it
   outputs exactly zero (hwprune's convention for a removed neuron or filter).
 * :func:`compact` returns a copy of the module in which node-pruned layers are
-  physically smaller: fewer output channels or features, the batch norm after them
-  and the inputs of the next conv or linear layer sliced to match. Its outputs equal
-  the masked model's.
+  physically smaller: fewer output channels or features, together with the layers
+  coupled to them (residual adds, depthwise convolutions; ``torch_groups``), their
+  batch norms and every reader sliced to match. Its outputs equal the masked model's.
+  :func:`coupled_groups` lists the layers that must keep the same units. The coupling
+  is Torch-Pruning's DepGraph (``torch-pruning``, installed by the ``torch`` extra).
 
 Supported modules: Conv2d (no dilation, symmetric padding), Linear, BatchNorm1d/2d,
 MaxPool2d, AvgPool2d, AdaptiveAvgPool2d/AdaptiveMaxPool2d to 1x1, Flatten, the
@@ -313,14 +315,14 @@ def apply_masks(module, masks: Mapping[str, np.ndarray], example_input) -> None:
                 prune.custom_from_mask(bnmod, "bias", unit)
 
 
-def compact(module, keep_units: Mapping[str, np.ndarray], example_input):
-    """A copy of ``module`` with each named layer cut to its kept output units (a bool
-    per unit), its batch norms and the next conv/linear layer's inputs cut to match."""
-    torch = _torch()
+def _copy_unmasked(module):
+    """A deep copy of ``module`` with masks attached by ``torch.nn.utils.prune`` made
+    permanent (the masked weights become the plain weights)."""
     import copy
 
     from torch.nn.utils import prune
 
+    torch = _torch()
     # A masked parameter is a computed (non-leaf) tensor, which deepcopy refuses: copy
     # with detached stand-ins, then put the originals back.
     saved = []
@@ -334,48 +336,84 @@ def compact(module, keep_units: Mapping[str, np.ndarray], example_input):
     finally:
         for mod, param, value in saved:
             mod.__dict__[param] = value
-    for mod in new.modules():                  # masks attached by apply_masks: make permanent
+    for mod in new.modules():
         for param in ("weight", "bias"):
             if hasattr(mod, f"{param}_orig"):
                 prune.remove(mod, param)
-    gm = _trace(new, example_input)
-    nodes = {n.target: n for n in gm.graph.nodes if n.op == "call_module"}
-    with torch.no_grad():
-        for name, keep in keep_units.items():
-            keep = np.asarray(keep, dtype=bool)
-            if name not in nodes or _kind(gm, nodes[name]) not in ("conv", "fc"):
-                raise InputError(f"{name!r} is not a conv or linear layer of the module")
-            mod = new.get_submodule(name)
-            idx = torch.as_tensor(np.flatnonzero(keep))
-            if keep.size != mod.weight.shape[0] or idx.numel() == 0:
-                raise InputError(f"{name}: keep_units needs {mod.weight.shape[0]} entries with at "
-                                 "least one kept")
-            bns, consumer, positions = _downstream(gm, nodes[name])
-            if isinstance(mod, torch.nn.Conv2d) and mod.groups != 1:
-                raise InputError(f"{name}: grouped convolutions cannot be compacted")
-            mod.weight = torch.nn.Parameter(mod.weight[idx].clone())
-            if mod.bias is not None:
-                mod.bias = torch.nn.Parameter(mod.bias[idx].clone())
-            if isinstance(mod, torch.nn.Conv2d):
-                mod.out_channels = idx.numel()
-            else:
-                mod.out_features = idx.numel()
-            for bn in bns:
-                bnm = new.get_submodule(bn.target)
-                for attr in ("weight", "bias"):
-                    if getattr(bnm, attr) is not None:
-                        setattr(bnm, attr, torch.nn.Parameter(getattr(bnm, attr)[idx].clone()))
-                bnm.running_mean = bnm.running_mean[idx].clone()
-                bnm.running_var = bnm.running_var[idx].clone()
-                bnm.num_features = idx.numel()
-            if consumer is None:
-                raise InputError(f"{name}: the model's output layer keeps its outputs")
-            cmod = new.get_submodule(consumer.target)
-            cols = idx if positions == 1 else torch.as_tensor(
-                (np.flatnonzero(keep)[:, None] * positions + np.arange(positions)[None, :]).ravel())
-            cmod.weight = torch.nn.Parameter(cmod.weight[:, cols].clone())
-            if isinstance(cmod, torch.nn.Conv2d):
-                cmod.in_channels = idx.numel()
-            else:
-                cmod.in_features = cols.numel()
+    return new
+
+
+def _output_layers(gm) -> set[str]:
+    """Conv/linear layers whose units reach the model's output unchanged in number:
+    walking back from the output through everything but a (non-depthwise) conv or
+    linear layer."""
+    found, seen = set(), set()
+    stack = [n for n in gm.graph.nodes if n.op == "output"]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if _kind(gm, node) in ("conv", "fc"):
+            found.add(node.target)
+            mod = gm.get_submodule(node.target)
+            if not (getattr(mod, "groups", 1) > 1 and mod.groups == mod.in_channels == mod.out_channels):
+                continue
+        stack.extend(node.all_input_nodes)
+    return found
+
+
+def _coupling(module, example_input):
+    """hwprune's fx checks, then Torch-Pruning's coupling (``torch_groups.Coupling``)."""
+    from .torch_groups import Coupling
+
+    gm = _trace(module, example_input)        # InputError for a module or input that fails
+    order = [n.target for n in gm.graph.nodes if n.op == "call_module" and _kind(gm, n) in ("conv", "fc")]
+    return Coupling(module, example_input, order, _output_layers(gm))
+
+
+def coupled_groups(module, example_input, prunable_only: bool = False) -> list[tuple[str, ...]]:
+    """The conv/linear layers of ``module`` (qualified names, execution order) grouped so
+    that the layers of one group must keep the same output units: the convs feeding one
+    residual add, a depthwise conv and the layer feeding it (Torch-Pruning's DepGraph;
+    ``hwprune.workload.torch_groups``). Every conv/linear layer is in one group; the
+    groups are in the order of their first layer. ``prunable_only`` leaves out the
+    groups whose units cannot be removed (the network's output layers and the layers
+    coupled with them, groups through a grouped non-depthwise convolution or a partial
+    coupling); :func:`compact` names the reason for such a group."""
+    graph = _coupling(module, example_input)
+    return [g for i, g in enumerate(graph.groups) if not (prunable_only and i in graph.blocked)]
+
+
+def compact(module, keep_units: Mapping[str, np.ndarray], example_input, round_to: int | None = None):
+    """A physically smaller copy of ``module`` (masks attached by :func:`apply_masks`
+    made permanent first; ``module`` itself is left alone).
+
+    ``keep_units``: per conv/linear layer name, a bool per output unit (True = kept).
+    The keep set of a coupled group (:func:`coupled_groups`) is the union of the keep
+    masks given for its members; members not named follow it, so naming one layer of a
+    residual stage shrinks the whole stage. The outputs equal the masked model's when
+    every member's removed units output zero there (mask the whole group, as the
+    node-pruning policy does). Batch norms, depthwise convolutions and every reader
+    (input channels, a concat's slice, the positions after a flatten) are cut to match.
+    Groups not named are left whole.
+
+    ``round_to=k`` rounds each compacted group's unit count up to a multiple of ``k``
+    (e.g. the device's SIMD width; never above the layer's units). The units added back
+    are the removed ones with the largest summed L1 weight norm over the group's members
+    (ties: lowest index); in a masked model they output zero, so the outputs still match.
+    """
+    torch = _torch()
+    if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, (int, np.integer))
+                                 or round_to < 1):
+        raise InputError(f"round_to must be a positive whole number of units (e.g. the device's SIMD "
+                         f"width), got {round_to!r}")
+    if not isinstance(keep_units, Mapping):
+        raise InputError(f"keep_units must map layer names to a bool per output unit, got "
+                         f"{type(keep_units).__name__}")
+    _check_args(torch, module, example_input)
+    from .torch_groups import shrink
+
+    new = _copy_unmasked(module)
+    shrink(_coupling(new, example_input), keep_units, round_to)
     return new
