@@ -150,9 +150,15 @@ def test_compact_with_batch_norm_after_the_layer():
         np.testing.assert_allclose(small(X).numpy(), masked(X).numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_compact_refuses_a_layer_feeding_a_residual_add():
-    with pytest.raises(InputError, match="feeds 2 operations"):
-        compact(_model(), {"conv1": np.ones(8, bool)}, X)
+def test_compact_shrinks_a_layer_feeding_a_residual_add_with_its_partner():
+    keep = np.array([1, 0, 1, 1, 0, 1, 1, 0], bool)
+    masked = _model()
+    apply_masks(masked, _node_masks(masked, {"conv1": keep, "conv2": keep}), X)
+    small = compact(masked, {"conv1": keep}, X)
+    assert small.conv1.out_channels == small.conv2.out_channels == small.conv2.in_channels \
+        == small.conv3.in_channels == 5
+    with torch.no_grad():
+        np.testing.assert_allclose(small(X).numpy(), masked(X).numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_masks_from_hwprune_granularities_fit_the_imported_weights():
