@@ -356,46 +356,135 @@ def schedules() -> tuple[str, ...]:
     return tuple(SCHEDULES)
 
 
-def check_prune_request(model: str, criterion: str, granularity: str, density, schedule: str,
-                        group: int | None, epochs: int) -> None:
-    """Raise :class:`InputError` now for anything :func:`prune` would reject."""
+TORCH_MODEL_ACCEPTED = ("a torch.nn.Module with example_input= and evaluate=/finetune= callbacks or "
+                        "loaders=(train_loader, test_loader)")
+
+
+def _is_model_name(model: Any) -> bool:
+    return isinstance(model, str)
+
+
+def _is_torch_model(model: Any) -> bool:
+    """A torch module or a ModelAdapter, told apart without importing torch."""
+    from .prune.adapter import ModelAdapter
+
+    return isinstance(model, ModelAdapter) or (
+        hasattr(model, "named_modules") and type(model).__module__.split(".")[0] != "hwprune")
+
+
+def torch_adapter(model, example_input=None, evaluate=None, finetune=None, loaders=None):
+    """A :class:`~hwprune.prune.torch_model.TorchAdapter` for a torch module (or the
+    adapter itself, passed through); :class:`InputError` naming what is expected."""
+    from .prune.adapter import ModelAdapter
+
+    if isinstance(model, ModelAdapter):
+        if any(v is not None for v in (example_input, evaluate, finetune, loaders)):
+            raise InputError("a ModelAdapter carries its own example input, evaluation and data; "
+                             "pass example_input, evaluate, finetune and loaders to it, not here")
+        return model
+    if not _is_torch_model(model):
+        from .prune.models import MODELS
+
+        checks.check_text(model, "model", ", ".join(MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
+    from .prune.torch_model import TorchAdapter
+
+    if example_input is None:
+        raise InputError("a torch model needs example_input=, a tensor with a batch dimension "
+                         "(e.g. torch.randn(1, 1, 28, 28)), to trace its layers")
+    return TorchAdapter(model, example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
+
+
+def _no_torch_args(model: str, **given) -> None:
+    extra = [k for k, v in given.items() if v is not None]
+    if extra:
+        raise InputError(f"{', '.join(extra)} apply to a torch model, not to the reference model "
+                         f"{model!r} (which brings its own data and training)")
+
+
+def check_prune_request(model, criterion: str, granularity: str, density, schedule: str,
+                        group: int | None, epochs: int, *, example_input=None, evaluate=None,
+                        finetune=None, loaders=None) -> None:
+    """Raise :class:`InputError` now for anything :func:`prune` would reject.
+
+    ``model``: a reference model name, a torch module (with ``example_input`` and
+    ``evaluate``/``finetune`` or ``loaders``; see :func:`prune`) or a ModelAdapter."""
+    _check_prune(model, criterion, granularity, density, schedule, group, epochs,
+                 dict(example_input=example_input, evaluate=evaluate, finetune=finetune,
+                      loaders=loaders))
+
+
+def _check_prune(model, criterion, granularity, density, schedule, group, epochs, torch_args):
+    """The checks of :func:`check_prune_request`; returns the adapter of a torch model
+    (None for a reference model name)."""
     from .prune import models
     from .prune.schedules import SCHEDULES, check_request
 
-    model = check_reference_model(model)
+    adapter = None
+    if not _is_model_name(model) and not _is_torch_model(model):
+        checks.check_text(model, "model", ", ".join(models.MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
+    if _is_model_name(model):
+        model = check_reference_model(model)
+        _no_torch_args(model, **torch_args)
     criterion = checks.check_text(criterion, "criterion", ", ".join(criteria()))
     schedule = checks.check_text(schedule, "schedule", ", ".join(SCHEDULES))
     epochs = checks.check_count(epochs, "epochs")
     if not isinstance(granularity, Mapping):     # one scheme, or one per layer
         _scheme_arg(granularity, "granularity")
-    check_request(models.build(model), criterion, granularity, density, schedule, group, epochs)
+    if not _is_model_name(model):
+        adapter = torch_adapter(model, **torch_args)
+    check_request(adapter or models.build(model), criterion, granularity, density, schedule, group,
+                  epochs)
+    return adapter
 
 
-def prune(model: str, criterion: str = "magnitude", granularity: str = "fine", density=0.1,
-          schedule: str = "oneshot", group: int | None = None, epochs: int = 10, seed: int = 0):
-    """Train a reference model (``digits-mlp`` or ``digits-cnn``) and prune it; returns
-    a :class:`~hwprune.prune.schedules.PruneResult` (see ``hwprune prune``)."""
+def prune(model, criterion: str = "magnitude", granularity: str = "fine", density=0.1,
+          schedule: str = "oneshot", group: int | None = None, epochs: int = 10, seed: int = 0, *,
+          example_input=None, evaluate=None, finetune=None, loaders=None):
+    """Prune a model; returns a :class:`~hwprune.prune.schedules.PruneResult` (see
+    ``hwprune prune``).
+
+    ``model``: a reference model name (``digits-mlp`` or ``digits-cnn``: trained here, a
+    fresh copy pruned), or a ``torch.nn.Module`` pruned in place with
+    ``torch.nn.utils.prune`` masks. A torch module needs ``example_input`` (a tensor
+    with a batch dimension) and either the callbacks ``evaluate(model) -> float``
+    (higher is better) and ``finetune(model, epochs)``, or ``loaders=(train_loader,
+    test_loader)`` yielding ``(inputs, labels)`` batches (defaults: top-1 accuracy, SGD
+    with momentum and cross-entropy; see :mod:`hwprune.prune.torch_model`). The
+    data-driven criteria need the train loader; ``epochs=0`` needs no training."""
     from .prune import models
     from .prune.schedules import prune as run
 
-    check_prune_request(model, criterion, granularity, density, schedule, group, epochs)
+    adapter = _check_prune(model, criterion, granularity, density, schedule, group, epochs,
+                           dict(example_input=example_input, evaluate=evaluate, finetune=finetune,
+                                loaders=loaders))
     epochs, seed = checks.check_count(epochs, "epochs"), check_seed(seed)
+    if adapter is not None:
+        return run(adapter, None, criterion, granularity, density, schedule, group, epochs, None, seed)
     spec = models.spec(model)
     trained, data = models.trained(model, seed)
     return run(trained, data, criterion, granularity, density, schedule, group, epochs,
                spec.recipe, seed)
 
 
-def sensitivity(model: str, criterion: str = "magnitude", granularity: str = "fine",
-                densities=None, group: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``)."""
+def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
+                densities=None, group: int | None = None, seed: int = 0, *, example_input=None,
+                evaluate=None, loaders=None) -> pd.DataFrame:
+    """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``).
+
+    ``model``: a reference model name, or a torch module with ``example_input`` and
+    ``evaluate=`` or ``loaders=`` (as :func:`prune`; no training is done, the module's
+    weights and masks are restored after each trial)."""
     from .prune import models
     from .studies.sensitivity import DEFAULT_DENSITIES
     from .studies.sensitivity import sensitivity as run
 
-    check_prune_request(model, criterion, granularity, 1.0, "oneshot", group, 0)
+    adapter = _check_prune(model, criterion, granularity, 1.0, "oneshot", group, 0,
+                           dict(example_input=example_input, evaluate=evaluate, finetune=None,
+                                loaders=loaders))
     seed = check_seed(seed)
     densities = DEFAULT_DENSITIES if densities is None else checks.check_densities(densities)
+    if adapter is not None:
+        return run(adapter, None, criterion, granularity, densities, group, seed)
     trained, data = models.trained(model, seed)
     return run(trained, data, criterion, granularity, densities, group, seed)
 

@@ -6,9 +6,15 @@ masks into the model. Already-pruned groups stay pruned (they cannot be chosen a
 except under a splicing criterion (dynamic network surgery), where a group scoring
 above the upper threshold comes back.
 
-Node pruning also removes, from the next prunable layer, the weights that read a
-removed unit (a removed neuron's column, a removed filter's input channel or, after a
-flatten, its positions): that layer's density falls below its own target by that much.
+Node pruning also removes, from the layers that read a removed unit (the next prunable
+layer of a reference model; every conv or linear layer a torch model's unit reaches),
+the weights that read it (a removed neuron's column, a removed filter's input channel
+or, after a flatten, its positions): that layer's density falls below its own target by
+that much.
+
+Every function takes a :class:`~.adapter.ModelAdapter` or a numpy reference
+:class:`~.model.Model` (wrapped with :func:`~.adapter.as_adapter`): one code path for
+both model kinds.
 """
 
 from __future__ import annotations
@@ -21,17 +27,17 @@ from ..checks import check_density
 from ..errors import InputError
 from ..schemes import Scheme
 from . import granularity as G
+from .adapter import ModelAdapter, as_adapter
 from .criteria import Criterion
 from .data import Dataset
-from .model import Model, expand_units
-from .statistics import collect
+from .model import Model
 
 Granularity = str | Scheme | Mapping[str, str | Scheme]
 """One granularity for every layer, or one per layer name (mixed, as Scalpel chooses)."""
 Group = int | None | Mapping[str, int | None]
 
 
-def per_layer(model: Model, granularity: Granularity,
+def per_layer(model: Model | ModelAdapter, granularity: Granularity,
               group: Group) -> dict[str, tuple[Scheme, int | None]]:
     """``{layer: (scheme, group width)}``, each checked (:func:`granularity.check`); a
     mapping must name every prunable layer."""
@@ -53,7 +59,7 @@ def per_layer(model: Model, granularity: Granularity,
     return out
 
 
-def targets_for(model: Model, density: float | Mapping[str, float],
+def targets_for(model: Model | ModelAdapter, density: float | Mapping[str, float],
                 granularity: Granularity) -> dict[str, float]:
     """Per-layer target densities: one number for every layer, or a mapping by layer
     name (layers not named stay dense). Filter and node granularities keep the last
@@ -78,23 +84,35 @@ def targets_for(model: Model, density: float | Mapping[str, float],
     return out
 
 
-def check_fits(model: Model, granularity: Granularity, group: Group) -> None:
-    """Raise :class:`InputError` now if the granularity does not fit some layer."""
-    for lay in model.prunable():
-        gran, g = per_layer(model, granularity, group)[lay.name]
+def check_fits(model: Model | ModelAdapter, granularity: Granularity, group: Group) -> None:
+    """Raise :class:`InputError` now if the granularity does not fit some layer (or, for
+    node pruning, some layer's units cannot be removed with the layers reading them)."""
+    model = as_adapter(model)
+    plan = per_layer(model, granularity, group)
+    layers = model.prunable()
+    for i, lay in enumerate(layers):
+        gran, g = plan[lay.name]
         G.groups_of(lay.weight.shape, gran, g, lay.name)
+        if gran.masks_consumers and i < len(layers) - 1:
+            model.check_consumers(lay.name)
 
 
-def prune_to(model: Model, criterion: Criterion, granularity: Granularity,
+def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Granularity,
              targets: Mapping[str, float], data: Dataset | None, rng: np.random.Generator,
              group: Group = None, band: float = 0.0) -> None:
     """Set every prunable layer's mask to its target density (see module docstring).
 
+    ``data``: a reference model's data set (None with an adapter, which carries its own).
     ``band`` > 0 applies network surgery's two thresholds around the target's score
     threshold instead of an exact cut (the result is then only near the target)."""
-    if criterion.needs_data and data is None:
-        raise InputError(f"criterion {criterion.name!r} needs training data")
-    stats = collect(model, data, seed=int(rng.integers(1 << 31))) if criterion.needs_data else {}
+    if isinstance(model, Model):
+        if criterion.needs_data and data is None:
+            raise InputError(f"criterion {criterion.name!r} needs training data")
+        model = as_adapter(model, data)
+    else:
+        model = as_adapter(model, data)
+        model.require(criterion, 0)
+    stats = model.statistics(int(rng.integers(1 << 31))) if criterion.needs_data else {}
     layers = model.prunable()
     plan = per_layer(model, granularity, group)
     new_masks, units = {}, {}
@@ -115,10 +133,7 @@ def prune_to(model: Model, criterion: Criterion, granularity: Granularity,
         new_masks[lay.name] = G.to_mask(groups, keep)
         if gran.masks_consumers:
             units[lay.name] = keep
-    for i, lay in enumerate(layers):
-        mask = new_masks[lay.name]
-        if i > 0 and layers[i - 1].name in units:
-            mask = mask & expand_units(lay, units[layers[i - 1].name])
-        lay.mask = np.ascontiguousarray(mask)
-        if not lay.splice:
-            lay.apply_mask()
+    for producer, keep in units.items():
+        for consumer, reads in model.consumer_masks(producer, keep).items():
+            new_masks[consumer] = new_masks[consumer] & reads
+    model.set_masks(new_masks)

@@ -1,0 +1,279 @@
+"""The torch model adapter: the pruning policies on a torch module, one code path with the
+numpy reference models (issue 20, item 1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from hwprune import api  # noqa: E402
+from hwprune.errors import InputError  # noqa: E402
+from hwprune.prune import models  # noqa: E402
+from hwprune.prune.data import digits  # noqa: E402
+from hwprune.prune.schedules import prune as schedule_prune  # noqa: E402
+from hwprune.prune.torch_model import TorchAdapter  # noqa: E402
+
+
+class CNN(nn.Module):
+    """digits-cnn's architecture in torch (the same layer names)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(64, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool1(torch.relu(self.conv1(x)))
+        x = self.pool2(torch.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+class MLP(nn.Module):
+    """digits-mlp's architecture in torch."""
+
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(64, 300), nn.Linear(300, 100), nn.Linear(100, 10)
+
+    def forward(self, x):
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(self.flatten(x))))))
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.conv1(x))
+        return self.fc(torch.flatten(torch.relu(y + self.conv2(y)), 1))
+
+
+EXAMPLE = torch.zeros(1, 1, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    d = digits(0)
+    tr = torch.utils.data.TensorDataset(torch.tensor(d.x_train[:512]), torch.tensor(d.y_train[:512]))
+    te = torch.utils.data.TensorDataset(torch.tensor(d.x_test), torch.tensor(d.y_test))
+    return (torch.utils.data.DataLoader(tr, batch_size=64, shuffle=True),
+            torch.utils.data.DataLoader(te, batch_size=256))
+
+
+def _torch_copy(numpy_model, module):
+    """``module`` with ``numpy_model``'s weights and biases, by layer name."""
+    with torch.no_grad():
+        for lay in numpy_model.prunable():
+            mod = module.get_submodule(lay.name)
+            mod.weight.copy_(torch.from_numpy(lay.weight))
+            mod.bias.copy_(torch.from_numpy(lay.bias))
+    return module
+
+
+def _cnn(seed=0):
+    torch.manual_seed(seed)
+    return CNN()
+
+
+def test_masks_are_torch_prune_masks_and_training_keeps_pruned_weights_zero(loaders):
+    from torch.nn.utils import prune
+
+    module = _cnn()
+    adapter = TorchAdapter(module, EXAMPLE, loaders=loaders)
+    result = api.prune(adapter, "magnitude", "fine", 0.3, "oneshot", epochs=1)
+    for name in ("conv1", "conv2", "fc1", "fc2", "fc3"):
+        mod = module.get_submodule(name)
+        assert prune.is_pruned(mod) and hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask")
+        assert any(isinstance(h, prune.BasePruningMethod) for h in mod._forward_pre_hooks.values())
+        mask = mod.weight_mask.bool()
+        assert 0.25 < mask.float().mean() < 0.35
+        assert torch.all(mod.weight[~mask] == 0)
+    assert result.model is module and result.adapter is adapter
+    # one more plain gradient step of the user's own: the pruned weights get no gradient
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    x, y = next(iter(loaders[0]))
+    nn.functional.cross_entropy(module(x), y).backward()
+    assert torch.all(module.fc1.weight_orig.grad[~module.fc1.weight_mask.bool()] == 0)
+    opt.step()
+    module(x)
+    for name in ("conv1", "fc1"):
+        mod = module.get_submodule(name)
+        assert torch.all(mod.weight[~mod.weight_mask.bool()] == 0)
+
+
+@pytest.mark.parametrize("schedule, granularity, group", [
+    ("iterative", "fine", None), ("agp", "fine", None), ("agp", "simd", 4), ("oneshot", "vector", None)])
+def test_schedules_reach_the_target_density_per_layer_within_one_group(loaders, schedule, granularity,
+                                                                       group):
+    adapter = TorchAdapter(_cnn(), EXAMPLE, loaders=loaders)
+    result = api.prune(adapter, "magnitude", granularity, 0.2, schedule, group, epochs=2)
+    width = {"fine": 1, "simd": 4, "vector": 3}[granularity]
+    for row in result.layers.itertuples():
+        assert abs(row.kept - 0.2 * row.weights) <= width, row
+    assert 0 <= result.accuracy_after <= 1 and 0 <= result.accuracy_before <= 1
+
+
+def test_node_pruning_masks_the_inputs_of_the_consumers(loaders):
+    module = _cnn()
+    adapter = TorchAdapter(module, EXAMPLE, evaluate=lambda m: 0.5)
+    api.prune(adapter, "magnitude", "node", 0.5, "oneshot", epochs=0)
+    conv1_units = module.conv1.weight_mask.reshape(6, -1).any(dim=1)
+    assert 0 < int(conv1_units.sum()) < 6
+    # conv2 reads none of conv1's removed channels
+    assert not module.conv2.weight_mask[:, ~conv1_units].any()
+    # fc1 (after pool and flatten, 4 positions per channel) reads none of conv2's removed ones
+    conv2_units = module.conv2.weight_mask.reshape(16, -1).any(dim=1)
+    reads = module.fc1.weight_mask.reshape(120, 16, 4).any(dim=(0, 2))
+    assert not reads[~conv2_units].any() and reads[conv2_units].all()
+    assert module.fc3.weight_mask.any(dim=1).all()     # the classes stay
+    # a removed unit outputs zero: its bias is masked too
+    assert torch.all(module.conv1.bias[~conv1_units] == 0)
+
+
+@pytest.mark.parametrize("name, make", [("digits-cnn", CNN), ("digits-mlp", MLP)])
+@pytest.mark.parametrize("granularity, group", [("fine", None), ("simd", 4), ("vector", None),
+                                                 ("kernel", None), ("filter", None), ("node", None)])
+def test_numpy_and_torch_adapters_give_the_same_masks(name, make, granularity, group):
+    """One code path: the same weights and criterion give the same masks on both kinds."""
+    model, data = models.build(name, 3), digits(0)
+    module = _torch_copy(model, make())
+    a = schedule_prune(model, data, "magnitude", granularity, 0.3, "oneshot", group, epochs=0)
+    b = schedule_prune(TorchAdapter(module, EXAMPLE, evaluate=lambda m: 1.0), None, "magnitude",
+                       granularity, 0.3, "oneshot", group, epochs=0)
+    for lay in model.prunable():
+        np.testing.assert_array_equal(lay.mask, module.get_submodule(lay.name).weight_mask.bool().numpy(),
+                                      err_msg=lay.name)
+    assert a.layers.drop(columns="q").equals(b.layers.drop(columns="q"))
+    np.testing.assert_allclose(a.layers.q, b.layers.q, rtol=1e-5)
+
+
+@pytest.mark.parametrize("criterion", ["taylor", "apoz", "obd", "activation"])
+def test_data_driven_criteria_run_on_torch(loaders, criterion):
+    adapter = TorchAdapter(_cnn(), EXAMPLE, loaders=loaders)
+    result = api.prune(adapter, criterion, "fine", 0.5, "oneshot", epochs=0)
+    assert np.allclose(result.layers.density, 0.5, atol=0.01)
+
+
+def test_statistics_match_the_numpy_model_on_the_same_batch():
+    """The forward-hook statistics equal :mod:`hwprune.prune.statistics` on one batch."""
+    from hwprune.prune.statistics import collect
+
+    model, data = models.build("digits-cnn", 1), digits(0)
+    module = _torch_copy(model, CNN())
+    idx = np.random.default_rng(5).choice(data.x_train.shape[0], size=128, replace=False)
+    one = [(torch.tensor(data.x_train[idx]), torch.tensor(data.y_train[idx]))]
+    torch_stats = TorchAdapter(module, EXAMPLE, loaders=(one, one)).statistics(seed=5)
+    np_stats = collect(model, data, batches=1, batch_size=128, seed=5)
+    for name, s in np_stats.items():
+        t = torch_stats[name]
+        for field in ("input_abs_mean", "input_zero_fraction", "output_mean", "output_zero_fraction",
+                      "taylor", "fisher"):
+            np.testing.assert_allclose(getattr(t, field), getattr(s, field), rtol=2e-3, atol=1e-6,
+                                       err_msg=f"{name}.{field}")
+
+
+def test_sensitivity_runs_on_torch_and_restores_the_module(loaders):
+    module = _cnn()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    table = api.sensitivity(module, "magnitude", "fine", [0.5, 0.1], example_input=EXAMPLE,
+                            loaders=loaders)
+    assert list(table.columns) == ["layer", "target", "density", "accuracy", "drop"]
+    assert len(table) == 10 and set(table.layer) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
+    assert np.allclose(table.density, table.target, atol=0.02)
+    for key, value in before.items():
+        assert torch.equal(module.get_parameter(key + "_orig") if key.endswith(("weight", "bias"))
+                           else module.get_buffer(key), value)
+    assert all(m.weight_mask.all() for m in (module.conv1, module.fc3))
+
+
+def test_api_prune_takes_a_torch_module_with_loaders(loaders):
+    module = MLP()
+    api.check_prune_request(module, "magnitude", "fine", 0.1, "iterative", None, 1,
+                            example_input=EXAMPLE, loaders=loaders)
+    result = api.prune(module, "magnitude", "fine", 0.1, "iterative", epochs=1, example_input=EXAMPLE,
+                       loaders=loaders)
+    assert list(result.layers.layer) == ["fc1", "fc2", "fc3"]
+    assert result.settings["schedule"] == "iterative"
+    assert result.adapter.weight_count()[0] < 0.11 * result.adapter.weight_count()[1]
+
+
+def test_callbacks_are_called_with_the_module():
+    calls = []
+    module = MLP()
+    result = api.prune(module, "magnitude", "fine", 0.5, "agp", epochs=3, example_input=EXAMPLE,
+                       evaluate=lambda m: calls.append(("evaluate", m)) or 0.75,
+                       finetune=lambda m, e: calls.append(("finetune", m, e)))
+    assert result.accuracy_before == result.accuracy_after == 0.75
+    assert [c[0] for c in calls] == ["evaluate", "finetune", "finetune", "finetune", "evaluate"]
+    assert all(c[1] is module for c in calls) and all(c[2] == 1 for c in calls if c[0] == "finetune")
+    assert np.allclose(result.layers.density, 0.5, atol=0.01)
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    (dict(evaluate=lambda m: "good"), "evaluate(model) must return a finite number"),
+    (dict(evaluate=lambda m: float("nan")), "evaluate(model) must return a finite number"),
+    (dict(evaluate=3), "evaluate must be a function evaluate(model) -> float"),
+    (dict(evaluate=lambda m: 1.0, finetune="sgd"), "finetune must be a function finetune(model, epochs)"),
+    (dict(), "needs an evaluation"),
+    (dict(evaluate=lambda m: 1.0, epochs=2), "needs finetune=function(model, epochs)"),
+    (dict(evaluate=lambda m: 1.0, criterion="taylor"), "criterion 'taylor' needs training batches"),
+    (dict(loaders="data"), "loaders=(train_loader, test_loader)"),
+    (dict(loaders=([1, 2], [1, 2])), "not (inputs, labels)"),
+    (dict(loaders=([(torch.zeros(4, 1, 8, 8), torch.zeros(4))],) * 2), "integer tensor"),
+    (dict(loaders=(iter([]), [])), "one-shot iterator"),
+    (dict(loaders=([(torch.zeros(4, 1, 8, 8), torch.full((4,), 12))],) * 2), "outside the module's 10"),
+    (dict(loaders=([(torch.zeros(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))],) * 2),
+     "does not run on its inputs"),
+    (dict(example_input=None, evaluate=lambda m: 1.0), "needs example_input="),
+])
+def test_bad_callbacks_and_loaders_name_what_is_expected(kwargs, phrase):
+    kwargs = {"example_input": EXAMPLE, "epochs": 0, **kwargs}
+    criterion = kwargs.pop("criterion", "magnitude")
+    with pytest.raises(InputError, match=None) as err:
+        api.prune(MLP(), criterion, "fine", 0.5, "oneshot", **kwargs)
+    assert phrase in str(err.value)
+
+
+def test_bad_model_and_mixed_arguments():
+    with pytest.raises(InputError, match="model must be a name"):
+        api.prune([1, 2], example_input=EXAMPLE)
+    with pytest.raises(InputError, match="apply to a torch model"):
+        api.prune("digits-mlp", example_input=EXAMPLE)
+    with pytest.raises(InputError, match="splices pruned weights"):
+        api.prune(MLP(), "dns", epochs=1, example_input=EXAMPLE, evaluate=lambda m: 1.0,
+                  finetune=lambda m, e: None)
+
+
+def test_node_pruning_through_a_residual_add_is_refused_before_any_training():
+    with pytest.raises(InputError, match="add"):
+        api.check_prune_request(Residual(), "magnitude", "node", 0.5, "oneshot", None, 0,
+                                example_input=EXAMPLE, evaluate=lambda m: 1.0)
+    # fine-grained pruning of the same model runs
+    api.prune(Residual(), "magnitude", "fine", 0.5, "oneshot", epochs=0, example_input=EXAMPLE,
+              evaluate=lambda m: 1.0)
+
+
+def test_the_adapter_network_is_from_torch_for_the_cost_models():
+    adapter = TorchAdapter(_cnn(), EXAMPLE, evaluate=lambda m: 1.0)
+    net = adapter.network()
+    assert [lay.name for lay in net.weighted_layers] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert net.macs == models.to_network(models.build("digits-cnn")).macs
+
+
+def test_import_hwprune_and_the_numpy_policies_do_not_import_torch():
+    code = ("import sys, hwprune, hwprune.api, hwprune.prune.adapter, hwprune.prune.schedules, "
+            "hwprune.studies.sensitivity; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
