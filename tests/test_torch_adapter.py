@@ -257,12 +257,67 @@ def test_bad_model_and_mixed_arguments():
                   finetune=lambda m, e: None)
 
 
-def test_node_pruning_through_a_residual_add_is_refused_before_any_training():
-    with pytest.raises(InputError, match="add"):
-        api.check_prune_request(Residual(), "magnitude", "node", 0.5, "oneshot", None, 0,
+def test_node_pruning_through_a_residual_add_keeps_one_unit_set_and_compacts():
+    from hwprune.workload.torch_import import compact
+
+    torch.manual_seed(1)
+    module = Residual()
+    result = api.prune(module, "magnitude", "node", 0.5, "oneshot", epochs=0, example_input=EXAMPLE,
+                       evaluate=lambda m: 1.0)
+    units = {n: module.get_submodule(n).weight_mask.reshape(4, -1).any(dim=1) for n in ("conv1", "conv2")}
+    assert torch.equal(units["conv1"], units["conv2"]) and int(units["conv1"].sum()) == 2
+    # conv2 and fc read none of the removed channels (fc: 64 positions per channel)
+    assert not module.conv2.weight_mask[:, ~units["conv1"]].any()
+    assert not module.fc.weight_mask.reshape(10, 4, 64)[:, ~units["conv1"]].any()
+    assert set(result.layers.units_kept[:2]) == {2}
+    # the compaction code cuts the same module to the same function
+    x = torch.randn(3, 1, 8, 8)
+    small = compact(module, {n: u.numpy() for n, u in units.items()}, EXAMPLE)
+    assert small.conv1.out_channels == 2
+    torch.testing.assert_close(small(x), module(x), rtol=1e-5, atol=1e-5)
+
+
+class DepthwiseBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pw1 = nn.Conv2d(1, 8, 1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pw2 = nn.Conv2d(8, 4, 1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.dw(torch.relu(self.pw1(x))))
+        return self.fc(torch.flatten(torch.relu(self.pw2(x)), 1))
+
+
+class Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.cat([self.a(x), self.b(x)], dim=1), 1))
+
+
+def test_node_pruning_through_a_depthwise_conv_removes_its_channels_too():
+    module = DepthwiseBlock()
+    api.prune(module, "magnitude", "node", 0.5, "oneshot", epochs=0, example_input=EXAMPLE,
+              evaluate=lambda m: 1.0)
+    pw1 = module.pw1.weight_mask.reshape(8, -1).any(dim=1)
+    dw = module.dw.weight_mask.reshape(8, -1).any(dim=1)
+    assert torch.equal(pw1, dw) and int(pw1.sum()) == 4
+    assert not module.pw2.weight_mask[:, ~dw].any()
+
+
+def test_node_pruning_refusals_name_the_layer_before_any_training():
+    with pytest.raises(InputError, match="concat"):
+        api.check_prune_request(Concat(), "magnitude", "node", 0.5, "oneshot", None, 0,
                                 example_input=EXAMPLE, evaluate=lambda m: 1.0)
-    # fine-grained pruning of the same model runs
-    api.prune(Residual(), "magnitude", "fine", 0.5, "oneshot", epochs=0, example_input=EXAMPLE,
+    with pytest.raises(InputError, match="one granularity"):
+        api.check_prune_request(Residual(), "magnitude", {"conv1": "node", "conv2": "fine", "fc": "fine"},
+                                0.5, "oneshot", None, 0, example_input=EXAMPLE, evaluate=lambda m: 1.0)
+    api.prune(Concat(), "magnitude", "fine", 0.5, "oneshot", epochs=0, example_input=EXAMPLE,
               evaluate=lambda m: 1.0)
 
 

@@ -15,6 +15,7 @@ The contract::
         def prunable(self) -> list[LayerView]    # execution order; .name .weight .mask .rows()
         def set_masks(self, masks)                # {layer: bool array}; zeroes pruned weights
         def consumer_masks(self, name, keep)      # node pruning: masks of the layers reading name
+        def unit_couplings(self)                  # node pruning: layers that lose units together
         def statistics(self, seed)                # {layer: LayerStatistics}, data-driven criteria
         def evaluate(self) -> float               # higher is better (accuracy, fraction)
         def finetune(self, epochs, lr_scale, seed, on_step=None)
@@ -84,7 +85,13 @@ class ModelAdapter(ABC):
         mask of its weights that read a kept unit (``keep_units``: a bool per unit)."""
 
     def check_consumers(self, name: str) -> None:
-        """Raise :class:`InputError` if ``name``'s units cannot be node-pruned alone."""
+        """Raise :class:`InputError` if ``name``'s units cannot be node-pruned."""
+
+    def unit_couplings(self) -> list[tuple[str, ...]]:
+        """Groups of prunable layers whose output units must be removed together (a
+        residual add's inputs, a depthwise conv and its producer); a layer in none is
+        alone. The reference models have none."""
+        return []
 
     @abstractmethod
     def statistics(self, seed: int) -> dict[str, LayerStatistics]:

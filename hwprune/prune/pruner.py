@@ -95,6 +95,13 @@ def check_fits(model: Model | ModelAdapter, granularity: Granularity, group: Gro
         G.groups_of(lay.weight.shape, gran, g, lay.name)
         if gran.masks_consumers and i < len(layers) - 1:
             model.check_consumers(lay.name)
+    for members in model.unit_couplings():
+        schemes = {m: plan[m][0].name for m in members if m in plan}
+        if any(plan[m][0].masks_consumers for m in schemes) and len(set(schemes.values())) > 1:
+            raise InputError("node pruning: the layers " + ", ".join(members) + " must lose the same "
+                             "units (a residual add or a depthwise convolution couples them), so they "
+                             "take one granularity; got " + ", ".join(f"{m}: {g}" for m, g in
+                                                                      schemes.items()))
 
 
 def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Granularity,
@@ -115,25 +122,65 @@ def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Gra
     stats = model.statistics(int(rng.integers(1 << 31))) if criterion.needs_data else {}
     layers = model.prunable()
     plan = per_layer(model, granularity, group)
-    new_masks, units = {}, {}
+    new_masks, units, seen = {}, {}, {}
     for lay in layers:
         gran, width = plan[lay.name]
         groups = G.groups_of(lay.weight.shape, gran, width, lay.name)
         current = G.alive(groups, lay.mask)
         target = targets[lay.name]
+        scores = None
         if target >= 1.0 and not criterion.splice:
             keep = current
         else:
             scores = criterion.group_scores(lay, groups, stats.get(lay.name), rng, gran)
-            eligible = None if criterion.splice else current
-            keep = G.select(scores, groups.sizes, target, eligible)
-            if band > 0:
-                cut = scores[keep].min()
-                keep = (scores >= cut * (1 + band)) | (current & (scores >= cut * (1 - band)))
+            keep = _keep(scores, groups.sizes, target, current, criterion.splice, band)
+        seen[lay.name] = (lay, groups, current, target, scores)
         new_masks[lay.name] = G.to_mask(groups, keep)
         if gran.masks_consumers:
             units[lay.name] = keep
+    for members in _node_couplings(model, plan):
+        keep = _coupled_keep([seen[m] for m in members], criterion, stats, rng, band, plan)
+        for m in members:
+            new_masks[m] = G.to_mask(seen[m][1], keep)
+            units[m] = keep
     for producer, keep in units.items():
         for consumer, reads in model.consumer_masks(producer, keep).items():
             new_masks[consumer] = new_masks[consumer] & reads
     model.set_masks(new_masks)
+
+
+def _keep(scores, sizes, target, current, splice: bool, band: float) -> np.ndarray:
+    """The groups kept at ``target`` (an exact cut, or surgery's two thresholds)."""
+    keep = G.select(scores, sizes, target, None if splice else current)
+    if band > 0:
+        cut = scores[keep].min()
+        keep = (scores >= cut * (1 + band)) | (current & (scores >= cut * (1 - band)))
+    return keep
+
+
+def _node_couplings(model: ModelAdapter, plan) -> list[tuple[str, ...]]:
+    """The groups of two or more node-pruned layers that must keep the same units."""
+    out = []
+    for members in model.unit_couplings():
+        node = [m for m in members if m in plan and plan[m][0].masks_consumers]
+        if len(node) > 1:
+            out.append(tuple(node))
+    return out
+
+
+def _coupled_keep(entries, criterion: Criterion, stats, rng, band: float, plan) -> np.ndarray:
+    """One unit set for coupled layers: each member's unit scores over their mean, then
+    averaged over the members; the target is the members' weighted mean target."""
+    if all(t >= 1.0 for _, _, _, t, _ in entries) and not criterion.splice:
+        return np.logical_and.reduce([c for _, _, c, _, _ in entries])
+    combined, sizes, current, weights, target = 0.0, 0, True, 0, 0.0
+    for lay, groups, cur, t, scores in entries:
+        if scores is None:
+            scores = criterion.group_scores(lay, groups, stats.get(lay.name), rng, plan[lay.name][0])
+        scale = float(np.mean(np.abs(scores))) or 1.0
+        combined = combined + scores / scale
+        sizes = sizes + groups.sizes
+        current = current & cur
+        weights += int(groups.sizes.sum())
+        target += t * int(groups.sizes.sum())
+    return _keep(combined / len(entries), sizes, target / weights, current, criterion.splice, band)

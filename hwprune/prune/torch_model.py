@@ -16,10 +16,12 @@ imported only when one is built (``pip install 'hwprune[torch]'``).
   outputs zero before any batch norm (hwprune's convention for a removed unit). The
   module is pruned in place; ``torch.nn.utils.prune.remove`` makes it permanent.
 * **Node pruning** masks, in every conv or linear layer a removed unit reaches through
-  activations, pooling, batch norm and flatten, the weights that read it. A unit that
-  reaches a residual add, a concatenation or a grouped convolution is coupled to other
-  layers' units; this adapter refuses node pruning there (coupled groups are future
-  work, with the compaction code).
+  activations, pooling, batch norm, flatten and residual adds, the weights that read
+  it. Layers whose units meet in a residual add, and a depthwise convolution with the
+  layer feeding it, lose the same units (the groups of
+  :func:`hwprune.workload.torch_import.coupled_groups`, Torch-Pruning's DepGraph; the
+  group's unit scores are each member's over its mean, averaged). A unit that reaches
+  a concatenation or a grouped (not depthwise) convolution is refused for now.
 * **Evaluation and fine-tuning**: the user's ``evaluate(model) -> float`` (higher is
   better) and ``finetune(model, epochs)``; or ``loaders=(train_loader, test_loader)``,
   each yielding ``(inputs, class labels)`` batches, with the defaults: top-1 accuracy
@@ -158,6 +160,7 @@ class TorchAdapter(ModelAdapter):
         if not self._layers:
             raise InputError(f"{self.name}: no Conv2d or Linear layer to prune")
         self._splice = False
+        self._couplings = None
         self._consumers = {lay.name: self._walk(lay.name) for lay in self._layers}
         if self.test_loader is not None:
             self._check_batch(self.test_loader, "test_loader")
@@ -269,8 +272,10 @@ class TorchAdapter(ModelAdapter):
                     mod.bias = mod.bias_orig * mod.bias_mask
 
     def _walk(self, name: str) -> list[tuple[str, str | None]]:
-        """The conv/linear layers reading ``name``'s units: (layer, None), or (layer or
-        operation, why) where they are coupled."""
+        """What reads ``name``'s units, walking through activations, pooling, batch norm,
+        flatten and residual adds: (conv/linear layer, None) for a layer whose inputs
+        are masked; (operation, why) where node pruning cannot follow; ("", "add") /
+        ("", "depthwise") markers where the units are coupled with other layers'."""
         net = self.imported.network
         readers: dict[str, list] = {}
         for layer in net:
@@ -284,29 +289,65 @@ class TorchAdapter(ModelAdapter):
                     continue
                 seen.add(r.name)
                 if r.kind in PASS_KINDS_STOP:
-                    why = (f"its output reaches the grouped convolution {r.name!r}" if r.groups > 1
-                           else None)
-                    out.append((r.name, why))
+                    mod = self.module.get_submodule(r.name)
+                    depthwise = getattr(mod, "groups", 1) > 1 and mod.groups == mod.in_channels \
+                        == mod.out_channels
+                    if depthwise:
+                        out.append(("", "depthwise"))     # it keeps the units of what feeds it
+                    elif r.groups > 1:
+                        out.append((r.name, f"its output reaches the grouped convolution {r.name!r} "
+                                            f"(groups={r.groups}), whose channel groups would have "
+                                            "to shrink evenly"))
+                    else:
+                        out.append((r.name, None))
+                elif r.kind == "add":
+                    out.append(("", "add"))
+                    todo.append(r.name)
                 elif r.kind in COUPLED_KINDS:
-                    out.append((r.name, f"its output reaches the {r.kind} {r.name!r}, which couples "
-                                        "it with other layers' units"))
+                    out.append((r.name, f"its output reaches the {r.kind} {r.name!r}, whose readers "
+                                        "the torch adapter cannot slice yet"))
                 else:
                     todo.append(r.name)
         return out
 
+    def _coupling(self):
+        """(groups of coupled layers, {layer: why its group cannot lose units}), from
+        :func:`hwprune.workload.torch_import.coupled_groups` (Torch-Pruning's DepGraph),
+        computed once and only when some layer's units reach an add or a depthwise conv."""
+        if self._couplings is None:
+            from ..workload.torch_import import coupled_groups
+
+            every = coupled_groups(self.module, self.example_input)
+            free = set(coupled_groups(self.module, self.example_input, prunable_only=True))
+            blocked = {m: g for g in every if g not in free for m in g}
+            self._couplings = ([g for g in every if len(g) > 1], blocked)
+        return self._couplings
+
+    def _coupled(self) -> bool:
+        return any(why in ("add", "depthwise") for walk in self._consumers.values() for _, why in walk)
+
+    def unit_couplings(self):
+        return self._coupling()[0] if self._coupled() else []
+
     def check_consumers(self, name):
         for reader, why in self._consumers.get(name, []):
-            if why:
-                raise InputError(f"node pruning {name!r}: {why}; node pruning through residual adds, "
-                                 "concatenations and grouped convolutions is not supported by the "
-                                 "torch adapter yet: choose another granularity for this layer (a "
-                                 "per-layer granularity mapping)")
+            if why in ("add", "depthwise"):
+                blocked = self._coupling()[1]
+                if name in blocked:
+                    group = blocked[name]
+                    raise InputError(f"node pruning {name!r}: its units are coupled with "
+                                     f"{', '.join(group)}, which cannot lose units (the network's "
+                                     "output layers, a grouped or partial coupling); choose another "
+                                     "granularity for these layers (a per-layer granularity mapping)")
+            elif why:
+                raise InputError(f"node pruning {name!r}: {why}; choose another granularity for this "
+                                 "layer (a per-layer granularity mapping)")
 
     def consumer_masks(self, name, keep_units):
         self.check_consumers(name)
         by_name = {lay.name: lay for lay in self._layers}
         return {reader: np.asarray(expand_units(by_name[reader], keep_units))
-                for reader, _ in self._consumers.get(name, []) if reader in by_name}
+                for reader, why in self._consumers.get(name, []) if why is None and reader in by_name}
 
     def set_splice(self, splice):
         self._splice = bool(splice)
