@@ -202,7 +202,7 @@ class TorchAdapter(ModelAdapter):
         self.module.eval()
         try:
             with torch.no_grad():
-                out = self.module(x[:2])
+                out = self.module(x[:2].to(self._device()))
         except Exception as exc:
             raise InputError(f"{what}: the module does not run on its inputs of shape "
                              f"{tuple(x.shape)}: {' '.join(str(exc).split())[:200]}") from None
@@ -387,7 +387,7 @@ class TorchAdapter(ModelAdapter):
         try:
             with torch.no_grad():
                 for batch in self.test_loader:
-                    x, y = batch[0], batch[1]
+                    x, y = self._to_device(batch)
                     correct += int((self.module(x).argmax(dim=1) == y).sum())
                     total += int(y.shape[0])
         finally:
@@ -439,7 +439,8 @@ class TorchAdapter(ModelAdapter):
                     if on_step is not None:
                         on_step(step, total)
                     opt.zero_grad()
-                    loss = loss_fn(self.module(batch[0]), batch[1])
+                    x, y = self._to_device(batch)
+                    loss = loss_fn(self.module(x), y)
                     loss.backward()
                     if self._splice:
                         for lay in self._layers:
@@ -453,6 +454,14 @@ class TorchAdapter(ModelAdapter):
             for h in handles:
                 h.remove()
             self.module.train(was)
+
+    def _device(self):
+        return next(iter(self.module.parameters())).device
+
+    def _to_device(self, batch):
+        """A batch's (inputs, labels) on the module's device."""
+        dev = self._device()
+        return batch[0].to(dev), batch[1].to(dev)
 
     def _reapply(self) -> None:
         """Zero the pruned stored weights again (weight decay and momentum may have moved
@@ -496,7 +505,7 @@ class TorchAdapter(ModelAdapter):
             for b, batch in enumerate(self.train_loader):
                 if b >= STAT_BATCHES:
                     break
-                x, y = batch[0], batch[1]
+                x, y = self._to_device(batch)
                 self.module.zero_grad(set_to_none=True)
                 seen.clear()
                 loss_fn(self.module(x), y).backward()
@@ -510,17 +519,17 @@ class TorchAdapter(ModelAdapter):
                     cols, grad = _rows(F, lay.module, rec["x"], rec["g"])   # (n, G, K, P), (n, G, O, P)
                     a = acc[lay.name]
                     cd = cols.double()
-                    a["iabs"].append(cd.abs().mean(dim=(0, 1, 3)).numpy())
-                    a["izero"].append((cd == 0).double().mean(dim=(0, 1, 3)).numpy())
+                    a["iabs"].append(cd.abs().mean(dim=(0, 1, 3)).cpu().numpy())
+                    a["izero"].append((cd == 0).double().mean(dim=(0, 1, 3)).cpu().numpy())
                     z = rec["z"].double()
                     zr = z.reshape(z.shape[0], z.shape[1], -1)
-                    a["omean"].append(zr.clamp(min=0).mean(dim=(0, 2)).numpy())
-                    a["ozero"].append((zr <= 0).double().mean(dim=(0, 2)).numpy())
+                    a["omean"].append(zr.clamp(min=0).mean(dim=(0, 2)).cpu().numpy())
+                    a["ozero"].append((zr <= 0).double().mean(dim=(0, 2)).cpu().numpy())
                     w = lay.module.weight_orig
-                    a["taylor"].append((w.grad.double() * w.detach().double()).numpy())
+                    a["taylor"].append((w.grad.double() * w.detach().double()).cpu().numpy())
                     delta = grad.double() * n      # per-sample loss gradient
                     per = torch.einsum("ngop,ngkp->ngok", delta, cd)
-                    a["fisher"].append(((per ** 2).sum(dim=0) / n).reshape(w.shape).numpy())
+                    a["fisher"].append(((per ** 2).sum(dim=0) / n).reshape(w.shape).cpu().numpy())
         finally:
             for h in handles:
                 h.remove()
