@@ -598,3 +598,59 @@ def calibrate(progress=None, quick: bool = False) -> str:
     text = host.calibrate(progress, quick=quick)
     parse_profile(tomllib.loads(text), "calibrated profile")   # never write a bad profile
     return text
+
+
+# -- the user's own torch model and data (--model / --data MODULE:FACTORY) ----------------
+def user_model(spec: str):
+    """Import ``MODULE`` and call ``FACTORY()`` of a ``--model MODULE:FACTORY`` spec; a
+    checked :class:`~hwprune.workload.factory.UserModel`. Importing runs the module's
+    code: name only files you trust."""
+    from .workload.factory import load_model
+
+    return load_model(spec)
+
+
+def user_data(spec: str):
+    """The same for ``--data MODULE:FACTORY``: a checked
+    :class:`~hwprune.workload.factory.UserData` (loaders or callbacks)."""
+    from .workload.factory import load_data
+
+    return load_data(spec)
+
+
+def check_trainable(verb: str, network) -> None:
+    """An :class:`InputError` if ``network`` is an ``.onnx`` file, which has no training,
+    given to a verb that trains or evaluates."""
+    from .workload.factory import check_trainable as check
+
+    check(verb, network)
+
+
+def torch_network(module, example_input) -> Network:
+    """A torch module as an hwprune :class:`Network` (``from_torch``), for costing."""
+    from .workload.torch_import import from_torch
+
+    return from_torch(module, example_input).network
+
+
+def torch_state_dict_bytes(module) -> bytes:
+    """A pruned torch module's ``state_dict`` (masks made permanent), as ``torch.save``
+    writes it (see :mod:`hwprune.workload.torch_export`)."""
+    from .workload.torch_export import state_dict_bytes
+
+    return state_dict_bytes(module)
+
+
+def torch_onnx_bytes(module, example_input) -> bytes:
+    """A pruned torch module exported to ONNX (see :mod:`hwprune.workload.torch_export`)."""
+    from .workload.torch_export import onnx_bytes
+
+    return onnx_bytes(module, example_input)
+
+
+def torch_data_args(data) -> dict:
+    """The keyword arguments :func:`prune` and :func:`sensitivity` take for a
+    :class:`~hwprune.workload.factory.UserData`: ``loaders=`` or ``evaluate=``/``finetune=``."""
+    if data.kind == "loaders":
+        return {"loaders": (data.train_loader, data.test_loader)}
+    return {"evaluate": data.evaluate, "finetune": data.finetune}

@@ -231,6 +231,30 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _user_inputs(args: argparse.Namespace, needs_training: bool):
+    """``(UserModel, UserData)`` of ``--model``/``--data`` (None, None without
+    ``--model``), after checking that exactly one of NETWORK and ``--model`` is given and
+    that a verb that trains has what it needs. Importing the user's module runs its
+    code; the output locations were checked before (``main``)."""
+    positional = getattr(args, "model", None)
+    if positional is not None and args.torch_model:
+        raise UsageError("give MODEL or --model MODULE:FACTORY, not both")
+    if args.torch_data and not args.torch_model:
+        raise UsageError("--data needs --model MODULE:FACTORY")
+    if positional is None and not args.torch_model:
+        raise UsageError("give MODEL (a reference model) or --model MODULE:FACTORY (your "
+                         "PyTorch model) with --data MODULE:FACTORY")
+    if needs_training and positional is not None:
+        api.check_trainable(args.verb, positional)       # an .onnx file: one line, exit 2
+    if not args.torch_model:
+        return None, None
+    if needs_training and not args.torch_data:
+        raise UsageError(f"{args.verb} with --model needs --data MODULE:FACTORY (loaders, or "
+                         "the evaluate/finetune callbacks)")
+    user = api.user_model(args.torch_model)
+    return user, (api.user_data(args.torch_data) if args.torch_data else None)
+
+
 def _cmd_prune(args: argparse.Namespace) -> None:
     import io
     import json
@@ -238,29 +262,43 @@ def _cmd_prune(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    api.check_prune_request(args.model, args.criterion, args.granularity, args.density,
-                            args.schedule, args.group, args.epochs)
+    user, data = _user_inputs(args, needs_training=True)
+    if user is None:
+        model, torch_args, name = args.model, {}, args.model
+    else:
+        model, name = user.module, user.name
+        torch_args = {"example_input": user.example_input, **api.torch_data_args(data)}
+    api.check_prune_request(model, args.criterion, args.granularity, args.density,
+                            args.schedule, args.group, args.epochs, **torch_args)
     if args.out_dir:
         check_out_dir(args.out_dir, args.force, "prune")    # again: main checked it before
-    print(f"training {args.model} (seed {args.seed}) ...", file=sys.stderr)
-    result = api.prune(args.model, args.criterion, args.granularity, args.density, args.schedule,
-                       args.group, args.epochs, args.seed)
-    kept, total = result.model.weight_count()
+    print(f"{'training' if user is None else 'pruning'} {name} (seed {args.seed}) ...",
+          file=sys.stderr)
+    result = api.prune(model, args.criterion, args.granularity, args.density, args.schedule,
+                       args.group, args.epochs, args.seed, **torch_args)
+    kept, total = result.adapter.weight_count()
     sys.stdout.write(render(result.layers, args.format))
     print(f"accuracy: {result.accuracy_before:.4f} dense -> {result.accuracy_after:.4f} pruned "
-          f"(test set, fraction); weights kept {kept}/{total} ({kept / total:.3f})")
+          f"({'test set, fraction' if user is None else 'your evaluation'}); weights kept "
+          f"{kept}/{total} ({kept / total:.3f})")
     if args.out_dir:
         out = Path(args.out_dir)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **result.model.state())
-        summary = {"model": args.model, **result.settings,
+        summary = {"model": name if user is None else args.torch_model, **result.settings,
                    "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy_after,
                    "weights_kept": kept, "weights": total,
                    "layers": json.loads(result.layers.to_json(orient="records"))}
-        with OutputDirectory(out, args.force, "prune") as stage:     # both files or neither
-            write_atomic(stage / "weights.npz", buf.getvalue())
-            write_atomic(stage / "summary.json", json.dumps(summary, indent=2) + "\n")
-        print(f"wrote {out / 'weights.npz'} and {out / 'summary.json'}", file=sys.stderr)
+        if user is None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **result.model.state())
+            files = {"weights.npz": buf.getvalue()}
+        else:
+            files = {"model.pt": api.torch_state_dict_bytes(result.model),
+                     "model.onnx": api.torch_onnx_bytes(result.model, user.example_input)}
+        files["summary.json"] = json.dumps(summary, indent=2) + "\n"
+        with OutputDirectory(out, args.force, "prune") as stage:     # every file or none
+            for file_name, content in files.items():
+                write_atomic(stage / file_name, content)
+        print("wrote " + ", ".join(str(out / f) for f in files), file=sys.stderr)
 
 
 def _cmd_sensitivity(args: argparse.Namespace) -> None:
@@ -268,12 +306,19 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
 
     if args.plot:
         check_plot_path(args.plot)
-    api.check_prune_request(args.model, args.criterion, args.granularity, 1.0, "oneshot",
-                            args.group, 0)
-    table = api.sensitivity(args.model, args.criterion, args.granularity, args.densities,
-                            args.group, args.seed)
+    user, data = _user_inputs(args, needs_training=True)
+    if user is None:
+        model, torch_args, name = args.model, {}, args.model
+    else:
+        model, name = user.module, user.name
+        torch_args = {"example_input": user.example_input, **api.torch_data_args(data)}
+        torch_args.pop("finetune", None)                 # sensitivity does not retrain
+    api.check_prune_request(model, args.criterion, args.granularity, 1.0, "oneshot",
+                            args.group, 0, **torch_args)
+    table = api.sensitivity(model, args.criterion, args.granularity, args.densities,
+                            args.group, args.seed, **torch_args)
     if args.plot:
-        plot_sensitivity(table, f"{args.model}: {args.criterion}, {args.granularity}, one layer "
+        plot_sensitivity(table, f"{name}: {args.criterion}, {args.granularity}, one layer "
                          "pruned at a time (no retraining)", args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     _emit(table, args)
@@ -381,6 +426,15 @@ def _int_between(low: int, high: int | None = None, what: str = "value"):
 
 _positive_int = _int_between(1)
 _seed = _int_between(0, what="seed")
+
+
+def _add_user_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", dest="torch_model", metavar="MODULE:FACTORY",
+                   help="your PyTorch model: a callable returning (module, example_input); MODULE "
+                        "is a module name or a .py path (importing it runs its code)")
+    p.add_argument("--data", dest="torch_data", metavar="MODULE:FACTORY",
+                   help="your data: a callable returning (train_loader, test_loader), or "
+                        "{'evaluate': f(model) -> float, 'finetune': f(model, epochs)}")
 
 
 def _add_batch_option(p: argparse.ArgumentParser) -> None:
@@ -492,7 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     MODELS = api.reference_models()
 
     def add_pruning_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
+        p.add_argument("model", metavar="MODEL", nargs="?",
+                       help="a reference model: " + ", ".join(MODELS) + "; or your PyTorch model "
+                            "with --model and --data")
+        _add_user_model_options(p)
         p.add_argument("--criterion", default="magnitude", choices=list(api.criteria()),
                        help="importance criterion (default: magnitude)")
         p.add_argument("--granularity", default="fine", type=_checked(api.check_scheme, True),
@@ -515,8 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning epochs (default: 10)")
     p.add_argument("--format", choices=FORMATS, default="table", help="table format")
     p.add_argument("--out", dest="out_dir", metavar="DIR",
-                   help="write weights.npz (weights, biases, masks) and summary.json to DIR "
-                        "(both or neither)")
+                   help="write weights.npz (weights, biases, masks; a torch model: model.pt, "
+                        "its state_dict, and model.onnx) and summary.json to DIR (all or none)")
     _add_force_option(p)
     p.set_defaults(func=_cmd_prune)
 

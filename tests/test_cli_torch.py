@@ -1,0 +1,102 @@
+"""``--model`` / ``--data MODULE:FACTORY`` on the command line: the user's PyTorch model
+pruned and measured by the verbs that train, and its export."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hwprune import api  # noqa: E402
+from hwprune.cli import main  # noqa: E402
+
+FACTORIES = '''
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.fc1 = nn.Linear(4 * 6 * 6, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+def make():
+    torch.manual_seed(0)
+    return Net(), torch.zeros(1, 1, 8, 8)
+
+def loaders():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    return batches, batches
+
+def callbacks():
+    return {"evaluate": lambda model: 0.5, "finetune": lambda model, epochs: None}
+'''
+
+
+@pytest.fixture
+def factories(tmp_path, monkeypatch):
+    (tmp_path / "userfactories.py").write_text(FACTORIES)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prune_a_torch_model_and_export_it(factories, capsys):
+    code, out, err = run(capsys, "prune", "--model", "userfactories.py:make", "--data",
+                         "userfactories.py:loaders", "--density", "0.3", "--epochs", "1",
+                         "--out", "run")
+    assert code == 0, err
+    assert "your evaluation" in out and "weights kept" in out
+    run_dir = factories / "run"
+    assert {p.name for p in run_dir.iterdir()} >= {"model.pt", "model.onnx", "summary.json"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["weights_kept"] / summary["weights"] == pytest.approx(0.3, abs=0.01)
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    kept = sum(int((state[f"{n}.weight"] != 0).sum()) for n in ("conv1", "fc1", "fc2"))
+    assert kept == summary["weights_kept"]
+    # the exported ONNX file imports back with the module's MACs and parameters
+    from hwprune.workload.factory import load_model
+    user = load_model("userfactories.py:make")
+    module, example = user.module, user.example_input
+    torch_net, onnx_net = api.torch_network(module, example), api.network(run_dir / "model.onnx")
+    assert (onnx_net.macs, onnx_net.params) == (torch_net.macs, torch_net.params)
+
+
+def test_sensitivity_of_a_torch_model_with_callbacks(factories, capsys):
+    code, out, err = run(capsys, "sensitivity", "--model", "userfactories.py:make", "--data",
+                         "userfactories.py:callbacks", "--densities", "0.5", "--format", "csv")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("layer,") and len(lines) == 1 + 3     # one row per layer
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["prune", "model.onnx", "--density", "0.1"], "an .onnx file has no training"),
+    (["sensitivity", "net.ONNX"], "an .onnx file has no training"),
+    (["prune", "digits-mlp", "--model", "userfactories.py:make", "--density", "0.1"],
+     "not both"),
+    (["prune", "--model", "userfactories.py:make", "--density", "0.1"], "needs --data"),
+    (["prune", "--data", "userfactories.py:loaders", "--density", "0.1"], "--data needs --model"),
+    (["prune", "--density", "0.1"], "give MODEL"),
+    (["prune", "--model", "userfactories.py:nope", "--data", "userfactories.py:loaders",
+      "--density", "0.1"], "no attribute 'nope'"),
+    (["prune", "--model", "userfactories.py:loaders", "--data", "userfactories.py:loaders",
+      "--density", "0.1"], "accepted: a torch.nn.Module"),
+])
+def test_user_model_mistakes_are_one_line(factories, capsys, argv, phrase):
+    code, _, err = run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("hwprune: error:"), err
+    assert phrase in lines[0]
