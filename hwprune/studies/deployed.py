@@ -1,7 +1,8 @@
 """A pruned reference model as it would be deployed: its network and its :class:`Plan`.
 
-The masks of a pruned :class:`~hwprune.prune.model.Model` become a plan for its
-unpruned network (:func:`hwprune.prune.models.to_network`), which
+The masks of a pruned model (a reference :class:`~hwprune.prune.model.Model`, or any
+:class:`~hwprune.prune.adapter.ModelAdapter`, e.g. a torch module's) become a plan for
+its unpruned network (``adapter.network()``), which
 :func:`hwprune.evaluate.evaluate` then prices:
 
 * a layer pruned by a scheme that removes units (``filter``, ``node``) keeps the
@@ -19,32 +20,40 @@ import numpy as np
 
 from ..evaluate import Evaluation, LayerPlan, Plan, evaluate
 from ..hardware.profile import DeviceProfile
-from ..prune.model import Model, expand_units
-from ..prune.models import to_network
+from ..prune.adapter import ModelAdapter, as_adapter
+from ..prune.model import Model
 from ..schemes import DENSE, Scheme, scheme
 from ..workload.network import Network
 
 
-def plan_of(model: Model, schemes: str | Scheme | Mapping[str, str | Scheme]) -> tuple[Network, Plan]:
+def plan_of(model: Model | ModelAdapter,
+            schemes: str | Scheme | Mapping[str, str | Scheme]) -> tuple[Network, Plan]:
     """The unpruned network of ``model`` and the plan its masks realize, each layer
-    pruned by ``schemes`` (one scheme, or one per prunable layer)."""
-    net = to_network(model)
-    layers = model.prunable()
+    pruned by ``schemes`` (one scheme, or one per prunable layer).
+
+    ``model``: a pruned reference :class:`~hwprune.prune.model.Model`, or any
+    :class:`~hwprune.prune.adapter.ModelAdapter` (a pruned torch module's
+    :class:`~hwprune.prune.torch_model.TorchAdapter`: its network is ``from_torch``'s).
+    The inputs a layer no longer reads are those of the units removed in the layers
+    feeding it (``adapter.consumer_masks``: for a torch module, through activations,
+    pooling, batch norm, flatten and residual adds)."""
+    adapter = as_adapter(model)
+    net = adapter.network()
+    layers = adapter.prunable()
+    reads = {lay.name: np.ones(lay.mask.shape, dtype=bool) for lay in layers}
     entries: dict[str, LayerPlan] = {}
-    units_before: np.ndarray | None = None
-    for lay in layers:
+    for i, lay in enumerate(layers):
         s = scheme(schemes if not isinstance(schemes, Mapping) else schemes[lay.name])
         s = s.on(lay.weight.ndim == 2)
         mask = lay.mask.astype(bool)
-        reads = (expand_units(lay, units_before) if units_before is not None
-                 else np.ones_like(mask, dtype=bool))
         units = mask.reshape(mask.shape[0], -1).any(axis=1)
-        if s.removes_units and lay is not layers[-1]:
+        if s.removes_units and i < len(layers) - 1:
             density = float(units.mean())
-            units_before = units
+            for consumer, read in adapter.consumer_masks(lay.name, units).items():
+                reads[consumer] = reads[consumer] & read
         else:
-            density = float((mask & reads).sum() / max(int(reads.sum()), 1))
-            units_before = None
+            r = reads[lay.name]
+            density = float((mask & r).sum() / max(int(r.sum()), 1))
         if density < 1.0 and s.prunes:
             entries[lay.name] = LayerPlan(s, density)
         else:
@@ -52,7 +61,7 @@ def plan_of(model: Model, schemes: str | Scheme | Mapping[str, str | Scheme]) ->
     return net, Plan(entries)
 
 
-def evaluate_model(model: Model, dev: DeviceProfile,
+def evaluate_model(model: Model | ModelAdapter, dev: DeviceProfile,
                    schemes: str | Scheme | Mapping[str, str | Scheme], batch: int = 1) -> Evaluation:
     """:func:`evaluate` of the model as deployed (module docstring)."""
     net, plan = plan_of(model, schemes)
