@@ -489,22 +489,39 @@ def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
     return run(trained, data, criterion, granularity, densities, group, seed)
 
 
-def granularity(model: str, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
-                seed: int = 0, profiles: Sequence[str | Path] = (), progress=None):
-    """Scalpel's per-layer choice for a reference model on a device; returns a
-    :class:`~hwprune.studies.scalpel.ScalpelResult` (see ``hwprune granularity``)."""
-    from .prune import models
-    from .studies.scalpel import scalpel
+def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
+                seed: int = 0, profiles: Sequence[str | Path] = (), progress=None, *,
+                example_input=None, evaluate=None, finetune=None, loaders=None, epochs: int | None = None):
+    """Scalpel's per-layer choice for a model on a device; returns a
+    :class:`~hwprune.studies.scalpel.ScalpelResult` (see ``hwprune granularity``).
 
-    model = checks.check_text(model, "model", ", ".join(models.MODELS))
+    ``model``: a reference model name, or a ``torch.nn.Module`` with ``example_input``
+    and ``evaluate=``/``finetune=`` callbacks or ``loaders=(train_loader, test_loader)``
+    (as :func:`prune`; fine-tuning is needed: each trial retrains with AGP), or a
+    ModelAdapter. A torch module is pruned in place and left with the final choice.
+    ``epochs``: AGP epochs per trial (default
+    :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`, 8)."""
+    from .prune import models
+    from .studies.scalpel import SEARCH_EPOCHS, scalpel
+
+    torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
     dev, tolerance = _device_arg(dev), check_tolerance(tolerance)
     seed, progress = check_seed(seed), _progress_arg(progress)
+    epochs = SEARCH_EPOCHS if epochs is None else checks.check_count(epochs, "epochs")
+    if not _is_model_name(model) and _is_torch_model(model):
+        from .prune.criteria import criterion as get_criterion
+
+        adapter = torch_adapter(model, **torch_args)
+        adapter.require(get_criterion("magnitude"), epochs)
+        return scalpel(adapter, device(dev, profiles), tolerance, seed, progress, epochs)
+    model = checks.check_text(model, "model", ", ".join(models.MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
     if model not in models.MODELS:
         raise UnknownNameError(
-            "measuring how far each scheme prunes needs a trained reference model ("
-            + ", ".join(models.MODELS) + f"); for {model!r} give --density, the density you expect "
-            "to reach, and hwprune chooses from the simulators alone")
-    return scalpel(model, device(dev, profiles), tolerance, seed, progress)
+            "measuring how far each scheme prunes needs a trained model (a reference model: "
+            + ", ".join(models.MODELS) + f", or {TORCH_MODEL_ACCEPTED}); for {model!r} give "
+            "--density, the density you expect to reach, and hwprune chooses from the simulators alone")
+    _no_torch_args(model, **torch_args)
+    return scalpel(model, device(dev, profiles), tolerance, seed, progress, epochs)
 
 
 def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, density,

@@ -9,10 +9,13 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import hwprune  # noqa: E402
+from hwprune import api  # noqa: E402
+from hwprune.errors import InputError  # noqa: E402
 from hwprune.prune import models  # noqa: E402
 from hwprune.prune.data import digits  # noqa: E402
 from hwprune.prune.schedules import prune as schedule_prune  # noqa: E402
 from hwprune.prune.torch_model import TorchAdapter  # noqa: E402
+from hwprune.studies import scalpel as S  # noqa: E402
 from hwprune.studies.deployed import evaluate_model, plan_of  # noqa: E402
 
 
@@ -69,3 +72,72 @@ def test_plan_of_a_torch_model_equals_the_numpy_models(schemes):
         ca, cb = ea[name].cost, eb[name].cost
         assert (ca.energy, ca.latency_s, ca.bytes) == pytest.approx((cb.energy, cb.latency_s, cb.bytes),
                                                                     rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    d = digits(0)
+    tr = torch.utils.data.TensorDataset(torch.tensor(d.x_train[:384]), torch.tensor(d.y_train[:384]))
+    te = torch.utils.data.TensorDataset(torch.tensor(d.x_test), torch.tensor(d.y_test))
+    return (torch.utils.data.DataLoader(tr, batch_size=64, shuffle=True,
+                                        generator=torch.Generator().manual_seed(0)),
+            torch.utils.data.DataLoader(te, batch_size=360))
+
+
+@pytest.fixture(scope="module")
+def trained(loaders):
+    """A CNN trained 4 epochs with the adapter's default loop: a function giving a fresh
+    copy (an unpruned module with the trained weights)."""
+    torch.manual_seed(0)
+    module = CNN()
+    TorchAdapter(module, EXAMPLE, loaders=loaders).finetune(4, 1.0, 0)
+    weights = {name: (module.get_submodule(name).weight.detach().clone(),
+                      module.get_submodule(name).bias.detach().clone())
+               for name in ("conv1", "conv2", "fc1", "fc2", "fc3")}
+
+    def fresh():
+        out = CNN()
+        with torch.no_grad():
+            for name, (w, b) in weights.items():
+                out.get_submodule(name).weight.copy_(w)
+                out.get_submodule(name).bias.copy_(b)
+        return out
+    return fresh
+
+
+@pytest.fixture
+def small_grid(monkeypatch):
+    monkeypatch.setattr(S, "DENSITY_GRID", (0.5, 0.25))
+
+
+def test_granularity_on_a_torch_model_gives_a_per_layer_table(loaders, trained, small_grid):
+    module = trained()
+    r = api.granularity(module, "cortex-m4", 0.05, example_input=EXAMPLE, loaders=loaders, epochs=1)
+    assert r.model == "CNN" and r.device == "cortex-m4"
+    assert list(r.layers["layer"]) == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert set(r.search["scheme"]) == {"fine", "simd", "node"}
+    assert 0 < r.dense_accuracy <= 1 and 0 < r.final_accuracy <= 1
+    assert r.pruned is module                       # pruned in place, with the final choice
+    pruned = [n for n, s in r.schemes.items() if s.prunes]
+    for n in pruned:
+        assert not module.get_submodule(n).weight_mask.bool().all()
+    # the module's accuracy is the final one reported
+    acc = TorchAdapter(module, EXAMPLE, loaders=loaders).evaluate()
+    assert acc == pytest.approx(r.final_accuracy)
+
+
+def test_granularity_takes_callbacks_and_refuses_a_torch_model_without_training(trained, small_grid):
+    module, calls = trained(), []
+
+    def finetune(m, epochs):
+        calls.append(epochs)
+    r = api.granularity(module, "titan-x", 0.01, example_input=EXAMPLE, evaluate=lambda m: 0.5,
+                        finetune=finetune, epochs=1)
+    assert calls and set(calls) == {1}
+    assert r.final_accuracy == 0.5 and len(r.layers) == 5
+    with pytest.raises(InputError, match="finetune"):
+        api.granularity(trained(), "titan-x", example_input=EXAMPLE, evaluate=lambda m: 0.5)
+    with pytest.raises(InputError, match="example_input"):
+        api.granularity(trained(), "titan-x", evaluate=lambda m: 0.5, finetune=finetune)
+    with pytest.raises(InputError, match="torch model"):
+        api.granularity("digits-mlp", "titan-x", evaluate=lambda m: 0.5)

@@ -25,6 +25,15 @@ pruning and fine-grained pruning:
    (:mod:`hwprune.studies.deployed`), settled again (a scheme that the mix made
    slower than dense runs dense), so every column and reason comes from one
    :class:`~hwprune.evaluate.Evaluation`.
+
+**Any model.** The policy runs on a reference model name or on a
+:class:`~hwprune.prune.adapter.ModelAdapter` (a torch module with its evaluation and
+fine-tuning): every trial starts from the trained state (:class:`Trained`), the
+accuracies are the adapter's ``evaluate``, the network is the adapter's. On a torch
+module, a layer whose units reach a concatenation is not offered node pruning, and
+layers coupled through a residual add or a depthwise convolution (which must lose the
+same units) are searched with node pruning together but offered only fine and SIMD in
+the per-layer mix (*simplification*: the choice is per layer, a coupled group's is not).
 """
 
 from __future__ import annotations
@@ -36,11 +45,12 @@ import numpy as np
 import pandas as pd
 
 from ..checks import check_tolerance
+from ..errors import InputError
 from ..evaluate import evaluate
 from ..hardware.profile import DeviceProfile
 from ..latency.work import KernelShape
 from ..prune import models
-from ..prune.model import Model
+from ..prune.adapter import ModelAdapter, NumpyAdapter, as_adapter
 from ..prune.schedules import prune
 from ..schemes import DENSE, FINE, NODE, SIMD, Scheme
 from .choice import Choice, Option, choose, settle
@@ -64,7 +74,8 @@ class ScalpelResult:
     """``choice``: the settled choice of the final model as deployed
     (:class:`~hwprune.studies.choice.Choice`); ``layers``: its table (columns in
     :meth:`Choice.table`, candidates ``fine``, ``simd``, ``node``); ``search``: the
-    accuracy of every (scheme, density) tried; ``pruned``: the final model; ``schemes``:
+    accuracy of every (scheme, density) tried; ``pruned``: the final model (a reference
+    :class:`~hwprune.prune.model.Model`, or the torch module, pruned); ``schemes``:
     the scheme each layer was pruned with (a layer whose scheme the settling dropped
     keeps its pruned weights but runs dense: ``choice.plan`` says how each layer runs).
     Accuracies are fractions of the test set."""
@@ -77,7 +88,7 @@ class ScalpelResult:
     final_accuracy: float
     choice: Choice
     search: pd.DataFrame
-    pruned: Model
+    pruned: object
     schemes: dict
 
     @property
@@ -85,92 +96,182 @@ class ScalpelResult:
         return self.choice.table()
 
 
-def _candidate_plan(model: Model, s: Scheme, g: int) -> tuple[dict, dict]:
+class Trained:
+    """The trained dense model every trial of a policy starts from.
+
+    A reference model name: a fresh copy from :func:`hwprune.prune.models.trained` per
+    trial (wrapped with its data and recipe). A :class:`~hwprune.prune.adapter.ModelAdapter`
+    (a torch module's): its weights and masks as they are now (``adapter.state()``),
+    loaded back into the same module before each trial (the module is pruned in place).
+    ``memo``: the searches already run on this model (shared by the calls of one sweep)."""
+
+    def __init__(self, model: str | ModelAdapter, seed: int = 0):
+        self.seed, self.memo = seed, {}
+        if isinstance(model, str):
+            self.name, self.adapter, self.saved = model, None, None
+        else:
+            self.adapter = as_adapter(model)
+            self.name, self.saved = self.adapter.name, self.adapter.state()
+
+    @property
+    def reference(self) -> bool:
+        return self.adapter is None
+
+    def fresh(self) -> ModelAdapter:
+        """The trained model, ready to prune (numpy: a new copy; torch: restored in place)."""
+        if self.adapter is None:
+            model, data = models.trained(self.name, self.seed)
+            return NumpyAdapter(model, data, models.spec(self.name).recipe)
+        self.adapter.load_state(self.saved)
+        return self.adapter
+
+    def restore(self) -> None:
+        """Put a torch module back to its state when this was built."""
+        if self.adapter is not None:
+            self.adapter.load_state(self.saved)
+
+
+def _fits_node(adapter: ModelAdapter, name: str, coupled: set) -> bool:
+    """Whether node pruning may remove ``name``'s units in a per-layer mix: not where
+    the adapter refuses it, nor for a layer whose units are coupled with others' (a
+    residual add, a depthwise conv: they would all have to take node pruning together;
+    *simplification*, they are offered fine and SIMD only)."""
+    if name in coupled:
+        return False
+    try:
+        adapter.check_consumers(name)
+    except InputError:
+        return False
+    return True
+
+
+def _candidate_plan(adapter: ModelAdapter, s: Scheme, g: int) -> tuple[dict, dict]:
     """Per-layer granularity and group width of a candidate; a SIMD group that does not
-    fit a layer leaves it dense (fine at density 1)."""
+    fit a layer, or node pruning where the adapter refuses it (a torch layer whose
+    units reach a concatenation), leaves it dense (fine at density 1)."""
     gran, group = {}, {}
-    for lay in model.prunable():
+    blocked = set()
+    if s.removes_units:
+        for lay in adapter.prunable():
+            try:
+                adapter.check_consumers(lay.name)
+            except InputError:
+                blocked.add(lay.name)
+        for grp in adapter.unit_couplings():          # a coupled group goes together
+            if blocked & set(grp):
+                blocked |= set(grp)
+    for lay in adapter.prunable():
         if s is SIMD:
             row = int(np.prod(lay.weight.shape[1:]))
             gran[lay.name], group[lay.name] = (SIMD, g) if g <= row else (FINE, None)
+        elif lay.name in blocked:
+            gran[lay.name], group[lay.name] = FINE, None
         else:
             gran[lay.name], group[lay.name] = s, None
     return gran, group
 
 
-def _search(name: str, s: Scheme, g: int, tolerance: float, seed: int, dense_acc: float,
-            progress=None):
-    """Lowest grid density within tolerance; returns (density, pruned model, rows).
-    Cached per process (the search does not depend on the device beyond ``g``)."""
+def _search(start: Trained, s: Scheme, g: int, tolerance: float, dense_acc: float,
+            epochs: int, progress=None):
+    """Lowest grid density within tolerance; returns (density, {layer: mask} of the
+    pruned model or None, rows). Cached per process for a reference model, in
+    ``start.memo`` for an adapter (the search does not depend on the device beyond ``g``)."""
     if progress:
-        progress(f"{name}: how far {s.name}{f' (g={g})' if s is SIMD else ''} prunes "
+        progress(f"{start.name}: how far {s.name}{f' (g={g})' if s is SIMD else ''} prunes "
                  f"within the tolerance ...")
-    return _search_cached(name, s.name, g, tolerance, seed, dense_acc)
+    if start.reference:
+        return _search_cached(start.name, s.name, g, tolerance, start.seed, dense_acc, epochs,
+                              tuple(DENSITY_GRID))
+    key = (s.name, g, tolerance, dense_acc, epochs, tuple(DENSITY_GRID))
+    if key not in start.memo:
+        start.memo[key] = _run_search(start, s, g, tolerance, dense_acc, epochs)
+    return start.memo[key]
 
 
 @lru_cache(maxsize=64)
 def _search_cached(name: str, scheme_name: str, g: int, tolerance: float, seed: int,
-                   dense_acc: float):
+                   dense_acc: float, epochs: int, grid: tuple):
     s = {c.name: c for c in CANDIDATES}[scheme_name]
+    return _run_search(Trained(name, seed), s, g, tolerance, dense_acc, epochs)
+
+
+def _run_search(start: Trained, s: Scheme, g: int, tolerance: float, dense_acc: float,
+                epochs: int):
     rows, best = [], (1.0, None)
     for d in DENSITY_GRID:
-        model, data = models.trained(name, seed)
-        gran, group = _candidate_plan(model, s, g)
+        adapter = start.fresh()
+        gran, group = _candidate_plan(adapter, s, g)
         density = {n: (d if gran[n] is s else 1.0) for n in gran}
-        result = prune(model, data, "magnitude", gran, density, "agp", group, SEARCH_EPOCHS,
-                       models.spec(name).recipe, seed)
+        result = prune(adapter, None, "magnitude", gran, density, "agp", group, epochs, None,
+                       start.seed)
         ok = result.accuracy_after >= dense_acc - tolerance
         rows.append({"scheme": s.name, "density": d, "accuracy": result.accuracy_after,
                      "within": ok})
         if not ok:
             break
-        best = (d, result.model)
+        best = (d, {lay.name: lay.mask.copy() for lay in adapter.prunable()})
     return best[0], best[1], rows
 
 
-def _reached(pruned: Model | None, s: Scheme, lname: str) -> float:
+def _reached(pruned: dict | None, s: Scheme, lname: str) -> float:
     """The density scheme ``s`` reached on layer ``lname`` in its search (units kept
     for node pruning)."""
-    if pruned is None:
+    if pruned is None or lname not in pruned:
         return 1.0
-    mask = pruned.layer(lname).mask
+    mask = pruned[lname]
     if s.removes_units:
         return float(mask.reshape(mask.shape[0], -1).any(axis=1).mean())
     return float(mask.mean())
 
 
-def scalpel(name: str, dev: DeviceProfile, tolerance: float = 0.01, seed: int = 0,
-            progress=None) -> ScalpelResult:
-    """Run the policy on reference model ``name`` for device ``dev`` (module doc)."""
+def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: float = 0.01,
+            seed: int = 0, progress=None, epochs: int = SEARCH_EPOCHS) -> ScalpelResult:
+    """Run the policy for device ``dev`` (module doc) on ``model``: a reference model
+    name, or a :class:`~hwprune.prune.adapter.ModelAdapter` (a torch module's
+    :class:`~hwprune.prune.torch_model.TorchAdapter`, whose ``evaluate`` gives the
+    accuracies and whose ``finetune`` the ``epochs`` of AGP retraining per trial).
+
+    A torch module is pruned in place: every trial starts from its state at the call,
+    and it is left pruned with the final choice (``result.pruned``). ``model`` may also
+    be a :class:`Trained` (a sweep shares its searches across devices that way)."""
     tolerance = check_tolerance(tolerance)
+    start = model if isinstance(model, Trained) else Trained(model, seed)
+    name = start.name
     g = max(int(dev.compute.simd_lanes), 1)
-    base, data = models.trained(name, seed)
-    dense_acc = base.accuracy(data.x_test, data.y_test)
-    net = models.to_network(base)
+    base = start.fresh()
+    dense_acc = base.evaluate()
+    net = base.network()
+    layer_names = [lay.name for lay in base.prunable()]
+    coupled = {n for grp in base.unit_couplings() for n in grp}
+    node_ok = {n for n in layer_names if _fits_node(base, n, coupled)}
     reached, searches = {}, []
     for s in CANDIDATES:
-        _, pruned, rows = _search(name, s, g, tolerance, seed, dense_acc, progress)
+        _, pruned, rows = _search(start, s, g, tolerance, dense_acc, epochs, progress)
         searches += rows
         reached[s] = pruned
     last = net.weighted_layers[-1].name
     candidates = {}
     for lay in net.weighted_layers:
         shape = KernelShape.of(lay)
+        if lay.name not in layer_names:         # a weighted layer the adapter does not prune
+            candidates[lay.name] = []
+            continue
         candidates[lay.name] = [Option(s, _reached(reached[s], s, lay.name)) for s in CANDIDATES
-                                if fits(s, shape, g, lay.name == last)]
+                                if fits(s, shape, g, lay.name == last)
+                                and (s is not NODE or lay.name in node_ok)]
     first = choose(net, dev, candidates)
     choice_gran, choice_group, choice_density = {}, {}, {}
-    for lay in base.prunable():
-        lp = first.plan[lay.name]
-        choice_gran[lay.name] = lp.scheme if lp.scheme.prunes else FINE
-        choice_group[lay.name] = g if lp.scheme is SIMD else None
-        choice_density[lay.name] = lp.density
+    for lname in layer_names:
+        lp = first.plan[lname]
+        choice_gran[lname] = lp.scheme if lp.scheme.prunes else FINE
+        choice_group[lname] = g if lp.scheme is SIMD else None
+        choice_density[lname] = lp.density
     # The mix can lose more than each scheme alone: back off one grid step per try.
     tries = 0
     while True:
-        model, data = models.trained(name, seed)
-        final = prune(model, data, "magnitude", choice_gran, choice_density, "agp", choice_group,
-                      SEARCH_EPOCHS, models.spec(name).recipe, seed)
+        adapter = start.fresh()
+        final = prune(adapter, None, "magnitude", choice_gran, choice_density, "agp", choice_group,
+                      epochs, None, seed)
         if final.accuracy_after >= dense_acc - tolerance or tries == MAX_BACKOFF:
             break
         tries += 1
@@ -180,7 +281,7 @@ def scalpel(name: str, dev: DeviceProfile, tolerance: float = 0.01, seed: int = 
                      f"one density step (try {tries} of {MAX_BACKOFF})")
     schemes = {n: (first.plan[n].scheme if first.plan[n].scheme.prunes else DENSE)
                for n in choice_gran}
-    net_final, plan = plan_of(final.model, schemes)
+    net_final, plan = plan_of(adapter, schemes)
     plan, notes = settle(net_final, dev, plan)
     choice = Choice(plan, evaluate(net_final, dev, plan), first.dense, first.options, notes,
                     first.here)
