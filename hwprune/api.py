@@ -502,17 +502,18 @@ def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
     ``epochs``: AGP epochs per trial (default
     :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`, 8)."""
     from .prune import models
-    from .studies.scalpel import SEARCH_EPOCHS, scalpel
+    from .studies.scalpel import scalpel
 
     torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
     dev, tolerance = _device_arg(dev), check_tolerance(tolerance)
     seed, progress = check_seed(seed), _progress_arg(progress)
-    epochs = SEARCH_EPOCHS if epochs is None else checks.check_count(epochs, "epochs")
+    epochs = None if epochs is None else checks.check_count(epochs, "epochs")
     if not _is_model_name(model) and _is_torch_model(model):
         from .prune.criteria import criterion as get_criterion
+        from .studies.scalpel import SEARCH_EPOCHS
 
         adapter = torch_adapter(model, **torch_args)
-        adapter.require(get_criterion("magnitude"), epochs)
+        adapter.require(get_criterion("magnitude"), SEARCH_EPOCHS if epochs is None else epochs)
         return scalpel(adapter, device(dev, profiles), tolerance, seed, progress, epochs)
     model = checks.check_text(model, "model", ", ".join(models.MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
     if model not in models.MODELS:
@@ -555,20 +556,38 @@ def recommend_densities_arg(text: str) -> str:
     return text
 
 
-def tradeoff(model: str, devices: Sequence[str | Path | DeviceProfile], seed: int = 0,
-             progress=None, profiles: Sequence[str | Path] = ()):
-    """Every pruning policy on reference model ``model`` swept over density and
-    ``devices``, with Pareto fronts: a :class:`~hwprune.studies.tradeoff.TradeoffStudy`."""
+def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0,
+             progress=None, profiles: Sequence[str | Path] = (), *, example_input=None,
+             evaluate=None, finetune=None, loaders=None, epochs: int | None = None):
+    """Every pruning policy on ``model`` swept over density and ``devices``, with Pareto
+    fronts: a :class:`~hwprune.studies.tradeoff.TradeoffStudy`.
+
+    ``model``: a reference model name, or a ``torch.nn.Module`` with ``example_input``
+    and ``evaluate=``/``finetune=`` or ``loaders=`` (as :func:`granularity`), or a
+    ModelAdapter. A torch module's points each start from its state at the call; it is
+    left as it came in. Energy-aware points: reference models only. ``epochs``:
+    fine-tuning per point (default :data:`~hwprune.studies.tradeoff.EPOCHS`, 8)."""
     from .studies.tradeoff import study
 
-    model = check_reference_model(model)
+    torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
     devices, seed, progress = _devices_arg(devices), check_seed(seed), _progress_arg(progress)
     profiles = checks.check_paths(profiles)
-    return study([model], [device(d, profiles) for d in devices], seed, progress)
+    epochs = None if epochs is None else checks.check_count(epochs, "epochs")
+    if not _is_model_name(model) and _is_torch_model(model):
+        from .prune.criteria import criterion as get_criterion
+        from .studies.tradeoff import EPOCHS
+
+        model = torch_adapter(model, **torch_args)
+        model.require(get_criterion("magnitude"), EPOCHS if epochs is None else epochs)
+    else:
+        model = check_reference_model(model)
+        _no_torch_args(model, **torch_args)
+    return study([model], [device(d, profiles) for d in devices], seed, progress, epochs)
 
 
-def tradeoff_steps(model: str, devices: Sequence[DeviceProfile]) -> int:
-    """Progress messages :func:`tradeoff` sends."""
+def tradeoff_steps(model, devices: Sequence[DeviceProfile]) -> int:
+    """Progress messages :func:`tradeoff` sends (``model``: a reference model name, a
+    torch module or a ModelAdapter)."""
     from .studies.tradeoff import planned_steps
 
     return planned_steps(model, devices)

@@ -16,6 +16,7 @@ from hwprune.prune.data import digits  # noqa: E402
 from hwprune.prune.schedules import prune as schedule_prune  # noqa: E402
 from hwprune.prune.torch_model import TorchAdapter  # noqa: E402
 from hwprune.studies import scalpel as S  # noqa: E402
+from hwprune.studies import tradeoff as T  # noqa: E402
 from hwprune.studies.deployed import evaluate_model, plan_of  # noqa: E402
 
 
@@ -141,3 +142,47 @@ def test_granularity_takes_callbacks_and_refuses_a_torch_model_without_training(
         api.granularity(trained(), "titan-x", evaluate=lambda m: 0.5, finetune=finetune)
     with pytest.raises(InputError, match="torch model"):
         api.granularity("digits-mlp", "titan-x", evaluate=lambda m: 0.5)
+
+
+@pytest.fixture
+def small_sweep(monkeypatch):
+    monkeypatch.setattr(S, "DENSITY_GRID", (0.5, 0.25))
+    monkeypatch.setattr(T, "DENSITIES", (0.3,))
+    monkeypatch.setattr(T, "TOLERANCES", (0.02,))
+
+
+def test_tradeoff_on_a_torch_model_records_the_documented_columns(loaders, trained, small_sweep):
+    module = trained()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    steps = []
+    devs = ["cortex-m4", "titan-x"]
+    study = api.tradeoff(module, devs, progress=steps.append, example_input=EXAMPLE, loaders=loaders,
+                         epochs=1)
+    points = study.points
+    assert len(steps) == api.tradeoff_steps(module, [hwprune.device(d) for d in devs])
+    assert list(points.columns[:len(T.COLUMNS)]) == list(T.COLUMNS)
+    for dev in devs:
+        got = set(points[points["device"] == dev]["policy"])
+        assert got == {"dense", "magnitude", "fine-agp", "vector", "kernel", "filter", "node", "simd",
+                       "scalpel"}
+    assert points[["accuracy", "energy", "latency_s", "model_bytes", "density"]].notna().all().all()
+    assert (points["model"] == "CNN").all()
+    dense = points[points["policy"] == "dense"].set_index("device")
+    pruned = points[points["policy"] == "magnitude"].set_index("device")
+    assert (pruned["density"] < 0.5).all()
+    assert (pruned["model_bytes"] < dense["model_bytes"]).all()
+    # one device's energy unit and its own costs: the two devices differ
+    assert dense.loc["cortex-m4", "latency_s"] != dense.loc["titan-x", "latency_s"]
+    # the dense point's accuracy is the module's own, and the module is left as it came in
+    assert dense["accuracy"].iloc[0] == pytest.approx(TorchAdapter(trained(), EXAMPLE,
+                                                                   loaders=loaders).evaluate())
+    after = module.state_dict()
+    for k, v in before.items():
+        torch.testing.assert_close(after.get(k, after.get(k.replace(".weight", ".weight_orig")
+                                                        .replace(".bias", ".bias_orig"))), v)
+    assert all(bool(m.all()) for k, m in after.items() if k.endswith("_mask"))
+
+
+def test_tradeoff_refuses_torch_arguments_for_a_reference_model():
+    with pytest.raises(InputError, match="torch model"):
+        api.tradeoff("digits-mlp", ["cortex-m4"], loaders=([], []))

@@ -225,7 +225,7 @@ def _reached(pruned: dict | None, s: Scheme, lname: str) -> float:
 
 
 def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: float = 0.01,
-            seed: int = 0, progress=None, epochs: int = SEARCH_EPOCHS) -> ScalpelResult:
+            seed: int = 0, progress=None, epochs: int | None = None) -> ScalpelResult:
     """Run the policy for device ``dev`` (module doc) on ``model``: a reference model
     name, or a :class:`~hwprune.prune.adapter.ModelAdapter` (a torch module's
     :class:`~hwprune.prune.torch_model.TorchAdapter`, whose ``evaluate`` gives the
@@ -233,8 +233,10 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
 
     A torch module is pruned in place: every trial starts from its state at the call,
     and it is left pruned with the final choice (``result.pruned``). ``model`` may also
-    be a :class:`Trained` (a sweep shares its searches across devices that way)."""
+    be a :class:`Trained` (a sweep shares its searches across devices that way).
+    ``epochs``: AGP epochs per trial (default :data:`SEARCH_EPOCHS`)."""
     tolerance = check_tolerance(tolerance)
+    epochs = SEARCH_EPOCHS if epochs is None else epochs
     start = model if isinstance(model, Trained) else Trained(model, seed)
     name = start.name
     g = max(int(dev.compute.simd_lanes), 1)

@@ -36,12 +36,12 @@ import pandas as pd
 from ..evaluate import Evaluation
 from ..hardware.profile import DeviceProfile
 from ..prune import models
-from ..prune.model import Model
+from ..prune.adapter import ModelAdapter, as_adapter
 from ..prune.schedules import prune
 from ..schemes import DENSE, FINE, SIMD, Group, Scheme, all_schemes
 from .deployed import evaluate_model
 from .energy_aware import energy_aware
-from .scalpel import scalpel
+from .scalpel import Trained, _candidate_plan, scalpel
 
 DENSITIES = (0.5, 0.25, 0.12, 0.06)
 TOLERANCES = (0.01, 0.02)
@@ -69,68 +69,109 @@ def _widths(devices: Sequence[DeviceProfile]) -> dict[int, list[DeviceProfile]]:
     return by_g
 
 
-def planned_steps(name: str, devices: Sequence[DeviceProfile]) -> int:
-    """How many progress messages :func:`sweep` will send (for a progress bar)."""
-    cnn = any(lay.weight.ndim == 4 for lay in models.build(name).prunable())
+def _is_cnn(model) -> bool:
+    if isinstance(model, str):
+        return any(lay.weight.ndim == 4 for lay in models.build(model).prunable())
+    if isinstance(model, ModelAdapter):
+        return any(lay.weight.ndim == 4 for lay in model.prunable())
+    from ..prune.torch_model import torch_or_error
+
+    torch = torch_or_error()
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def planned_steps(model, devices: Sequence[DeviceProfile]) -> int:
+    """How many progress messages :func:`sweep` will send (for a progress bar);
+    ``model``: a reference model name, an adapter or a torch module (energy-aware
+    points: reference models only)."""
+    cnn = _is_cnn(model)
     independent = len(_policies(cnn)) + len(_widths(devices))
-    return independent * len(DENSITIES) + len(devices) * (len(TOLERANCES) + len(BUDGETS))
+    per_device = len(TOLERANCES) + (len(BUDGETS) if isinstance(model, str) else 0)
+    return independent * len(DENSITIES) + len(devices) * per_device
 
 
-def _row(name: str, dev: DeviceProfile, policy: str, setting: str, acc: float, model: Model,
+def _row(name: str, dev: DeviceProfile, policy: str, setting: str, acc: float, model,
          schemes, evaluation: Evaluation | None = None) -> dict:
-    """One point: ``model`` pruned by ``schemes`` as deployed (or as ``evaluation``
-    prices it, when the policy settled how each layer runs)."""
+    """One point: ``model`` (a reference Model or an adapter) pruned by ``schemes`` as
+    deployed (or as ``evaluation`` prices it, when the policy settled how each layer runs)."""
     total = (evaluation or evaluate_model(model, dev, schemes)).total
-    kept, weights = model.weight_count()
+    kept, weights = as_adapter(model).weight_count()
     return {"model": name, "device": dev.id, "energy_unit": dev.energy_unit, "policy": policy,
             "setting": setting, "accuracy": acc, "energy": total.energy,
             "latency_s": total.latency_s, "model_bytes": total.bytes, "density": kept / weights}
 
 
-def sweep(name: str, devices: Sequence[DeviceProfile], seed: int = 0,
-          progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Every policy point of reference model ``name`` on ``devices``; columns
-    :data:`COLUMNS` (accuracy: test fraction; energy in ``energy_unit``; density: kept
-    fraction of all weights)."""
+def _plan(adapter: ModelAdapter, s: Scheme):
+    """(granularity, densities from d) of a uniform policy: ``s`` itself, or, where the
+    adapter refuses to remove some layers' units (a torch layer feeding a
+    concatenation), a per-layer plan with those layers dense (fine at density 1)."""
+    gran, _ = _candidate_plan(adapter, s, 1)
+    if all(g is s for g in gran.values()):
+        return s, (lambda d: d)
+    return gran, (lambda d: {n: (d if g is s else 1.0) for n, g in gran.items()})
+
+
+def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int = 0,
+          progress: Callable[[str], None] | None = None, epochs: int | None = None) -> pd.DataFrame:
+    """Every policy point of ``model`` on ``devices``; columns :data:`COLUMNS`
+    (accuracy: test fraction, or the adapter's score; energy in ``energy_unit``;
+    density: kept fraction of all weights).
+
+    ``model``: a reference model name, or a :class:`~hwprune.prune.adapter.ModelAdapter`
+    (a torch module's; each point starts from its state at the call, fine-tunes
+    ``epochs`` with the adapter's ``finetune``, is scored by its ``evaluate``, and the
+    module is left as it came in). Energy-aware pruning runs on reference models only.
+    ``epochs``: fine-tuning per point (default :data:`EPOCHS`; Scalpel's trials then
+    keep their own default, :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`)."""
     say = progress or (lambda msg: None)
-    recipe = models.spec(name).recipe
-    base, data = models.trained(name, seed)
+    scalpel_epochs = epochs
+    epochs = EPOCHS if epochs is None else epochs
+    start = Trained(model, seed)
+    name = start.name
+    base = start.fresh()
     is_cnn = any(lay.weight.ndim == 4 for lay in base.prunable())
     rows = []
-    dense_acc = base.accuracy(data.x_test, data.y_test)
+    dense_acc = base.evaluate()
     for dev in devices:
         rows.append(_row(name, dev, "dense", "-", dense_acc, base, DENSE))
 
     def run(policy: str, plan, densities, group, devs, schedule: str) -> None:
         for d in DENSITIES:
             say(f"{name}: {policy} at density {d}")
-            model, data_ = models.trained(name, seed)
-            result = prune(model, data_, "magnitude", plan, densities(d), schedule, group, EPOCHS,
-                           recipe, seed)
+            adapter = start.fresh()
+            result = prune(adapter, None, "magnitude", plan, densities(d), schedule, group, epochs,
+                           None, seed)
             for dev in devs:
                 rows.append(_row(name, dev, policy, f"density {d}", result.accuracy_after,
-                                 result.model, plan))
+                                 adapter, plan))
 
-    for policy, s, schedule in _policies(is_cnn):
-        run(policy, s, lambda d: d, None, devices, schedule)
-    for g, devs in _widths(devices).items():
-        # A layer whose rows are shorter than g stays dense (fine at density 1).
-        plan = {lay.name: (SIMD if g <= int(np.prod(lay.weight.shape[1:])) else FINE)
-                for lay in base.prunable()}
-        groups = {n: (g if s is SIMD else None) for n, s in plan.items()}
-        run("simd", plan, lambda d, plan=plan: {n: (d if s is SIMD else 1.0) for n, s in plan.items()},
-            groups, devs, "agp")
-    for dev in devices:
-        for tol in TOLERANCES:
-            say(f"{name}: scalpel on {dev.id}, tolerance {tol}")
-            r = scalpel(name, dev, tol, seed)
-            rows.append(_row(name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, r.pruned,
-                             r.schemes, r.choice.evaluation))
-        for budget in BUDGETS:
-            say(f"{name}: energy-aware on {dev.id}, budget {budget}")
-            r = energy_aware(name, dev, budget, seed, EPOCHS)
-            rows.append(_row(name, dev, "energy-aware", f"budget {budget}", r.final_accuracy, r.model,
-                             FINE))
+    try:
+        for policy, s, schedule in _policies(is_cnn):
+            plan, densities = _plan(base, s)
+            run(policy, plan, densities, None, devices, schedule)
+        for g, devs in _widths(devices).items():
+            # A layer whose rows are shorter than g stays dense (fine at density 1).
+            plan = {lay.name: (SIMD if g <= int(np.prod(lay.weight.shape[1:])) else FINE)
+                    for lay in base.prunable()}
+            groups = {n: (g if s is SIMD else None) for n, s in plan.items()}
+            run("simd", plan, lambda d, plan=plan: {n: (d if s is SIMD else 1.0) for n, s in plan.items()},
+                groups, devs, "agp")
+        for dev in devices:
+            for tol in TOLERANCES:
+                say(f"{name}: scalpel on {dev.id}, tolerance {tol}")
+                r = scalpel(start, dev, tol, seed, epochs=scalpel_epochs)
+                pruned = r.pruned if start.reference else start.adapter
+                rows.append(_row(name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, pruned,
+                                 r.schemes, r.choice.evaluation))
+            if not start.reference:
+                continue
+            for budget in BUDGETS:
+                say(f"{name}: energy-aware on {dev.id}, budget {budget}")
+                r = energy_aware(name, dev, budget, seed, epochs)
+                rows.append(_row(name, dev, "energy-aware", f"budget {budget}", r.final_accuracy,
+                                 r.model, FINE))
+    finally:
+        start.restore()
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -144,10 +185,11 @@ class TradeoffStudy:
     versus: pd.DataFrame
 
 
-def study(names: Sequence[str], devices: Sequence[DeviceProfile], seed: int = 0,
-          progress: Callable[[str], None] | None = None) -> TradeoffStudy:
-    """:func:`sweep` every model in ``names`` on ``devices`` and mark the fronts."""
-    points = pd.concat([sweep(n, devices, seed, progress) for n in names], ignore_index=True)
+def study(names: Sequence[str | ModelAdapter], devices: Sequence[DeviceProfile], seed: int = 0,
+          progress: Callable[[str], None] | None = None, epochs: int | None = None) -> TradeoffStudy:
+    """:func:`sweep` every model in ``names`` (reference model names or adapters) on
+    ``devices`` and mark the fronts."""
+    points = pd.concat([sweep(n, devices, seed, progress, epochs) for n in names], ignore_index=True)
     points["pareto_energy"] = pareto(points, "energy")
     points["pareto_latency"] = pareto(points, "latency_s")
     return TradeoffStudy(points, scalpel_vs_traditional(points))
