@@ -662,6 +662,13 @@ def check_trainable(verb: str, network) -> None:
     check(verb, network)
 
 
+def is_onnx_path(network) -> bool:
+    """Whether a NETWORK argument names an ``.onnx`` file (by its suffix)."""
+    from .workload.factory import is_onnx_path as check
+
+    return check(network)
+
+
 def torch_network(module, example_input) -> Network:
     """A torch module as an hwprune :class:`Network` (``from_torch``), for costing."""
     from .workload.torch_import import from_torch

@@ -245,6 +245,10 @@ def _user_inputs(args: argparse.Namespace, needs_training: bool):
         raise UsageError("give MODEL (a reference model) or --model MODULE:FACTORY (your "
                          "PyTorch model) with --data MODULE:FACTORY")
     if needs_training and positional is not None:
+        if args.verb == "granularity" and api.is_onnx_path(positional):
+            raise UsageError("granularity measures accuracy, and an .onnx file has no training: "
+                             "give --density D to choose from the simulators alone, or a torch "
+                             "model with --model MODULE:FACTORY and --data MODULE:FACTORY")
         api.check_trainable(args.verb, positional)       # an .onnx file: one line, exit 2
     if not args.torch_model:
         return None, None
@@ -324,12 +328,19 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
     _emit(table, args)
 
 
+def _torch_args(user, data) -> dict:
+    """The API's keyword arguments for the user's torch model and data."""
+    return {"example_input": user.example_input, **api.torch_data_args(data)}
+
+
 def _cmd_granularity(args: argparse.Namespace) -> None:
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr)
 
+    user, data = _user_inputs(args, needs_training=args.density is None)
     if args.density is not None:
-        table = api.recommend(args.model, args.device, args.density, args.profiles)
+        net = args.model if user is None else api.torch_network(user.module, user.example_input)
+        table = api.recommend(net, args.device, args.density, args.profiles)
         shown = table if args.format != "table" else table[
             ["layer", "kind", "scheme", "density", "inputs_kept", "speedup", "energy_ratio",
              "reason"]]
@@ -338,8 +349,12 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
             print(f"from the simulators alone, {api.recommend_densities(args.density)}; "
                   "speedup = simulated dense latency / chosen, energy_ratio = chosen / dense energy")
         return
-    result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
-                             progress)
+    if user is None:
+        result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
+                                 progress)
+    else:
+        result = api.granularity(user.module, args.device, args.tolerance, args.seed, args.profiles,
+                                 progress, **_torch_args(user, data))
     shown = result.layers[["layer", "kind", "scheme", "density", "inputs_kept", "speedup",
                            "energy_ratio", "reason"]]
     if args.format != "table":
@@ -367,14 +382,18 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
     from .report.progress import Progress
     from .report.tradeoff_files import write_tradeoff
 
-    api.check_reference_model(args.model)
+    user, data = _user_inputs(args, needs_training=True)
+    if user is None:
+        model, name, torch_args = api.check_reference_model(args.model), args.model, {}
+    else:
+        model, name, torch_args = user.module, user.name, _torch_args(user, data)
     devices = _device_list(args)
     out = _out_dir(args)
-    bar = Progress(api.tradeoff_steps(args.model, devices))
-    result = api.tradeoff(args.model, devices, args.seed, bar)
+    bar = Progress(api.tradeoff_steps(model, devices, loaders=torch_args.get("loaders")))
+    result = api.tradeoff(model, devices, args.seed, bar, **torch_args)
     bar.close()
     write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
-                   f"{args.model} on {{device}}", force=args.force)
+                   f"{name} on {{device}}", force=args.force)
     sys.stdout.write(render(result.versus, args.format))
     print(f"wrote {out / 'tradeoff.csv'}, scalpel-vs-traditional.csv and "
           f"{len(devices)} plots (tradeoff-DEVICE.png)", file=sys.stderr)
@@ -588,9 +607,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("granularity", help="Scalpel's choice per layer (dense, simd, node, fine) "
                                            "on a device, from the simulators")
-    p.add_argument("model", metavar="NETWORK",
+    p.add_argument("model", metavar="NETWORK", nargs="?",
                    help="a reference model (" + ", ".join(MODELS) + "), measured; or, with "
-                        "--density, any network or .onnx file")
+                        "--density, any network or .onnx file; or your PyTorch model with "
+                        "--model (and --data, without --density)")
+    _add_user_model_options(p)
     p.add_argument("--density", type=_checked(api.recommend_densities_arg), default=None,
                    metavar="D|SCHEME=D,...",
                    help="choose from the simulators alone (needed for networks without trained "
@@ -609,7 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     all_devices = "cortex-m4,core-i7,titan-x,eyeriss"
     p = sub.add_parser("tradeoff", help="accuracy against simulated energy and latency: every "
                                         "pruning policy swept over density and device")
-    p.add_argument("model", metavar="MODEL", help="a reference model: " + ", ".join(MODELS))
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="a reference model: " + ", ".join(MODELS) + "; or your PyTorch model "
+                        "with --model and --data")
+    _add_user_model_options(p)
     _add_sweep_options(p, all_devices, "tradeoff")
     p.add_argument("--format", choices=FORMATS, default="table", help="table format")
     p.set_defaults(func=_cmd_tradeoff)

@@ -82,7 +82,20 @@ def test_sensitivity_of_a_torch_model_with_callbacks(factories, capsys):
     assert lines[0].startswith("layer,") and len(lines) == 1 + 3     # one row per layer
 
 
+def test_granularity_of_a_torch_model_from_the_simulators(factories, capsys):
+    code, out, err = run(capsys, "granularity", "--model", "userfactories.py:make", "--device",
+                         "cortex-m4", "--density", "0.2", "--format", "csv")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("layer,") and [line.split(",")[0] for line in lines[1:]] == \
+        ["conv1", "fc1", "fc2"]
+
+
 @pytest.mark.parametrize("argv, phrase", [
+    (["granularity", "model.onnx", "--device", "titan-x"], "give --density D"),
+    (["tradeoff", "model.onnx"], "an .onnx file has no training"),
+    (["tradeoff", "--model", "userfactories.py:make"], "needs --data"),
+    (["granularity", "--model", "userfactories.py:make", "--device", "titan-x"], "needs --data"),
     (["prune", "model.onnx", "--density", "0.1"], "an .onnx file has no training"),
     (["sensitivity", "net.ONNX"], "an .onnx file has no training"),
     (["prune", "digits-mlp", "--model", "userfactories.py:make", "--density", "0.1"],
