@@ -585,12 +585,49 @@ def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0
     return study([model], [device(d, profiles) for d in devices], seed, progress, epochs)
 
 
-def tradeoff_steps(model, devices: Sequence[DeviceProfile]) -> int:
+def tradeoff_steps(model, devices: Sequence[DeviceProfile], *, loaders=None) -> int:
     """Progress messages :func:`tradeoff` sends (``model``: a reference model name, a
-    torch module or a ModelAdapter)."""
+    ModelAdapter, or a torch module with the ``loaders`` given to :func:`tradeoff`, if
+    any: energy-aware points need its train loader)."""
     from .studies.tradeoff import planned_steps
 
-    return planned_steps(model, devices)
+    if not _is_model_name(model) and _is_torch_model(model):
+        from .prune.adapter import ModelAdapter
+
+        if not isinstance(model, ModelAdapter):
+            has_train = isinstance(loaders, (tuple, list)) and len(loaders) == 2 and loaders[0] is not None
+            return planned_steps(model, devices, energy_aware_points=has_train)
+        return planned_steps(model, devices)
+    return planned_steps(check_reference_model(model), devices)
+
+
+def energy_aware(model, dev: str | Path | DeviceProfile, budget: float = 0.01, seed: int = 0,
+                 epochs: int = 8, progress=None, profiles: Sequence[str | Path] = (), *,
+                 example_input=None, evaluate=None, finetune=None, loaders=None):
+    """Energy-aware pruning (Yang et al.) of ``model`` for ``dev`` within an accuracy
+    ``budget`` (a fraction); returns an
+    :class:`~hwprune.studies.energy_aware.EnergyAwareResult`.
+
+    ``model``: a reference model name, or a ``torch.nn.Module`` with ``example_input``
+    and ``loaders=(train_loader, test_loader)`` (the re-fit samples the train loader;
+    ``evaluate=``/``finetune=`` callbacks may replace the defaults), pruned in place; or
+    a ModelAdapter."""
+    from .studies.energy_aware import energy_aware as run
+
+    torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
+    dev, budget = _device_arg(dev), check_tolerance(budget, "the accuracy budget")
+    seed, progress = check_seed(seed), _progress_arg(progress)
+    epochs = checks.check_count(epochs, "epochs")
+    if not _is_model_name(model) and _is_torch_model(model):
+        from .prune.criteria import criterion as get_criterion
+
+        model = torch_adapter(model, **torch_args)
+        model.require(get_criterion("magnitude"), epochs)
+        model.sample_inputs(1, seed)                 # an InputError now if it has no train loader
+    else:
+        model = check_reference_model(model)
+        _no_torch_args(model, **torch_args)
+    return run(model, device(dev, profiles), budget, seed, epochs, progress)
 
 
 def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, progress=None,

@@ -3,6 +3,7 @@ code as the numpy reference models, through the model adapter (issue 20, items 1
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -15,6 +16,7 @@ from hwprune.prune import models  # noqa: E402
 from hwprune.prune.data import digits  # noqa: E402
 from hwprune.prune.schedules import prune as schedule_prune  # noqa: E402
 from hwprune.prune.torch_model import TorchAdapter  # noqa: E402
+from hwprune.studies import energy_aware as EA  # noqa: E402
 from hwprune.studies import scalpel as S  # noqa: E402
 from hwprune.studies import tradeoff as T  # noqa: E402
 from hwprune.studies.deployed import evaluate_model, plan_of  # noqa: E402
@@ -149,6 +151,8 @@ def small_sweep(monkeypatch):
     monkeypatch.setattr(S, "DENSITY_GRID", (0.5, 0.25))
     monkeypatch.setattr(T, "DENSITIES", (0.3,))
     monkeypatch.setattr(T, "TOLERANCES", (0.02,))
+    monkeypatch.setattr(T, "BUDGETS", (0.02,))
+    monkeypatch.setattr(EA, "DENSITY_GRID", (0.5, 0.25))
 
 
 def test_tradeoff_on_a_torch_model_records_the_documented_columns(loaders, trained, small_sweep):
@@ -159,12 +163,12 @@ def test_tradeoff_on_a_torch_model_records_the_documented_columns(loaders, train
     study = api.tradeoff(module, devs, progress=steps.append, example_input=EXAMPLE, loaders=loaders,
                          epochs=1)
     points = study.points
-    assert len(steps) == api.tradeoff_steps(module, [hwprune.device(d) for d in devs])
+    assert len(steps) == api.tradeoff_steps(module, [hwprune.device(d) for d in devs], loaders=loaders)
     assert list(points.columns[:len(T.COLUMNS)]) == list(T.COLUMNS)
     for dev in devs:
         got = set(points[points["device"] == dev]["policy"])
         assert got == {"dense", "magnitude", "fine-agp", "vector", "kernel", "filter", "node", "simd",
-                       "scalpel"}
+                       "scalpel", "energy-aware"}
     assert points[["accuracy", "energy", "latency_s", "model_bytes", "density"]].notna().all().all()
     assert (points["model"] == "CNN").all()
     dense = points[points["policy"] == "dense"].set_index("device")
@@ -186,3 +190,43 @@ def test_tradeoff_on_a_torch_model_records_the_documented_columns(loaders, train
 def test_tradeoff_refuses_torch_arguments_for_a_reference_model():
     with pytest.raises(InputError, match="torch model"):
         api.tradeoff("digits-mlp", ["cortex-m4"], loaders=([], []))
+
+
+def test_tradeoff_without_a_train_loader_has_no_energy_aware_points(trained, small_sweep):
+    module, steps = trained(), []
+    study = api.tradeoff(module, ["cortex-m4"], progress=steps.append, example_input=EXAMPLE,
+                         evaluate=lambda m: 0.5, finetune=lambda m, e: None, epochs=1)
+    assert "energy-aware" not in set(study.points["policy"])
+    assert len(steps) == api.tradeoff_steps(module, [hwprune.device("cortex-m4")])
+
+
+def test_layer_inputs_of_a_torch_model_equal_the_numpy_models():
+    """The energy-aware re-fit reads the same im2col rows on both kinds."""
+    from hwprune.prune.adapter import NumpyAdapter
+
+    model, data = models.build("digits-cnn", 3), digits(0)
+    module = _torch_copy(model, CNN())
+    a = NumpyAdapter(model, data)
+    b = TorchAdapter(module, EXAMPLE, evaluate=lambda m: 1.0)
+    x = data.x_train[:16]
+    xa, xb = a.layer_inputs(x), b.layer_inputs(torch.tensor(x))
+    for lay in model.prunable():
+        np.testing.assert_allclose(xa[lay.name], xb[lay.name], rtol=1e-4, atol=1e-5, err_msg=lay.name)
+
+
+def test_energy_aware_on_a_torch_model(loaders, trained, monkeypatch):
+    monkeypatch.setattr(EA, "DENSITY_GRID", (0.5, 0.25))
+    module = trained()
+    r = api.energy_aware(module, "cortex-m4", 0.02, epochs=1, example_input=EXAMPLE, loaders=loaders)
+    assert r.model is module
+    assert list(r.layers["energy"]) == sorted(r.layers["energy"], reverse=True)
+    assert (r.layers["accuracy_after_layer"] >= r.dense_accuracy - 0.02 - 1e-12).all()
+    assert (r.layers["density"] < 1).any()
+    for name, density in zip(r.layers["layer"], r.layers["density"]):
+        mod = module.get_submodule(name)
+        assert float(mod.weight_mask.float().mean()) == pytest.approx(density)
+        assert not mod.weight_orig[~mod.weight_mask.bool()].any()      # pruned weights stay zero
+    assert TorchAdapter(module, EXAMPLE, loaders=loaders).evaluate() == pytest.approx(r.final_accuracy)
+    with pytest.raises(InputError, match="train"):
+        api.energy_aware(trained(), "cortex-m4", example_input=EXAMPLE, evaluate=lambda m: 0.5,
+                         finetune=lambda m, e: None)

@@ -25,6 +25,12 @@ The contract::
         def network(self) -> Network              # for the cost models
         def require(self, criterion, epochs)      # InputError now if a run would need more
 
+    and, for energy-aware pruning (its least-squares re-fit)::
+
+        def sample_inputs(self, n, seed)          # n training inputs, the model's own batch type
+        def layer_inputs(self, x)                 # {layer: input rows (samples, row length)}
+        def set_weights(self, weights)            # {layer: stored weights}, numpy
+
 A ``LayerView`` is what a criterion reads (:class:`~.layers.Prunable` is one): ``name``,
 ``weight`` (numpy, ``(out, in)`` or ``(out, in, kh, kw)``, the stored weights with
 pruned ones zero), ``mask`` (bool, the weight's shape) and ``rows()`` (the weight as
@@ -130,6 +136,22 @@ class ModelAdapter(ABC):
         """Raise :class:`InputError` now if pruning with ``criterion`` and ``epochs`` of
         fine-tuning needs something this model was not given."""
 
+    def sample_inputs(self, n: int, seed: int):
+        """Up to ``n`` training inputs as one batch of the model's own kind (numpy array,
+        torch tensor), for :meth:`layer_inputs`."""
+        raise InputError(f"model {self.name!r} ({type(self).__name__}) gives no training inputs")
+
+    def layer_inputs(self, x) -> dict[str, np.ndarray]:
+        """Each prunable layer's input on the batch ``x`` (from :meth:`sample_inputs`), as
+        rows ``(samples x output positions, row length)`` float64: im2col columns for a
+        convolution, in the order of ``weight.reshape(out, -1)``'s columns."""
+        raise InputError(f"model {self.name!r} ({type(self).__name__}) gives no layer inputs")
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Overwrite the named layers' stored weights (numpy, each weight's shape); the
+        masks are left as they are (call :meth:`set_masks` after)."""
+        raise InputError(f"model {self.name!r} ({type(self).__name__}) cannot take new weights")
+
     @property
     def model(self):
         """The wrapped model object (a numpy :class:`~.model.Model`, an ``nn.Module``)."""
@@ -208,6 +230,24 @@ class NumpyAdapter(ModelAdapter):
         from .models import to_network
 
         return to_network(self._model)
+
+    def sample_inputs(self, n, seed):
+        x = self._data("sampling inputs").x_train
+        rng = np.random.default_rng(seed)
+        return x[rng.choice(x.shape[0], size=min(n, x.shape[0]), replace=False)]
+
+    def layer_inputs(self, x):
+        self._model.forward(x)
+        return {lay.name: lay.last_input.astype(np.float64) for lay in self._model.prunable()}
+
+    def set_weights(self, weights):
+        for lay in self._model.prunable():
+            if lay.name in weights:
+                w = np.asarray(weights[lay.name])
+                if w.shape != lay.weight.shape:
+                    raise InputError(f"{lay.name}: weight shape {w.shape} does not match "
+                                     f"{lay.weight.shape}")
+                lay.weight = w.astype(np.float32)
 
 
 def as_adapter(model, data: Dataset | None = None, recipe: TrainConfig | None = None) -> ModelAdapter:

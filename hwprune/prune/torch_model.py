@@ -109,6 +109,15 @@ class TorchLayer:
         w = self.weight
         return w.reshape(w.shape[0], -1)
 
+    @property
+    def bias(self) -> np.ndarray:
+        """The stored bias (numpy float32 copy; zeros for a layer without one)."""
+        b = getattr(self.module, "bias_orig", None) if hasattr(self.module, "bias_mask") \
+            else self.module.bias
+        if b is None:
+            return np.zeros(self.module.weight.shape[0], dtype=np.float32)
+        return b.detach().cpu().numpy().astype(np.float32, copy=True)
+
 
 def _number(value, what: str) -> float:
     torch = torch_or_error()
@@ -376,6 +385,71 @@ class TorchAdapter(ModelAdapter):
     def network(self):
         return self.imported.network
 
+    # -- energy-aware pruning ----------------------------------------------------------
+    def sample_inputs(self, n, seed):
+        """The first ``n`` inputs of the train loader (its order under ``torch.manual_seed(seed)``)."""
+        torch = torch_or_error()
+        if self.train_loader is None:
+            raise InputError("energy-aware pruning re-fits each layer on sampled training inputs; "
+                             "pass " + LOADERS_ACCEPTED)
+        torch.manual_seed(seed)
+        got, count = [], 0
+        for batch in self.train_loader:
+            got.append(batch[0])
+            count += int(batch[0].shape[0])
+            if count >= n:
+                break
+        return torch.cat(got)[:n]
+
+    def layer_inputs(self, x):
+        """Forward hooks on the prunable layers (eval mode, no gradients); a convolution's
+        input is unfolded to its im2col rows (numpy, as the reference models do it).
+        Grouped convolutions are refused (their rows differ per group)."""
+        torch = torch_or_error()
+
+        for lay in self._layers:
+            if getattr(lay.module, "groups", 1) > 1:
+                raise InputError(f"{lay.name}: a grouped convolution (groups={lay.module.groups}) "
+                                 "has one input row per group; energy-aware re-fitting supports "
+                                 "groups=1 only")
+        seen, handles = {}, []
+        for lay in self._layers:
+            handles.append(lay.module.register_forward_hook(
+                lambda m, a, o, n=lay.name: seen.__setitem__(n, a[0].detach())))
+        was = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                self.module(x.to(self._device()))
+        finally:
+            for h in handles:
+                h.remove()
+            self.module.train(was)
+        out = {}
+        for lay in self._layers:
+            inp, mod = seen[lay.name].cpu().numpy(), lay.module
+            if isinstance(mod, torch.nn.Conv2d):
+                out[lay.name] = _im2col(inp, mod)
+            else:
+                out[lay.name] = inp.reshape(-1, inp.shape[-1]).astype(np.float64)
+        return out
+
+    def set_weights(self, weights):
+        torch = torch_or_error()
+        for lay in self._layers:
+            if lay.name not in weights:
+                continue
+            w = np.asarray(weights[lay.name], dtype=np.float32)
+            mod = lay.module
+            if w.shape != tuple(mod.weight.shape):
+                raise InputError(f"{lay.name}: weight shape {w.shape} does not match its weight "
+                                 f"{tuple(mod.weight.shape)}")
+            with torch.no_grad():
+                param = mod.weight_orig if hasattr(mod, "weight_mask") else mod.weight
+                param.copy_(torch.as_tensor(w, device=param.device))
+                if hasattr(mod, "weight_mask"):
+                    mod.weight = mod.weight_orig * mod.weight_mask
+
     # -- evaluation and training -------------------------------------------------------
     def evaluate(self):
         torch = torch_or_error()
@@ -560,3 +634,21 @@ def _rows(F, mod, x, g):
     cols = cols.reshape(n, groups, -1, positions)
     grad = g.reshape(n, groups, -1, positions)
     return cols, grad
+
+
+def _im2col(x: np.ndarray, mod) -> np.ndarray:
+    """A convolution's input ``(n, c, h, w)`` as rows ``(n x output positions, c x kh x kw)``
+    float64, columns in ``weight.reshape(out, -1)``'s order (zero padding)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    if getattr(mod, "padding_mode", "zeros") != "zeros" or isinstance(mod.padding, str):
+        raise InputError(f"energy-aware re-fitting supports zero padding given as numbers; the "
+                         f"convolution has padding={mod.padding!r}, padding_mode={mod.padding_mode!r}")
+    (ph, pw), (sh, sw), (dh, dw) = mod.padding, mod.stride, mod.dilation
+    kh, kw = mod.kernel_size
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw, ::dh, ::dw]                        # n c ho wo kh kw
+    n, c, ho, wo = win.shape[:4]
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * ho * wo, c * kh * kw) \
+        .astype(np.float64)

@@ -19,6 +19,16 @@
 with the output error re-evaluated; hwprune restores the share in one step by the
 independent-column estimate ``w^2 E[x^2]``. Their energy estimates come from their own
 model calibrated on Eyeriss; hwprune's from its loop-nest model of the chosen device.
+A layer whose input rows (samples x output positions) exceed ``MAX_ROWS`` is re-fitted
+on ``MAX_ROWS`` of them, drawn at random (a large convolution of a torch model; the
+reference models stay under it).
+
+**Any model.** The policy runs through the model adapter
+(:class:`~hwprune.prune.adapter.ModelAdapter`): the samples are the adapter's
+``sample_inputs`` (a torch module: the first 512 inputs of its train loader), the layer
+inputs its ``layer_inputs`` (forward hooks, ``F.unfold`` for a convolution; grouped
+convolutions are refused), each trial restores its ``state`` and writes
+``set_weights``/``set_masks``, accuracy is its ``evaluate``.
 """
 
 from __future__ import annotations
@@ -32,41 +42,50 @@ from ..checks import check_tolerance
 from ..evaluate import evaluate
 from ..hardware.profile import DeviceProfile
 from ..prune import models
+from ..prune.adapter import ModelAdapter, NumpyAdapter, as_adapter
 from ..prune.layers import Prunable
-from ..prune.model import Model
 from ..prune.trainer import TrainConfig, train
 
 DENSITY_GRID = (0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
 RESTORE_SHARE = 0.1
 SAMPLES = 512
 RIDGE = 1e-4
+MAX_ROWS = 200_000
 
 
 @dataclass(frozen=True)
 class EnergyAwareResult:
     """``layers``: one row per prunable layer in pruning order: ``layer``,
+    ``model``: the pruned model (a reference :class:`~hwprune.prune.model.Model`, or the
+    torch module, pruned in place);
     ``energy`` (dense, on the device, in ``energy_unit``), ``density`` (kept fraction),
     ``accuracy_after_layer`` (test accuracy once this layer was pruned, before
     fine-tuning). Accuracies are fractions of the test set."""
 
-    model: Model
+    model: object
     dense_accuracy: float
     accuracy_before_finetune: float
     final_accuracy: float
     layers: pd.DataFrame
 
 
-def _inputs(model: Model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Each prunable layer's input rows (im2col for convolutions) on ``x``."""
-    model.forward(x)
-    return {lay.name: lay.last_input.astype(np.float64) for lay in model.prunable()}
-
-
 def prune_layer(layer: Prunable, density: float, x: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Steps a-c of the module docstring for one layer; returns (and sets) its mask.
+    """Steps a-c of the module docstring for one reference-model layer; returns (and
+    sets) its mask, and sets its weights (see :func:`refit`)."""
+    layer.weight, layer.mask = refit(layer, density, x, target)
+    return layer.mask
 
+
+def refit(layer, density: float, x: np.ndarray, target: np.ndarray,
+          bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Steps a-c of the module docstring for one layer; returns its new (weight, mask),
+    each of the weight's shape (an adapter's caller sets them: ``adapter.set_weights``,
+    then ``adapter.set_masks``).
+
+    ``layer``: a layer view (``weight``, ``mask``, ``rows()``; ``bias`` unless given);
     ``x``: the layer's input rows ``(samples, row length)``; ``target``: the dense
     layer's outputs on them ``(samples, units)``, bias included."""
+    bias = layer.bias if bias is None else bias
     rows = layer.rows().astype(np.float64)
     n_out, n_in = rows.shape
     total = rows.size
@@ -84,54 +103,90 @@ def prune_layer(layer: Prunable, density: float, x: np.ndarray, target: np.ndarr
     # Least-squares re-fit of each row's kept weights.
     gram = x.T @ x
     ridge = RIDGE * np.trace(gram) / n_in
-    rhs = x.T @ (target - layer.bias.astype(np.float64)[None, :])
+    rhs = x.T @ (target - np.asarray(bias).astype(np.float64)[None, :])
     new = np.zeros_like(rows)
     for o in range(n_out):
         k = np.flatnonzero(mask[o])
         if k.size:
             g = gram[np.ix_(k, k)] + ridge * np.eye(k.size)
             new[o, k] = np.linalg.solve(g, rhs[k, o])
-    layer.weight = new.reshape(layer.weight.shape).astype(np.float32)
-    layer.mask = mask.reshape(layer.weight.shape)
-    return layer.mask
+    shape = layer.weight.shape
+    return new.reshape(shape).astype(np.float32), mask.reshape(shape)
 
 
-def energy_aware(name: str, dev: DeviceProfile, budget: float = 0.01, seed: int = 0,
+def _rows_subset(n_rows: int, seed: int, index: int) -> np.ndarray | slice:
+    """Which input rows a layer's re-fit uses: all, or ``MAX_ROWS`` of them drawn
+    without replacement (a large convolution's sample x positions)."""
+    if n_rows <= MAX_ROWS:
+        return slice(None)
+    rng = np.random.default_rng([seed, index])
+    return np.sort(rng.choice(n_rows, size=MAX_ROWS, replace=False))
+
+
+def _finetune(adapter: ModelAdapter, epochs: int, seed: int) -> None:
+    """Step 3: the reference recipe at a third of its rate, or the adapter's fine-tuning
+    (a torch module's ``finetune``, or its default loop at a third of its rate)."""
+    if isinstance(adapter, NumpyAdapter):
+        r = adapter.recipe
+        train(adapter.model, adapter.data, TrainConfig(epochs=epochs, batch_size=r.batch_size,
+                                                       lr=r.lr / 3, momentum=r.momentum,
+                                                       weight_decay=r.weight_decay), seed)
+    else:
+        adapter.finetune(epochs, 1 / 3, seed)
+
+
+def energy_aware(model: str | ModelAdapter, dev: DeviceProfile, budget: float = 0.01, seed: int = 0,
                  epochs: int = 8, progress=None) -> EnergyAwareResult:
-    """Run energy-aware pruning on reference model ``name`` for ``dev``."""
+    """Run energy-aware pruning on ``model`` for ``dev``: a reference model name, or a
+    :class:`~hwprune.prune.adapter.ModelAdapter` (a torch module with a train loader,
+    whose first :data:`SAMPLES` inputs are the re-fit's samples; accuracies from its
+    ``evaluate``, ``epochs`` of its fine-tuning at the end). A torch module is pruned in
+    place: the trials start from its state at the call; it is left pruned."""
     budget = check_tolerance(budget, "the accuracy budget")
-    model, data = models.trained(name, seed)
-    dense_acc = model.accuracy(data.x_test, data.y_test)
-    energy = {le.layer: le.cost.energy for le in evaluate(models.to_network(model), dev)}
-    order = sorted((lay.name for lay in model.prunable()), key=lambda n: -energy[n])
-    rng = np.random.default_rng(seed)
-    sample = data.x_train[rng.choice(data.x_train.shape[0], size=min(SAMPLES, data.x_train.shape[0]),
-                                     replace=False)]
-    dense_out = {}
-    dense_in = _inputs(model, sample)
-    for lay in model.prunable():
-        dense_out[lay.name] = dense_in[lay.name] @ lay.rows().T.astype(np.float64) + lay.bias
+    if isinstance(model, str):
+        trained, data = models.trained(model, seed)
+        adapter: ModelAdapter = NumpyAdapter(trained, data, models.spec(model).recipe)
+    else:
+        adapter = as_adapter(model)
+    if epochs and not isinstance(adapter, NumpyAdapter):
+        from ..prune.criteria import criterion
+
+        adapter.require(criterion("magnitude"), epochs)
+    name = adapter.name
+    dense_acc = adapter.evaluate()
+    energy = {le.layer: le.cost.energy for le in evaluate(adapter.network(), dev)}
+    layers = {lay.name: lay for lay in adapter.prunable()}
+    order = sorted(layers, key=lambda n: -energy[n])
+    sample = adapter.sample_inputs(SAMPLES, seed)
+    dense_in = adapter.layer_inputs(sample)
+    subset = {n: _rows_subset(dense_in[n].shape[0], seed, i) for i, n in enumerate(layers)}
+    dense_out, bias = {}, {}
+    for lname, lay in layers.items():
+        bias[lname] = lay.bias
+        dense_out[lname] = dense_in[lname][subset[lname]] @ lay.rows().T.astype(np.float64) + bias[lname]
+    del dense_in
     rows = []
+    accepted = adapter.state()
     for lname in order:
-        accepted_density, accepted_acc = float(model.layer(lname).mask.mean()), None
+        accepted_density, accepted_acc = float(adapter.layer(lname).mask.mean()), None
         for d in DENSITY_GRID:
-            trial = model.copy()
-            x = _inputs(trial, sample)[lname]
-            prune_layer(trial.layer(lname), d, x, dense_out[lname])
-            acc = trial.accuracy(data.x_test, data.y_test)
+            adapter.load_state(accepted)
+            x = adapter.layer_inputs(sample)[lname][subset[lname]]
+            weight, mask = refit(adapter.layer(lname), d, x, dense_out[lname], bias[lname])
+            adapter.set_weights({lname: weight})
+            adapter.set_masks({lname: mask})
+            acc = adapter.evaluate()
             if dense_acc - acc > budget:
                 break
-            model, accepted_density, accepted_acc = trial, d, acc
+            accepted, accepted_density, accepted_acc = adapter.state(), d, acc
+        adapter.load_state(accepted)
         if progress:
             progress(f"{name} on {dev.id}: {lname} ({energy[lname]:.3g} {dev.energy_unit}) kept at density "
                      f"{accepted_density:.2f}")
         rows.append({"layer": lname, "energy": float(energy[lname]), "density":
-                     float(model.layer(lname).mask.mean()),
+                     float(adapter.layer(lname).mask.mean()),
                      "accuracy_after_layer": accepted_acc if accepted_acc is not None
-                     else model.accuracy(data.x_test, data.y_test)})
-    before = model.accuracy(data.x_test, data.y_test)
-    recipe = models.spec(name).recipe
-    train(model, data, TrainConfig(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr / 3,
-                                   momentum=recipe.momentum, weight_decay=recipe.weight_decay), seed)
-    return EnergyAwareResult(model, dense_acc, before, model.accuracy(data.x_test, data.y_test),
-                             pd.DataFrame(rows))
+                     else adapter.evaluate()})
+    before = adapter.evaluate()
+    _finetune(adapter, epochs, seed)
+    return EnergyAwareResult(adapter.model, dense_acc, before, adapter.evaluate(), pd.DataFrame(rows))

@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..evaluate import Evaluation
 from ..hardware.profile import DeviceProfile
 from ..prune import models
@@ -80,13 +81,32 @@ def _is_cnn(model) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
-def planned_steps(model, devices: Sequence[DeviceProfile]) -> int:
+def energy_aware_applies(model, seed: int = 0) -> bool:
+    """Whether :func:`sweep` prices energy-aware points for ``model``: a reference model,
+    or an adapter that gives training inputs for the re-fit (a torch module with a train
+    loader)."""
+    if isinstance(model, str):
+        return True
+    try:
+        as_adapter(model).sample_inputs(1, seed)
+    except InputError:
+        return False
+    return True
+
+
+def planned_steps(model, devices: Sequence[DeviceProfile], energy_aware_points: bool | None = None) -> int:
     """How many progress messages :func:`sweep` will send (for a progress bar);
-    ``model``: a reference model name, an adapter or a torch module (energy-aware
-    points: reference models only)."""
+    ``model``: a reference model name, an adapter or a torch module.
+    ``energy_aware_points``: whether the sweep has them (default
+    :func:`energy_aware_applies`; a bare torch module must say)."""
     cnn = _is_cnn(model)
     independent = len(_policies(cnn)) + len(_widths(devices))
-    per_device = len(TOLERANCES) + (len(BUDGETS) if isinstance(model, str) else 0)
+    if energy_aware_points is None:
+        if not isinstance(model, (str, ModelAdapter)):
+            raise InputError("planned_steps of a torch module: say whether it has a train loader "
+                             "(energy_aware_points=True/False)")
+        energy_aware_points = energy_aware_applies(model)
+    per_device = len(TOLERANCES) + (len(BUDGETS) if energy_aware_points else 0)
     return independent * len(DENSITIES) + len(devices) * per_device
 
 
@@ -120,8 +140,9 @@ def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int
     ``model``: a reference model name, or a :class:`~hwprune.prune.adapter.ModelAdapter`
     (a torch module's; each point starts from its state at the call, fine-tunes
     ``epochs`` with the adapter's ``finetune``, is scored by its ``evaluate``, and the
-    module is left as it came in). Energy-aware pruning runs on reference models only.
-    ``epochs``: fine-tuning per point (default :data:`EPOCHS`; Scalpel's trials then
+    module is left as it came in). Energy-aware points need training inputs for the
+    re-fit (:func:`energy_aware_applies`: a torch module's train loader); without them
+    the sweep has none. ``epochs``: fine-tuning per point (default :data:`EPOCHS`; Scalpel's trials then
     keep their own default, :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`)."""
     say = progress or (lambda msg: None)
     scalpel_epochs = epochs
@@ -130,6 +151,7 @@ def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int
     name = start.name
     base = start.fresh()
     is_cnn = any(lay.weight.ndim == 4 for lay in base.prunable())
+    with_energy_aware = start.reference or energy_aware_applies(base, seed)
     rows = []
     dense_acc = base.evaluate()
     for dev in devices:
@@ -163,13 +185,18 @@ def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int
                 pruned = r.pruned if start.reference else start.adapter
                 rows.append(_row(name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, pruned,
                                  r.schemes, r.choice.evaluation))
-            if not start.reference:
+            if not with_energy_aware:
                 continue
             for budget in BUDGETS:
                 say(f"{name}: energy-aware on {dev.id}, budget {budget}")
-                r = energy_aware(name, dev, budget, seed, epochs)
+                if start.reference:
+                    r = energy_aware(name, dev, budget, seed, epochs)
+                    pruned = r.model
+                else:
+                    r = energy_aware(start.fresh(), dev, budget, seed, epochs)
+                    pruned = start.adapter
                 rows.append(_row(name, dev, "energy-aware", f"budget {budget}", r.final_accuracy,
-                                 r.model, FINE))
+                                 pruned, FINE))
     finally:
         start.restore()
     return pd.DataFrame(rows, columns=list(COLUMNS))
