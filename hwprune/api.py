@@ -728,6 +728,29 @@ def torch_onnx_bytes(module, example_input) -> bytes:
     return onnx_bytes(module, example_input)
 
 
+def removes_units(scheme_name: str) -> bool:
+    """Whether a registered scheme removes whole units (node, filter pruning)."""
+    from .schemes import scheme
+
+    return scheme(scheme_name).removes_units
+
+
+def torch_compact(adapter, example_input, round_to: int | None = None):
+    """A physically smaller copy of a node- or filter-pruned torch model: each prunable
+    layer but the last keeps the units with any weight left (its whole coupled group
+    with it; see :func:`hwprune.workload.torch_import.compact`), their counts rounded
+    up to a multiple of ``round_to`` if given. ``adapter``: the pruned model's
+    :class:`~hwprune.prune.torch_model.TorchAdapter` (``PruneResult.adapter``)."""
+    import numpy as np
+
+    from .workload.torch_import import compact
+
+    layers = adapter.prunable()[:-1]            # the last layer's units are the outputs
+    keep = {lay.name: np.asarray(lay.mask, bool).reshape(lay.mask.shape[0], -1).any(axis=1)
+            for lay in layers}
+    return compact(adapter.module, keep, example_input, round_to=round_to)
+
+
 def torch_data_args(data) -> dict:
     """The keyword arguments :func:`prune` and :func:`sensitivity` take for a
     :class:`~hwprune.workload.factory.UserData`: ``loaders=`` or ``evaluate=``/``finetune=``."""

@@ -274,6 +274,11 @@ def _cmd_prune(args: argparse.Namespace) -> None:
         torch_args = {"example_input": user.example_input, **api.torch_data_args(data)}
     api.check_prune_request(model, args.criterion, args.granularity, args.density,
                             args.schedule, args.group, args.epochs, **torch_args)
+    compacts = user is not None and api.removes_units(args.granularity)
+    if args.round_to is not None and not (compacts and args.out_dir):
+        raise UsageError("--round-to rounds the channels of the compacted model that prune --out "
+                         "writes for node or filter pruning of a torch model (--model); give "
+                         "--granularity node or filter, --model and --out")
     if args.out_dir:
         check_out_dir(args.out_dir, args.force, "prune")    # again: main checked it before
     print(f"{'training' if user is None else 'pruning'} {name} (seed {args.seed}) ...",
@@ -298,6 +303,10 @@ def _cmd_prune(args: argparse.Namespace) -> None:
         else:
             files = {"model.pt": api.torch_state_dict_bytes(result.model),
                      "model.onnx": api.torch_onnx_bytes(result.model, user.example_input)}
+            if compacts:        # node/filter: the physically smaller model too
+                small = api.torch_compact(result.adapter, user.example_input, args.round_to)
+                files["model-compact.pt"] = api.torch_state_dict_bytes(small)
+                files["model-compact.onnx"] = api.torch_onnx_bytes(small, user.example_input)
         files["summary.json"] = json.dumps(summary, indent=2) + "\n"
         with OutputDirectory(out, args.force, "prune") as stage:     # every file or none
             for file_name, content in files.items():
@@ -592,7 +601,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table", help="table format")
     p.add_argument("--out", dest="out_dir", metavar="DIR",
                    help="write weights.npz (weights, biases, masks; a torch model: model.pt, "
-                        "its state_dict, and model.onnx) and summary.json to DIR (all or none)")
+                        "its state_dict, and model.onnx; after node or filter pruning also "
+                        "model-compact.pt and .onnx, physically smaller) and summary.json to DIR "
+                        "(all or none)")
+    p.add_argument("--round-to", type=_positive_int, default=None, metavar="K",
+                   help="round the compacted model's channel counts up to a multiple of K (e.g. "
+                        "the device's SIMD width); node or filter pruning of a torch model, "
+                        "with --out")
     _add_force_option(p)
     p.set_defaults(func=_cmd_prune)
 

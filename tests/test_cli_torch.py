@@ -74,6 +74,25 @@ def test_prune_a_torch_model_and_export_it(factories, capsys):
     assert (onnx_net.macs, onnx_net.params) == (torch_net.macs, torch_net.params)
 
 
+def test_node_pruning_writes_a_compact_model_that_computes_the_same(factories, capsys):
+    code, out, err = run(capsys, "prune", "--model", "userfactories.py:make", "--data",
+                         "userfactories.py:loaders", "--granularity", "node", "--density", "0.5",
+                         "--epochs", "1", "--out", "run", "--round-to", "4")
+    assert code == 0, err
+    from hwprune.workload.factory import load_model
+    from hwprune.workload.torch_export import load_state_dict
+    run_dir = factories / "run"
+    small = load_state_dict(load_model("userfactories.py:make").module, run_dir / "model-compact.pt")
+    masked = load_model("userfactories.py:make").module
+    masked.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
+    assert small.fc1.out_features == 8 and small.conv1.out_channels % 4 == 0   # 16 -> 8; rounded
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), masked(x), rtol=1e-4, atol=1e-5)
+    full, compact = api.network(run_dir / "model.onnx"), api.network(run_dir / "model-compact.onnx")
+    assert compact.macs < full.macs and compact.params < full.params
+
+
 def test_sensitivity_of_a_torch_model_with_callbacks(factories, capsys):
     code, out, err = run(capsys, "sensitivity", "--model", "userfactories.py:make", "--data",
                          "userfactories.py:callbacks", "--densities", "0.5", "--format", "csv")
@@ -94,6 +113,8 @@ def test_granularity_of_a_torch_model_from_the_simulators(factories, capsys):
 @pytest.mark.parametrize("argv, phrase", [
     (["granularity", "model.onnx", "--device", "titan-x"], "give --density D"),
     (["tradeoff", "model.onnx"], "an .onnx file has no training"),
+    (["prune", "--model", "userfactories.py:make", "--data", "userfactories.py:loaders",
+      "--density", "0.5", "--round-to", "4", "--out", "r"], "node or filter"),
     (["tradeoff", "--model", "userfactories.py:make"], "needs --data"),
     (["granularity", "--model", "userfactories.py:make", "--device", "titan-x"], "needs --data"),
     (["prune", "model.onnx", "--density", "0.1"], "an .onnx file has no training"),
