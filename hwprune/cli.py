@@ -259,6 +259,15 @@ def _user_inputs(args: argparse.Namespace, needs_training: bool):
     return user, (api.user_data(args.torch_data) if args.torch_data else None)
 
 
+def _model_to_prune(args: argparse.Namespace):
+    """``(user, model, name, torch_args)``: the reference model named, or the user's
+    torch module with the API's keyword arguments for its example input and data."""
+    user, data = _user_inputs(args, needs_training=True)
+    if user is None:
+        return None, args.model, args.model, {}
+    return user, user.module, user.name, _torch_args(user, data)
+
+
 def _cmd_prune(args: argparse.Namespace) -> None:
     import io
     import json
@@ -266,12 +275,7 @@ def _cmd_prune(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    user, data = _user_inputs(args, needs_training=True)
-    if user is None:
-        model, torch_args, name = args.model, {}, args.model
-    else:
-        model, name = user.module, user.name
-        torch_args = {"example_input": user.example_input, **api.torch_data_args(data)}
+    user, model, name, torch_args = _model_to_prune(args)
     api.check_prune_request(model, args.criterion, args.granularity, args.density,
                             args.schedule, args.group, args.epochs, **torch_args)
     compacts = user is not None and api.removes_units(args.granularity)
@@ -319,13 +323,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
 
     if args.plot:
         check_plot_path(args.plot)
-    user, data = _user_inputs(args, needs_training=True)
-    if user is None:
-        model, torch_args, name = args.model, {}, args.model
-    else:
-        model, name = user.module, user.name
-        torch_args = {"example_input": user.example_input, **api.torch_data_args(data)}
-        torch_args.pop("finetune", None)                 # sensitivity does not retrain
+    _, model, name, torch_args = _model_to_prune(args)
+    torch_args.pop("finetune", None)                     # sensitivity does not retrain
     api.check_prune_request(model, args.criterion, args.granularity, 1.0, "oneshot",
                             args.group, 0, **torch_args)
     table = api.sensitivity(model, args.criterion, args.granularity, args.densities,
@@ -391,11 +390,9 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
     from .report.progress import Progress
     from .report.tradeoff_files import write_tradeoff
 
-    user, data = _user_inputs(args, needs_training=True)
+    user, model, name, torch_args = _model_to_prune(args)
     if user is None:
-        model, name, torch_args = api.check_reference_model(args.model), args.model, {}
-    else:
-        model, name, torch_args = user.module, user.name, _torch_args(user, data)
+        model = api.check_reference_model(model)
     devices = _device_list(args)
     out = _out_dir(args)
     bar = Progress(api.tradeoff_steps(model, devices, loaders=torch_args.get("loaders")))
