@@ -12,30 +12,14 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from torch_twins import CNN, EXAMPLE, torch_copy  # noqa: E402
+
 from hwprune import api  # noqa: E402
 from hwprune.errors import InputError  # noqa: E402
 from hwprune.prune import models  # noqa: E402
 from hwprune.prune.data import digits  # noqa: E402
 from hwprune.prune.schedules import prune as schedule_prune  # noqa: E402
 from hwprune.prune.torch_model import TorchAdapter  # noqa: E402
-
-
-class CNN(nn.Module):
-    """digits-cnn's architecture in torch (the same layer names)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
-        self.pool2 = nn.MaxPool2d(2)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(64, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool1(torch.relu(self.conv1(x)))
-        x = self.pool2(torch.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
 
 class MLP(nn.Module):
@@ -61,9 +45,6 @@ class Residual(nn.Module):
         return self.fc(torch.flatten(torch.relu(y + self.conv2(y)), 1))
 
 
-EXAMPLE = torch.zeros(1, 1, 8, 8)
-
-
 @pytest.fixture(scope="module")
 def loaders():
     d = digits(0)
@@ -71,16 +52,6 @@ def loaders():
     te = torch.utils.data.TensorDataset(torch.tensor(d.x_test), torch.tensor(d.y_test))
     return (torch.utils.data.DataLoader(tr, batch_size=64, shuffle=True),
             torch.utils.data.DataLoader(te, batch_size=256))
-
-
-def _torch_copy(numpy_model, module):
-    """``module`` with ``numpy_model``'s weights and biases, by layer name."""
-    with torch.no_grad():
-        for lay in numpy_model.prunable():
-            mod = module.get_submodule(lay.name)
-            mod.weight.copy_(torch.from_numpy(lay.weight))
-            mod.bias.copy_(torch.from_numpy(lay.bias))
-    return module
 
 
 def _cnn(seed=0):
@@ -149,7 +120,7 @@ def test_node_pruning_masks_the_inputs_of_the_consumers(loaders):
 def test_numpy_and_torch_adapters_give_the_same_masks(name, make, granularity, group):
     """One code path: the same weights and criterion give the same masks on both kinds."""
     model, data = models.build(name, 3), digits(0)
-    module = _torch_copy(model, make())
+    module = torch_copy(model, make())
     a = schedule_prune(model, data, "magnitude", granularity, 0.3, "oneshot", group, epochs=0)
     b = schedule_prune(TorchAdapter(module, EXAMPLE, evaluate=lambda m: 1.0), None, "magnitude",
                        granularity, 0.3, "oneshot", group, epochs=0)
@@ -172,7 +143,7 @@ def test_statistics_match_the_numpy_model_on_the_same_batch():
     from hwprune.prune.statistics import collect
 
     model, data = models.build("digits-cnn", 1), digits(0)
-    module = _torch_copy(model, CNN())
+    module = torch_copy(model, CNN())
     idx = np.random.default_rng(5).choice(data.x_train.shape[0], size=128, replace=False)
     one = [(torch.tensor(data.x_train[idx]), torch.tensor(data.y_train[idx]))]
     torch_stats = TorchAdapter(module, EXAMPLE, loaders=(one, one)).statistics(seed=5)
