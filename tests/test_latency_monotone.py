@@ -80,6 +80,7 @@ NODE_PAIRS = [("lenet-5", "conv1", "conv2"), ("lenet-5", "conv2", "ip1"),
 @given(dev_id=st.sampled_from(_device_ids()), pair=st.sampled_from(NODE_PAIRS),
        keep=st.lists(st.floats(0.05, 1.0), min_size=4, max_size=4))
 @example(dev_id="titan-x", pair=NODE_PAIRS[0], keep=[9 / 20, 1.0, 18 / 50, 1.0])
+@example(dev_id="eyeriss", pair=NODE_PAIRS[3], keep=[0.75, 0.59375, 1.0, 1.0])
 def test_a_smaller_dense_layer_never_takes_longer(dev_id, pair, keep):
     """Node pruning leaves a smaller dense layer: fewer rows (its own units) or fewer
     columns (the units the layer before removed) never cost more time."""
@@ -100,3 +101,22 @@ def test_a_smaller_dense_layer_never_takes_longer(dev_id, pair, keep):
     assert small <= big * (1 + 1e-9), (
         f"{net_name}/{consumer} on {dev.id}: {small:.4g} s with inputs kept {p_lo:.3g} and rows "
         f"kept {c_lo:.3g}, more than {big:.4g} s with {p_hi:.3g} and {c_hi:.3g}")
+
+
+@pytest.mark.parametrize("dev_id", _device_ids())
+def test_losing_inputs_on_a_grid_never_slows_the_next_layer(dev_id):
+    """Every input count of cifar10-quick's conv2 (conv1 node-pruned to 4..32 filters):
+    the accelerator's energy-optimal mappings differ from count to count, and a layer
+    that lost more inputs must still never be slower."""
+    from hwprune.evaluate import LayerPlan, Plan, evaluate
+
+    dev = hwprune.device(dev_id)
+    net = hwprune.network("cifar10-quick")
+    seconds = []
+    for kept in range(4, 33):
+        plan = Plan.uniform(net, "dense", 1.0).with_layer("conv1", LayerPlan("node", kept / 32))
+        seconds.append(next(le.latency.seconds for le in evaluate(net, dev, plan).layers
+                            if le.layer == "conv2"))
+    rises = [(4 + i, 5 + i) for i in range(len(seconds) - 1)
+             if seconds[i] > seconds[i + 1] * (1 + 1e-9)]
+    assert not rises, f"conv2 on {dev_id} is slower with fewer inputs kept: {rises}"

@@ -200,7 +200,8 @@ def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile
     _, m, c, _, _, r, k = nest.bounds
     rows, cols = m * nest.groups, c * r * k
     energy = layer_cost(nest, dev, flow, Density(stored_density, lp.act_density), s.storage, group)
-    latency = layer_latency(run, dev, s, density, lp.act_density, batch)
+    latency = layer_latency(run, dev, s, density, lp.act_density, batch,
+                            unpruned=original if run is not original else None)
     store = storage_cost(s.storage, rows, cols, stored_density, dev.element_bytes,
                          dev.sparsity.index_bits, group=group)
     kept = store.value_bytes / dev.element_bytes

@@ -71,6 +71,15 @@ at the ladder densities ``r >= d``, their weight and output traffic scaled by
 kept filter still reads every input). Each candidate's time never increases as ``d``
 falls and the set of candidates only grows, so latency never increases as density falls.
 
+**Removed inputs.** A layer whose inputs an earlier layer's node or filter pruning
+removed (``C'`` of ``C`` input channels or features per group, given by the unpruned
+layer) runs any mapping of a layer with more inputs, its last input tile partly
+empty. Its candidates are those of the layers with ``C_r = ceil(r C) >= C'`` inputs
+at the ladder fractions ``r``, their weight and input traffic scaled by ``C' / C_r``
+and their output traffic kept (every output still sums over its kept inputs). The set
+only grows as ``C'`` falls and each candidate's traffic only shrinks, so a layer that
+lost more inputs is never slower.
+
 Simplifications: the compute term's unrolling and the energy mapping's unrolling are
 chosen separately (the traffic is the energy-optimal mapping's); no stalls for tile
 switches beyond double buffering; index bytes of compressed weights cross the levels
@@ -98,6 +107,7 @@ from .systolic import SYSTOLIC_DATAFLOWS, Gemm, SystolicRun, short_dataflow, sys
 from .work import KernelWork
 
 M_DIM = DIMS.index("M")
+C_DIM = DIMS.index("C")
 W_OP, I_OP, O_OP = 0, 1, 2
 
 
@@ -220,10 +230,31 @@ def _rungs(density: float) -> list[float]:
     return [r for r in LADDER if r >= density * (1 - 1e-12)]
 
 
-def _with_rows(nest: LoopNest, rows: int) -> LoopNest:
+def _with_bound(nest: LoopNest, dim: int, value: int) -> LoopNest:
     bounds = list(nest.bounds)
-    bounds[M_DIM] = rows
+    bounds[dim] = value
     return LoopNest(tuple(bounds), nest.groups, nest.stride, nest.in_hw)
+
+
+def _with_rows(nest: LoopNest, rows: int) -> LoopNest:
+    return _with_bound(nest, M_DIM, rows)
+
+
+def _input_candidates(work: KernelWork, nest: LoopNest, full_inputs: int, dev: DeviceProfile,
+                      flow: Dataflow, act_density: float) -> list[tuple[np.ndarray, float]]:
+    """Candidates of a layer with ``nest.bounds[C]`` of ``full_inputs`` inputs per group
+    left: those of the layers with more inputs, scaled (module docstring)."""
+    c = nest.bounds[C_DIM]
+    out = []
+    for c_r in sorted({min(full_inputs, math.ceil(r * full_inputs - 1e-9))
+                       for r in _rungs(c / full_inputs)}):
+        for acc, top_ratio in _candidates(work, _with_bound(nest, C_DIM, c_r), dev, flow,
+                                          act_density):
+            acc = acc.copy()
+            acc[:, W_OP] *= c / c_r
+            acc[:, I_OP] *= c / c_r
+            out.append((acc, top_ratio))
+    return out
 
 
 def _candidates(work: KernelWork, nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
@@ -273,10 +304,13 @@ def _formats(work: KernelWork, dev: DeviceProfile) -> list[tuple[str, int]]:
 
 def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,
                         act_density: float = 1.0, batch: int | None = None,
-                        dataflow: str | None = None) -> LatencyEstimate:
+                        dataflow: str | None = None,
+                        unpruned: Layer | None = None) -> LatencyEstimate:
     """Latency of ``work`` (one layer's kernel) on accelerator ``dev`` for ``batch``
     inputs (default: the batch of ``work.shape``, else 1), with the device's dataflow
-    or ``dataflow`` (a preset, or ``input-stationary`` on a systolic array)."""
+    or ``dataflow`` (a preset, or ``input-stationary`` on a systolic array).
+    ``unpruned``: the layer before earlier layers removed some of ``layer``'s inputs
+    (default: ``layer`` itself)."""
     if batch is None:
         batch = getattr(work.shape, "batch", 1)
     flow_name = dataflow or dev.dataflow
@@ -295,8 +329,13 @@ def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,
     compute = float(run.cycles) if run else _spatial_compute(compute_nest, dev, mapping_flow)
     weight_density = 1.0 if work.kernel is Kernel.COMPACT else work.density
     compute *= _executed_fraction(dev, weight_density, act_density)
+    full_inputs = LoopNest.of(unpruned, batch).bounds[C_DIM] if unpruned is not None else 0
+    if full_inputs > nest.bounds[C_DIM]:
+        candidates = _input_candidates(work, nest, full_inputs, dev, mapping_flow, act_density)
+    else:
+        candidates = _candidates(work, nest, dev, mapping_flow, act_density)
     best = None
-    for acc, top_ratio in _candidates(work, nest, dev, mapping_flow, act_density):
+    for acc, top_ratio in candidates:
         levels = _level_cycles(acc, dev, top_ratio)
         if run:
             levels = _systolic_levels(levels, run, dev)

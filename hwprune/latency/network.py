@@ -35,10 +35,12 @@ CURVE_DENSITIES = tuple(float(d) for d in np.round(np.concatenate(
 
 def layer_latency(layer: Layer, dev: DeviceProfile, pruning: Scheme | str = DENSE,
                   density: float = 1.0, act_density: float = 1.0,
-                  batch: int = 1) -> LatencyEstimate:
+                  batch: int = 1, unpruned: Layer | None = None) -> LatencyEstimate:
     """Predicted latency of ``layer``'s kernel on ``dev`` for ``batch`` inputs processed
     together, with its weights pruned by scheme ``pruning`` to ``density`` (see
-    :mod:`hwprune.latency.work`)."""
+    :mod:`hwprune.latency.work`). ``unpruned``: the layer as it was before earlier
+    layers removed some of its inputs, when they did (an accelerator runs any mapping
+    of the larger layer; the other classes' kernels need no hint)."""
     work = kernel_work(KernelShape.of(layer, check_batch(batch)), pruning, density,
                        dev.compute.simd_lanes)
     cls = dev.device_class
@@ -48,7 +50,7 @@ def layer_latency(layer: Layer, dev: DeviceProfile, pruning: Scheme | str = DENS
         return cpu_latency(work, dev)
     if cls == "gpu":
         return gpu_latency(work, dev)
-    return accelerator_latency(work, layer, dev, act_density)
+    return accelerator_latency(work, layer, dev, act_density, unpruned=unpruned)
 
 
 def _schemes_for(layer: Layer, schemes: Sequence[Scheme], last: bool) -> list[Scheme]:
