@@ -79,6 +79,24 @@ def test_a_residual_add_keeps_its_channels():
     assert shapes[net.weighted_layers[-1].name].inputs_kept == 1.0
 
 
+def test_an_add_loses_the_units_every_branch_removed():
+    """Coupled layers (the stem and layer1's second convs, summed by layer1's adds) that
+    keep the same count keep the same units: the adds and layer2's readers lose the
+    rest. Different counts: at most their sum (an upper bound)."""
+    net = hwprune.network("resnet18")
+    stage = ("conv1", "layer1.0.conv2", "layer1.1.conv2")
+    shapes = shapes_as_run(net, Plan({n: LayerPlan(NODE, 0.5) for n in stage}))
+    assert shapes["layer1.1.conv1"].inputs_kept == 0.5          # after the first add
+    assert shapes["layer2.0.conv1"].inputs_kept == 0.5          # after the second
+    assert shapes["layer2.0.downsample.0"].inputs_kept == 0.5
+    assert shapes["layer2.1.conv1"].inputs_kept == 1.0          # layer2's adds: unpruned
+    uneven = Plan({"conv1": LayerPlan(NODE, 0.25), "layer1.0.conv2": LayerPlan(NODE, 0.5),
+                   "layer1.1.conv2": LayerPlan(NODE, 0.5)})
+    shapes = shapes_as_run(net, uneven)
+    assert shapes["layer1.1.conv1"].inputs_kept == 0.75         # 16 + 32 of 64, at most
+    assert shapes["layer2.0.conv1"].inputs_kept == 1.0          # 48 + 32 > 64: every unit
+
+
 def test_plan_errors_are_input_errors():
     net = hwprune.network("lenet-300-100")
     with pytest.raises(InputError, match="does not have"):

@@ -249,6 +249,43 @@ def test_node_pruning_through_a_residual_add_keeps_one_unit_set_and_compacts():
     torch.testing.assert_close(small(x), module(x), rtol=1e-5, atol=1e-5)
 
 
+def test_filter_pruning_through_a_residual_add_keeps_one_unit_set():
+    """Filter pruning removes units too: the layers an add couples lose the same ones,
+    so the deployed plan's reader keeps its inputs (issue 20: an fc priced at density 0)."""
+    pytest.importorskip("torch_pruning")
+    from hwprune.studies.deployed import plan_of
+
+    torch.manual_seed(2)
+    module = Residual()
+    api.prune(module, "magnitude", {"conv1": "filter", "conv2": "filter", "fc": "fine"},
+              {"conv1": 0.25, "conv2": 0.25, "fc": 1.0}, "oneshot", epochs=0, example_input=EXAMPLE,
+              evaluate=lambda m: 1.0)
+    units = {n: module.get_submodule(n).weight_mask.reshape(4, -1).any(dim=1) for n in ("conv1", "conv2")}
+    assert torch.equal(units["conv1"], units["conv2"]) and int(units["conv1"].sum()) == 1
+    _, plan = plan_of(TorchAdapter(module, EXAMPLE, evaluate=lambda m: 1.0),
+                      {"conv1": "filter", "conv2": "filter", "fc": "fine"})
+    assert plan["conv1"].density == plan["conv2"].density == 0.25
+    assert plan["fc"].scheme.name == "dense"          # it reads the kept channel whole
+
+
+def test_the_deployed_plan_reads_the_union_of_an_adds_branches():
+    """Masks set by hand, each branch keeping different channels: the fc after the add
+    still reads every channel some branch kept (conv1 keeps 0, 1; conv2 keeps 1, 2)."""
+    from hwprune.studies.deployed import plan_of
+
+    adapter = TorchAdapter(Residual(), EXAMPLE, evaluate=lambda m: 1.0)
+    keep = {"conv1": [True, True, False, False], "conv2": [False, True, True, False]}
+    masks = {n: np.broadcast_to(np.array(k)[:, None, None, None], adapter.layer(n).weight.shape).copy()
+             for n, k in keep.items()}
+    fc = np.ones((10, 4, 64), dtype=bool)
+    fc[:, 0, :32] = False                          # half of channel 0's positions
+    fc[:, 3] = False                               # channel 3 is gone in both branches
+    masks["fc"] = fc.reshape(10, 256)
+    adapter.set_masks(masks)
+    _, plan = plan_of(adapter, {"conv1": "node", "conv2": "node", "fc": "fine"})
+    assert plan["fc"].density == pytest.approx((3 * 64 - 32) / (3 * 64))
+
+
 class DepthwiseBlock(nn.Module):
     def __init__(self):
         super().__init__()

@@ -12,10 +12,17 @@ a flatten: each removed channel takes its ``H x W`` positions with it). Pooling,
 batch normalization and other one-input layers that keep the channel count pass the
 removal on.
 
-*Simplifications:* an element-wise ``add`` keeps every channel (a unit removed in one
-branch still arrives from the other: a residual connection keeps its width), a
-``concat`` keeps the sum of what its inputs keep, and a grouped convolution scales
-its per-group channels by the kept fraction (rounded, at least one per group).
+An element-wise ``add`` keeps a unit unless every branch removed it. Its branches
+keeping the same number of units are taken to keep the same units (hwprune's pruners
+remove the units of coupled layers together, :mod:`hwprune.prune.pruner`); a branch
+that keeps every unit keeps the add whole (a residual connection around a node-pruned
+layer keeps its width).
+
+*Simplifications:* branches of an add that keep different numbers of units, none of
+them all, are priced as keeping the sum of their counts (at most every unit): an upper
+bound, exact when they share no unit. A ``concat`` keeps the sum of what its inputs
+keep, and a grouped convolution scales its per-group channels by the kept fraction
+(rounded, at least one per group).
 Rows emptied by fine-grained pruning stay in the network: an empty CSR row costs only
 its pointer, and only schemes that remove units shrink the next layer.
 """
@@ -165,7 +172,7 @@ def shapes_as_run(net: Network, plan: Plan) -> dict[str, LayerShape]:
         elif isinstance(op, Concat):
             kept[lay.name] = sum(first)
         elif isinstance(op, Add):
-            kept[lay.name] = full
+            kept[lay.name] = first[0] if len(set(first)) == 1 else min(full, sum(first))
         elif len(first) == 1 and lay.input_shape[0] == full:
             kept[lay.name] = first[0]
         else:

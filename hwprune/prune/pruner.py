@@ -12,6 +12,12 @@ the weights that read it (a removed neuron's column, a removed filter's input ch
 or, after a flatten, its positions): that layer's density falls below its own target by
 that much.
 
+Layers whose units must go together (:meth:`~.adapter.ModelAdapter.unit_couplings`: a
+torch model's residual-add inputs, a depthwise convolution and its producer) and that a
+unit-removing scheme prunes (filter or node) lose one unit set, chosen from their
+combined scores: otherwise the add would still carry every unit some branch kept, and
+the model could not be made smaller.
+
 Every function takes a :class:`~.adapter.ModelAdapter` or a numpy reference
 :class:`~.model.Model` (wrapped with :func:`~.adapter.as_adapter`): one code path for
 both model kinds.
@@ -97,11 +103,11 @@ def check_fits(model: Model | ModelAdapter, granularity: Granularity, group: Gro
             model.check_consumers(lay.name)
     for members in model.unit_couplings():
         schemes = {m: plan[m][0].name for m in members if m in plan}
-        if any(plan[m][0].masks_consumers for m in schemes) and len(set(schemes.values())) > 1:
-            raise InputError("node pruning: the layers " + ", ".join(members) + " must lose the same "
-                             "units (a residual add or a depthwise convolution couples them), so they "
-                             "take one granularity; got " + ", ".join(f"{m}: {g}" for m, g in
-                                                                      schemes.items()))
+        if any(plan[m][0].removes_units for m in schemes) and len(set(schemes.values())) > 1:
+            raise InputError("removing units: the layers " + ", ".join(members) + " must lose the "
+                             "same units (a residual add or a depthwise convolution couples them), "
+                             "so they take one granularity; got " + ", ".join(f"{m}: {g}" for m, g in
+                                                                               schemes.items()))
 
 
 def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Granularity,
@@ -138,11 +144,12 @@ def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Gra
         new_masks[lay.name] = G.to_mask(groups, keep)
         if gran.masks_consumers:
             units[lay.name] = keep
-    for members in _node_couplings(model, plan):
+    for members in _unit_couplings(model, plan):
         keep = _coupled_keep([seen[m] for m in members], criterion, stats, rng, band, plan)
         for m in members:
             new_masks[m] = G.to_mask(seen[m][1], keep)
-            units[m] = keep
+            if plan[m][0].masks_consumers:
+                units[m] = keep
     for producer, keep in units.items():
         for consumer, reads in model.consumer_masks(producer, keep).items():
             new_masks[consumer] = new_masks[consumer] & reads
@@ -158,11 +165,12 @@ def _keep(scores, sizes, target, current, splice: bool, band: float) -> np.ndarr
     return keep
 
 
-def _node_couplings(model: ModelAdapter, plan) -> list[tuple[str, ...]]:
-    """The groups of two or more node-pruned layers that must keep the same units."""
+def _unit_couplings(model: ModelAdapter, plan) -> list[tuple[str, ...]]:
+    """The groups of two or more layers pruned by a unit-removing scheme (filter, node)
+    that must keep the same units."""
     out = []
     for members in model.unit_couplings():
-        node = [m for m in members if m in plan and plan[m][0].masks_consumers]
+        node = [m for m in members if m in plan and plan[m][0].removes_units]
         if len(node) > 1:
             out.append(tuple(node))
     return out

@@ -18,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..errors import InputError
 from ..evaluate import Evaluation, LayerPlan, Plan, evaluate
 from ..hardware.profile import DeviceProfile
 from ..prune.adapter import ModelAdapter, as_adapter
@@ -36,23 +37,37 @@ def plan_of(model: Model | ModelAdapter,
     :class:`~hwprune.prune.torch_model.TorchAdapter`: its network is ``from_torch``'s).
     The inputs a layer no longer reads are those of the units removed in the layers
     feeding it (``adapter.consumer_masks``: for a torch module, through activations,
-    pooling, batch norm, flatten and residual adds)."""
+    pooling, batch norm, flatten and residual adds). Through an add, an input is gone
+    only when every branch's producer removed it (the union of what they keep, as
+    :func:`~hwprune.workload.torch_import.compact` keeps it). *Simplification*: an add
+    fed straight by the network's input (no conv/fc before it) is not seen."""
     adapter = as_adapter(model)
     net = adapter.network()
     layers = adapter.prunable()
-    reads = {lay.name: np.ones(lay.mask.shape, dtype=bool) for lay in layers}
+    used = {lay.name: scheme(schemes if not isinstance(schemes, Mapping) else schemes[lay.name])
+            .on(lay.weight.ndim == 2) for lay in layers}
+    reads: dict[str, np.ndarray] = {}
+    for lay in layers[:-1]:
+        units = lay.mask.reshape(lay.mask.shape[0], -1).astype(bool).any(axis=1)
+        if used[lay.name].removes_units:
+            found = adapter.consumer_masks(lay.name, units)
+        else:
+            try:      # its units all reach the layers it feeds (through an add, they count)
+                found = adapter.consumer_masks(lay.name, np.ones_like(units))
+            except InputError:
+                continue
+        for consumer, read in found.items():
+            # An input reaching a layer through a residual add is gone only when every
+            # branch of the add removed it: the union of what each producer keeps.
+            reads[consumer] = reads[consumer] | read if consumer in reads else np.asarray(read)
     entries: dict[str, LayerPlan] = {}
     for i, lay in enumerate(layers):
-        s = scheme(schemes if not isinstance(schemes, Mapping) else schemes[lay.name])
-        s = s.on(lay.weight.ndim == 2)
+        s = used[lay.name]
         mask = lay.mask.astype(bool)
-        units = mask.reshape(mask.shape[0], -1).any(axis=1)
         if s.removes_units and i < len(layers) - 1:
-            density = float(units.mean())
-            for consumer, read in adapter.consumer_masks(lay.name, units).items():
-                reads[consumer] = reads[consumer] & read
+            density = float(mask.reshape(mask.shape[0], -1).any(axis=1).mean())
         else:
-            r = reads[lay.name]
+            r = reads.get(lay.name, np.ones(mask.shape, dtype=bool))
             density = float((mask & r).sum() / max(int(r.sum()), 1))
         if density < 1.0 and s.prunes:
             entries[lay.name] = LayerPlan(s, density)
