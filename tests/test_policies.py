@@ -30,6 +30,28 @@ def test_least_squares_refit_recovers_a_layer_whose_extra_weights_were_zero():
     np.testing.assert_allclose(lay.weight[:, :2], true[:, :2], atol=1e-3)
 
 
+def test_conjugate_gradient_refit_equals_the_per_row_least_squares_solution():
+    """Long rows are re-fitted by masked conjugate gradients: the fit of numpy's per-row
+    solve of the normal equations (its ridge objective within 1e-5), with more samples
+    than inputs (through the Gram matrix) and fewer (through the inputs)."""
+    rng = np.random.default_rng(3)
+    for samples in (400, 60):
+        x = np.maximum(rng.standard_normal((samples, 90)) @ rng.standard_normal((90, 90)), 0)
+        w = rng.standard_normal((7, 90))
+        fit = EA.LayerFit.of(x, x @ w.T + 0.1, np.full(7, 0.1))
+        mask = rng.random((7, 90)) < 0.4
+        got = EA.masked_cg(fit, mask, np.where(mask, w, 0.0))
+        for o in range(7):
+            k = np.flatnonzero(mask[o])
+            a = x[:, k].T @ x[:, k] + fit.ridge * np.eye(k.size)
+            want = np.linalg.solve(a, x[:, k].T @ (x @ w[o]))
+
+            def loss(v, k=k, o=o):
+                return ((x[:, k] @ v - x @ w[o]) ** 2).sum() + fit.ridge * (v ** 2).sum()
+            assert loss(want) * (1 - 1e-9) <= loss(got[o, k]) <= loss(want) * (1 + 1e-5)
+            assert not got[o, ~mask[o]].any()
+
+
 def test_energy_aware_prunes_the_most_expensive_layer_first_within_budget():
     dev = hwprune.device("cortex-m4")
     r = EA.energy_aware("digits-mlp", dev, budget=0.01, epochs=1)
