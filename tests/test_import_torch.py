@@ -174,7 +174,7 @@ def test_masks_from_hwprune_granularities_fit_the_imported_weights():
         apply_masks(m, {"fc2": mask}, X)
 
 
-def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys):
+def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys, tmp_path):
     import importlib.util
     import pathlib
 
@@ -185,6 +185,16 @@ def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys):
     assert example.main(["--small"]) == 0
     out = capsys.readouterr().out
     assert "energy per layer on eyeriss" in out and out.count("recommended granularity") == 2
+    # --prune --small: trained on the offline digits, Scalpel per device, the trade-off files
+    pytest.importorskip("sklearn")
+    assert example.main(["--prune", "--small", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    for dev in ("cortex-m4", "titan-x"):
+        assert f"Scalpel's choice on {dev}" in out
+        assert (tmp_path / "out" / f"tradeoff-{dev}.png").stat().st_size > 0
+    assert "Scalpel vs traditional" in out and "offline digits test set" in out
+    points = __import__("pandas").read_csv(tmp_path / "out" / "tradeoff.csv")
+    assert set(points["device"]) == {"cortex-m4", "titan-x"} and "scalpel" in set(points["policy"])
     import hwprune
     torch.manual_seed(0)
     net = from_torch(example.ResNet18().eval(), torch.randn(1, 3, 224, 224)).network
