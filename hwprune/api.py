@@ -631,21 +631,58 @@ def energy_aware(model, dev: str | Path | DeviceProfile, budget: float = 0.01, s
 
 
 def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, progress=None,
-                 profiles: Sequence[str | Path] = ()):
+                 profiles: Sequence[str | Path] = (), model=None, *, example_input=None,
+                 evaluate=None, finetune=None, loaders=None, epochs: int | None = None):
     """The study behind ``hwprune report`` (a
-    :class:`~hwprune.studies.report_study.ReportStudy`)."""
+    :class:`~hwprune.studies.report_study.ReportStudy`): the reference models, or
+    ``model``, a ``torch.nn.Module`` with ``example_input`` and ``evaluate=``/
+    ``finetune=`` or ``loaders=`` (as :func:`granularity`), or a ModelAdapter. A torch
+    module is pruned in place for each search and point and left as it came in.
+    ``epochs``: fine-tuning per search trial and per trade-off point (default: each
+    policy's own)."""
     from .studies.report_study import report_study as run
 
     devices, seed, progress = _devices_arg(devices), check_seed(seed), _progress_arg(progress)
     profiles = checks.check_paths(profiles)
-    return run([device(d, profiles) for d in devices], seed=seed, progress=progress)
+    epochs = None if epochs is None else checks.check_count(epochs, "epochs")
+    torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
+    if model is None:
+        from .prune.models import MODELS
+
+        extra = [k for k, v in torch_args.items() if v is not None]
+        if extra:
+            raise InputError(f"{', '.join(extra)} apply to a torch model given as model=; without "
+                             "one the report runs the reference models, which bring their own data")
+        names = tuple(MODELS)
+    else:
+        names = (_report_adapter(model, torch_args, epochs),)
+    return run([device(d, profiles) for d in devices], names, seed, progress, epochs)
 
 
-def report_steps(devices: Sequence[DeviceProfile]) -> int:
+def _report_adapter(model, torch_args: dict, epochs: int | None):
+    from .prune.criteria import criterion as get_criterion
+    from .studies.scalpel import SEARCH_EPOCHS
+    from .studies.tradeoff import EPOCHS
+
+    adapter = torch_adapter(model, **torch_args)
+    adapter.require(get_criterion("magnitude"), max(EPOCHS, SEARCH_EPOCHS) if epochs is None else epochs)
+    return adapter
+
+
+def report_steps(devices: Sequence[DeviceProfile], model=None, *, loaders=None) -> int:
+    """Progress messages :func:`report_study` sends (``model``: None for the reference
+    models, an adapter, or a torch module with the ``loaders`` given to
+    :func:`report_study`, if any)."""
+    from .prune.adapter import ModelAdapter
     from .prune.models import MODELS
     from .studies.report_study import report_steps as steps
 
-    return steps(tuple(MODELS), devices)
+    if model is None:
+        return steps(tuple(MODELS), devices)
+    per_model = 1 + 3 * len(devices)
+    if isinstance(model, ModelAdapter):
+        return steps((model,), devices)
+    return tradeoff_steps(model, devices, loaders=loaders) + per_model
 
 
 def write_report(out: str | Path, study, minutes: float | None = None,

@@ -410,11 +410,18 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     from .report.progress import Progress
 
+    user, data = _user_inputs(args, needs_training=True) if args.torch_model or args.torch_data \
+        else (None, None)
     devices = _device_list(args)
     out = _out_dir(args)
     start = time.perf_counter()
-    bar = Progress(api.report_steps(devices))
-    study = api.report_study(devices, args.seed, bar)
+    if user is None:
+        bar = Progress(api.report_steps(devices))
+        study = api.report_study(devices, args.seed, bar)
+    else:
+        torch_args = _torch_args(user, data)
+        bar = Progress(api.report_steps(devices, user.module, loaders=torch_args.get("loaders")))
+        study = api.report_study(devices, args.seed, bar, (), user.module, **torch_args)
     page = api.write_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
     bar.close()
     print(f"wrote {page} (open it in a browser)", file=sys.stderr)
@@ -650,8 +657,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table", help="table format")
     p.set_defaults(func=_cmd_tradeoff)
 
-    p = sub.add_parser("report", help="train the reference models, run the policies on the "
-                                      "devices, and write one HTML page with figures and CSVs")
+    p = sub.add_parser("report", help="train the reference models (or take your PyTorch model, "
+                                      "--model and --data), run the policies on the devices, and "
+                                      "write one HTML page with figures and CSVs")
+    _add_user_model_options(p)
     _add_sweep_options(p, all_devices, "report")
     p.set_defaults(func=_cmd_report)
 

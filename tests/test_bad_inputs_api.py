@@ -89,6 +89,8 @@ API_CASES = [
      "progress must be a function or None"),
     ("tradeoff seed", lambda p: api.tradeoff("digits-mlp", ["core-i7"], seed=-2), "seed"),
     ("report seed True", lambda p: api.report_study(["core-i7"], seed=True), "seed must be"),
+    ("report torch args without a model", lambda p: api.report_study(["core-i7"], loaders=([], [])),
+     "apply to a torch model given as model="),
     ("latency density True", lambda p: api.latency(NET, "core-i7", "fine", True),
      "density must be a fraction in (0, 1], got True"),
     ("recommend density None", lambda p: api.recommend(NET, "core-i7", None), "density must be"),

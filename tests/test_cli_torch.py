@@ -110,12 +110,55 @@ def test_granularity_of_a_torch_model_from_the_simulators(factories, capsys):
         ["conv1", "fc1", "fc2"]
 
 
+def test_report_on_a_torch_model(factories, capsys, monkeypatch):
+    """``report --model --data``: the user's model on the page, one progress step per
+    planned step, the module left as it came in."""
+    from hwprune.studies import energy_aware as EA
+    from hwprune.studies import scalpel as S
+    from hwprune.studies import tradeoff as T
+
+    monkeypatch.setattr(S, "DENSITY_GRID", (0.5,))
+    monkeypatch.setattr(S, "SEARCH_EPOCHS", 1)
+    monkeypatch.setattr(T, "EPOCHS", 1)
+    monkeypatch.setattr(T, "DENSITIES", (0.3,))
+    monkeypatch.setattr(T, "TOLERANCES", (0.02,))
+    monkeypatch.setattr(T, "BUDGETS", (0.02,))
+    monkeypatch.setattr(EA, "DENSITY_GRID", (0.5,))
+    code, out, err = run(capsys, "report", "--model", "userfactories.py:make", "--data",
+                         "userfactories.py:loaders", "--devices", "cortex-m4", "--out", "rep")
+    assert code == 0, err
+    page = (factories / "rep" / "index.html").read_text()
+    assert "your torch model Net" in page and "Reference models" not in page
+    for name in ("Net-cortex-m4-energy.csv", "Net-cortex-m4-granularity.csv", "tradeoff.csv",
+                 "tradeoff-cortex-m4.png"):
+        assert (factories / "rep" / name).stat().st_size > 0
+    points = __import__("pandas").read_csv(factories / "rep" / "tradeoff.csv")
+    assert set(points["model"]) == {"Net"} and "energy-aware" in set(points["policy"])
+
+    import hwprune
+
+    seen = []
+    user = api.user_model("userfactories.py:make")
+    module, example = user.module, user.example_input
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    loaders = api.torch_data_args(api.user_data("userfactories.py:loaders"))["loaders"]
+    api.report_study(["cortex-m4"], 0, seen.append, (), module, example_input=example, loaders=loaders)
+    assert len(seen) == api.report_steps([hwprune.device("cortex-m4")], module, loaders=loaders)
+    after = module.state_dict()
+    for k, v in before.items():        # torch.nn.utils.prune keeps weight_orig and a full mask
+        torch.testing.assert_close(after.get(k, after.get(k.replace(".weight", ".weight_orig")
+                                                        .replace(".bias", ".bias_orig"))), v)
+    assert all(bool(m.all()) for k, m in after.items() if k.endswith("_mask"))
+
+
 @pytest.mark.parametrize("argv, phrase", [
     (["granularity", "model.onnx", "--device", "titan-x"], "give --density D"),
     (["tradeoff", "model.onnx"], "an .onnx file has no training"),
     (["prune", "--model", "userfactories.py:make", "--data", "userfactories.py:loaders",
       "--density", "0.5", "--round-to", "4", "--out", "r"], "node or filter"),
     (["tradeoff", "--model", "userfactories.py:make"], "needs --data"),
+    (["report", "--model", "userfactories.py:make"], "needs --data"),
+    (["report", "--data", "userfactories.py:loaders"], "--data needs --model"),
     (["granularity", "--model", "userfactories.py:make", "--device", "titan-x"], "needs --data"),
     (["prune", "model.onnx", "--density", "0.1"], "an .onnx file has no training"),
     (["sensitivity", "net.ONNX"], "an .onnx file has no training"),

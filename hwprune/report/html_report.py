@@ -106,7 +106,7 @@ def _render(out: Path, study: ReportStudy, minutes: float | None) -> None:
     built = "" if minutes is None else f"; built in {minutes:.1f} min"
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>hwprune report</title>"
             f"<style>{STYLE}</style></head><body><h1>hwprune report</h1>"
-            f"<p class=note>Reference models {html.escape(names)} on "
+            f"<p class=note>Models {html.escape(names)} on "
             f"{html.escape(', '.join(d.id for d in devices))}; seed {study.seed}{built}.</p>"
             + "".join(parts) + "</body></html>")
     write_atomic(out / "index.html", page)

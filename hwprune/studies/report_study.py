@@ -1,8 +1,11 @@
 """Everything ``hwprune report`` shows, computed: the study behind the page.
 
-For each reference model: the trained model's accuracy, energy per layer on each
-device (dense, batch 1), latency-density curves per scheme, Scalpel's choice per
-device (tolerance :data:`TOLERANCE`), and the trade-off sweep over all models.
+For each model (the reference models, or the user's own through its
+:class:`~hwprune.prune.adapter.ModelAdapter`): the trained model's accuracy, energy
+per layer on each device (dense, batch 1), latency-density curves per scheme,
+Scalpel's choice per device (tolerance :data:`TOLERANCE`), and the trade-off sweep
+over all models. A user's model is scored by its adapter's ``evaluate``, pruned in
+place for each search and put back as it came in.
 :mod:`hwprune.report.html_report` renders it; it computes nothing itself.
 """
 
@@ -17,7 +20,8 @@ from ..cost.energy import network_energy
 from ..hardware.profile import DeviceProfile
 from ..latency.network import BREAKEVEN_SCHEMES, latency_curves
 from ..prune import models
-from .scalpel import ScalpelResult, scalpel
+from ..prune.adapter import ModelAdapter
+from .scalpel import ScalpelResult, Trained, scalpel
 from .tradeoff import TradeoffStudy, planned_steps, study
 
 TOLERANCE = 0.01
@@ -51,21 +55,37 @@ class ReportStudy:
     seed: int
 
 
-def report_steps(names: Sequence[str], devices: Sequence[DeviceProfile]) -> int:
+def report_steps(names: Sequence[str | ModelAdapter], devices: Sequence[DeviceProfile]) -> int:
     """Progress messages :func:`report_study` sends."""
     return sum(planned_steps(n, devices) for n in names) + len(names) * (1 + 3 * len(devices))
 
 
-def report_study(devices: Sequence[DeviceProfile], names: Sequence[str] = tuple(models.MODELS),
-                 seed: int = 0, progress: Callable[[str], None] | None = None) -> ReportStudy:
-    """Train, cost, choose and sweep (module docstring)."""
+def _start(model: str | ModelAdapter, seed: int) -> tuple[Trained, str, str, float]:
+    """(the trained start, description, data description, dense accuracy)."""
+    if isinstance(model, str):
+        trained, data = models.trained(model, seed)
+        return (Trained(model, seed), models.spec(model).description, data.description,
+                trained.accuracy(data.x_test, data.y_test))
+    start = Trained(model, seed)
+    return (start, f"your {model.kind} model {model.name}",
+            "Your data: accuracy is your evaluation's score (top-1 on your test loader by default)",
+            model.evaluate())
+
+
+def report_study(devices: Sequence[DeviceProfile],
+                 names: Sequence[str | ModelAdapter] = tuple(models.MODELS), seed: int = 0,
+                 progress: Callable[[str], None] | None = None,
+                 epochs: int | None = None) -> ReportStudy:
+    """Train (reference models), cost, choose and sweep (module docstring). ``names``:
+    reference model names or adapters; ``epochs``: fine-tuning per search trial and per
+    trade-off point (default: each policy's own)."""
     say = progress or (lambda msg: None)
     out = []
-    for name in names:
-        model, data = models.trained(name, seed)
-        accuracy = model.accuracy(data.x_test, data.y_test)
+    for model in names:
+        start, description, data, accuracy = _start(model, seed)
+        name = start.name
         say(f"{name}: trained, test accuracy {accuracy:.4f}")
-        net = models.to_network(model)
+        net = start.fresh().network()
         energy, curves, choices = {}, {}, {}
         for dev in devices:
             energy[dev.id] = network_energy(net, dev)
@@ -73,9 +93,11 @@ def report_study(devices: Sequence[DeviceProfile], names: Sequence[str] = tuple(
         for dev in devices:
             curves[dev.id] = latency_curves(net, dev, BREAKEVEN_SCHEMES)
             say(f"{name}: break-even curves on {dev.id}")
-        for dev in devices:
-            choices[dev.id] = scalpel(name, dev, TOLERANCE, seed)
-            say(f"{name}: granularity on {dev.id}")
-        out.append(ModelStudy(name, models.spec(name).description, data.description, accuracy,
-                              energy, curves, choices))
-    return ReportStudy(tuple(out), tuple(devices), study(names, devices, seed, say), seed)
+        try:
+            for dev in devices:
+                choices[dev.id] = scalpel(start, dev, TOLERANCE, seed, epochs=epochs)
+                say(f"{name}: granularity on {dev.id}")
+        finally:
+            start.restore()
+        out.append(ModelStudy(name, description, data, accuracy, energy, curves, choices))
+    return ReportStudy(tuple(out), tuple(devices), study(names, devices, seed, say, epochs), seed)
