@@ -78,7 +78,9 @@ empty. Its candidates are those of the layers with ``C_r = ceil(r C) >= C'`` inp
 at the ladder fractions ``r``, their weight and input traffic scaled by ``C' / C_r``
 and their output traffic kept (every output still sums over its kept inputs). The set
 only grows as ``C'`` falls and each candidate's traffic only shrinks, so a layer that
-lost more inputs is never slower.
+lost more inputs is never slower. *Simplification:* the layer's own mapping is a
+candidate only when ``C'`` is a ladder count, so its traffic can be overstated by up
+to one ladder step (a factor ``2^(1/2)`` in inputs).
 
 Simplifications: the compute term's unrolling and the energy mapping's unrolling are
 chosen separately (the traffic is the energy-optimal mapping's); no stalls for tile
