@@ -249,6 +249,22 @@ def test_node_pruning_through_a_residual_add_keeps_one_unit_set_and_compacts():
     torch.testing.assert_close(small(x), module(x), rtol=1e-5, atol=1e-5)
 
 
+def test_scalpel_prunes_a_coupled_group_by_node_together():
+    """The layers a residual add couples take node pruning as one move in Scalpel's mix
+    (both, or neither): here both, and the pruned module keeps one unit set for them."""
+    pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    module = Residual()
+    r = api.granularity(module, "cortex-m4", 0.01, example_input=EXAMPLE, evaluate=lambda m: 1.0,
+                        finetune=lambda m, e: None)
+    table = r.layers.set_index("layer")
+    assert table.loc["conv1", "scheme"] == table.loc["conv2", "scheme"] == "node"
+    assert table.loc["conv1", "density"] == table.loc["conv2", "density"] < 1
+    assert "conv1" in table.loc["conv2", "reason"] or "conv2" in table.loc["conv1", "reason"]
+    units = {n: module.get_submodule(n).weight_mask.reshape(4, -1).any(dim=1) for n in ("conv1", "conv2")}
+    assert torch.equal(units["conv1"], units["conv2"])
+
+
 def test_filter_pruning_through_a_residual_add_keeps_one_unit_set():
     """Filter pruning removes units too: the layers an add couples lose the same ones,
     so the deployed plan's reader keeps its inputs (issue 20: an fc priced at density 0)."""

@@ -14,7 +14,10 @@ weight row, and node pruning) gets, layer by layer, the density it reaches at th
 accuracy from :mod:`hwprune.studies.density_model` (:class:`ModelledDensities`). One
 density per scheme, ``fine=0.1,simd=0.15,node=0.5``, is taken as given and also names
 the candidates. :func:`describe` says which was used (the line under the table). No
-scheme that removes units is tried on the last layer, whose outputs leave the network.
+scheme that removes units is tried on the last layer, whose outputs leave the network,
+and layers that must lose the same units (a residual add's branches, a depthwise
+convolution and its producer: :mod:`hwprune.workload.coupling`) take node pruning
+together or not at all.
 The choice, the settling of cross-layer effects and the table are :mod:`hwprune.studies.choice`'s.
 """
 
@@ -30,6 +33,7 @@ from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..latency.work import KernelShape
 from ..schemes import FINE, NODE, SIMD, Scheme, scheme
+from ..workload.coupling import unit_couplings
 from ..workload.network import Network
 from . import density_model
 from .choice import Choice, Option, choose
@@ -140,7 +144,7 @@ def recommend_choice(net: Network, dev: DeviceProfile, density,
             given = densities
         per_layer[lay.name] = [Option(s, d) for s, d in given.items()
                                if fits(s, shape, lanes, lay.name == last)]
-    return choose(net, dev, per_layer)
+    return choose(net, dev, per_layer, unit_couplings(net))
 
 
 def recommend(net: Network, dev: DeviceProfile, density,

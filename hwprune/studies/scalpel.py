@@ -32,8 +32,9 @@ fine-tuning): every trial starts from the trained state (:class:`Trained`), the
 accuracies are the adapter's ``evaluate``, the network is the adapter's. On a torch
 module, a layer whose units reach a concatenation is not offered node pruning, and
 layers coupled through a residual add or a depthwise convolution (which must lose the
-same units) are searched with node pruning together but offered only fine and SIMD in
-the per-layer mix (*simplification*: the choice is per layer, a coupled group's is not).
+same units: the adapter's ``unit_couplings``) are searched with node pruning together
+and take it in the mix together or not at all (:func:`~.choice.choose` weighs the
+group as one move).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ..prune import models
 from ..prune.adapter import ModelAdapter, NumpyAdapter, as_adapter
 from ..prune.schedules import prune
 from ..schemes import DENSE, FINE, NODE, SIMD, Scheme
+from ..workload.coupling import Couplings
 from .choice import Choice, Option, choose, settle
 from .deployed import plan_of
 from .recommend import fits
@@ -131,13 +133,11 @@ class Trained:
             self.adapter.load_state(self.saved)
 
 
-def _fits_node(adapter: ModelAdapter, name: str, coupled: set) -> bool:
+def _fits_node(adapter: ModelAdapter, name: str) -> bool:
     """Whether node pruning may remove ``name``'s units in a per-layer mix: not where
-    the adapter refuses it, nor for a layer whose units are coupled with others' (a
-    residual add, a depthwise conv: they would all have to take node pruning together;
-    *simplification*, they are offered fine and SIMD only)."""
-    if name in coupled:
-        return False
+    the adapter refuses it (a torch layer whose units reach a concatenation, a coupled
+    group that reaches an output). Layers coupled with others (a residual add, a
+    depthwise conv) take it together or not at all (:func:`~.choice.choose`)."""
     try:
         adapter.check_consumers(name)
     except InputError:
@@ -244,8 +244,8 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
     dense_acc = base.evaluate()
     net = base.network()
     layer_names = [lay.name for lay in base.prunable()]
-    coupled = {n for grp in base.unit_couplings() for n in grp}
-    node_ok = {n for n in layer_names if _fits_node(base, n, coupled)}
+    couplings = Couplings(tuple(tuple(g) for g in base.unit_couplings()), frozenset())
+    node_ok = {n for n in layer_names if _fits_node(base, n)}
     reached, searches = {}, []
     for s in CANDIDATES:
         _, pruned, rows = _search(start, s, g, tolerance, dense_acc, epochs, progress)
@@ -261,7 +261,7 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
         candidates[lay.name] = [Option(s, _reached(reached[s], s, lay.name)) for s in CANDIDATES
                                 if fits(s, shape, g, lay.name == last)
                                 and (s is not NODE or lay.name in node_ok)]
-    first = choose(net, dev, candidates)
+    first = choose(net, dev, candidates, couplings)
     choice_gran, choice_group, choice_density = {}, {}, {}
     for lname in layer_names:
         lp = first.plan[lname]
@@ -284,8 +284,8 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
     schemes = {n: (first.plan[n].scheme if first.plan[n].scheme.prunes else DENSE)
                for n in choice_gran}
     net_final, plan = plan_of(adapter, schemes)
-    plan, notes = settle(net_final, dev, plan)
+    plan, notes = settle(net_final, dev, plan, couplings)
     choice = Choice(plan, evaluate(net_final, dev, plan), first.dense, first.options, notes,
-                    first.here)
+                    first.here, couplings)
     return ScalpelResult(name, dev.id, g, tolerance, dense_acc, final.accuracy_after, choice,
                          pd.DataFrame(searches), final.model, schemes)
