@@ -174,7 +174,7 @@ def test_masks_from_hwprune_granularities_fit_the_imported_weights():
         apply_masks(m, {"fc2": mask}, X)
 
 
-def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys, tmp_path):
+def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys, tmp_path, monkeypatch):
     import importlib.util
     import pathlib
 
@@ -187,6 +187,13 @@ def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys, t
     assert "energy per layer on eyeriss" in out and out.count("recommended granularity") == 2
     # --prune --small: trained on the offline digits, Scalpel per device, the trade-off files
     pytest.importorskip("sklearn")
+    from hwprune.studies import energy_aware as EA
+    from hwprune.studies import tradeoff as T
+
+    monkeypatch.setattr(T, "DENSITIES", (0.25,))          # one point per policy, one per budget
+    monkeypatch.setattr(T, "TOLERANCES", (0.01,))
+    monkeypatch.setattr(T, "BUDGETS", (0.02,))
+    monkeypatch.setattr(EA, "DENSITY_GRID", (0.5, 0.25))
     assert example.main(["--prune", "--small", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     for dev in ("cortex-m4", "titan-x"):
@@ -194,7 +201,9 @@ def test_resnet18_example_runs_reduced_and_matches_the_builtin_network(capsys, t
         assert (tmp_path / "out" / f"tradeoff-{dev}.png").stat().st_size > 0
     assert "Scalpel vs traditional" in out and "offline digits test set" in out
     points = __import__("pandas").read_csv(tmp_path / "out" / "tradeoff.csv")
-    assert set(points["device"]) == {"cortex-m4", "titan-x"} and "scalpel" in set(points["policy"])
+    assert set(points["device"]) == {"cortex-m4", "titan-x"}
+    assert {"scalpel", "energy-aware", "node", "filter"} <= set(points["policy"])
+    assert points[["accuracy", "energy", "latency_s", "model_bytes"]].notna().all().all()
     import hwprune
     torch.manual_seed(0)
     net = from_torch(example.ResNet18().eval(), torch.randn(1, 3, 224, 224)).network
