@@ -132,6 +132,7 @@ def _cmd_energy(args: argparse.Namespace) -> None:
     if args.detail:
         _emit(df, args)
         return
+    _fit_warning(df, net.name, dev)
     if args.plot:       # drawn first: a failure leaves no table behind
         plot_energy(df, api.level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
                     dev.energy_unit, args.plot)
@@ -184,9 +185,20 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
     _emit(table, args)
 
 
+def _fit_warning(df: pd.DataFrame, name: str, dev) -> None:
+    """One stderr line when some layers' tensors do not fit the device's memories."""
+    misfits = int((~df["fits_memory"].astype(bool)).sum())
+    if misfits:
+        print(f"{PROG}: warning: {misfits} of {len(df)} layers of {name} do not fit {dev.id}'s "
+              "memories (weights, inputs and outputs together; the fits_memory column names "
+              "them): their costs assume they fit, and spilling is not modelled", file=sys.stderr)
+
+
 def _cmd_latency(args: argparse.Namespace) -> None:
     dev = api.device(args.device, args.profiles)
-    df = api.latency(args.network, dev, args.scheme, args.density, batch=args.batch)
+    net = api.network(args.network)
+    df = api.latency(net, dev, args.scheme, args.density, batch=args.batch)
+    _fit_warning(df, net.name, dev)
     _emit(df, args)
     if args.format == "table" and not args.out:
         print(f"total {df['seconds'].sum() * 1e3:.4g} ms on {dev.id} ({dev.device_class} model), "

@@ -200,6 +200,13 @@ def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Dens
     )
 
 
+def fits_memory(layer, dev: DeviceProfile, batch: int = 1) -> bool:
+    """Whether ``layer``'s dense weights and its inputs and outputs for ``batch`` fit,
+    together, the outermost memory level holding each (the ``fits_memory`` column: a
+    layer that does not fit is still priced as if it did; spilling is not modelled)."""
+    return _fits(LoopNest.of(layer, batch), dev, 1.0)
+
+
 def _fits(nest: LoopNest, dev: DeviceProfile, weight_ratio: float) -> bool:
     eb = dev.element_bytes
     need = {"weights": nest.weights * eb * weight_ratio, "inputs": nest.inputs * eb,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks import check_batch
+from ..cost.energy import fits_memory
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..schemes import DENSE, FINE, NODE, SIMD, Scheme, scheme
@@ -68,7 +69,9 @@ def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DE
     ``layer``, ``kind``, ``scheme`` (as it runs on the
     layer: ``vector``/``kernel`` groups of a fully connected layer are single weights,
     so it runs ``fine``), ``density``, ``cycles``, ``seconds``, ``bound`` (the limiting
-    term) and one ``<term>_cycles`` column per term of the device class's model."""
+    term), ``fits_memory`` (its dense tensors fit the device's memories, as the energy
+    table says; the latency assumes they do) and one ``<term>_cycles`` column per term
+    of the device class's model."""
     pruning = scheme(pruning)
     rows = []
     for layer in net.weighted_layers:
@@ -76,7 +79,8 @@ def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DE
         est = layer_latency(layer, dev, used, density, batch=batch)
         row = {"layer": layer.name, "kind": layer.kind, "scheme": used.name,
                "density": 1.0 if not used.prunes else float(density),
-               "cycles": est.cycles, "seconds": est.seconds, "bound": est.bound}
+               "cycles": est.cycles, "seconds": est.seconds, "bound": est.bound,
+               "fits_memory": fits_memory(layer, dev, batch)}
         row.update({f"{k}_cycles": v for k, v in est.parts.items()})
         rows.append(row)
     return pd.DataFrame(rows)
