@@ -168,8 +168,10 @@ def _broadcasts_to(c: np.ndarray, target: tuple[int, ...]) -> bool:
 def _onnx_shapes(model) -> dict[str, tuple[int, ...]]:
     """ONNX's own inferred shapes (batch excluded) of the tensors it could infer fully."""
     from onnx import shape_inference
+
+    from .onnx_simplify import light_copy
     try:
-        inferred = shape_inference.infer_shapes(model)
+        inferred = shape_inference.infer_shapes(light_copy(model))
     except Exception:
         return {}                 # our own shape inference still runs
     out = {}
@@ -180,6 +182,24 @@ def _onnx_shapes(model) -> dict[str, tuple[int, ...]]:
         if len(dims) >= 1 and all(d.HasField("dim_value") for d in dims[1:]):
             out[vi.name] = tuple(int(d.dim_value) for d in dims[1:])
     return out
+
+
+def _global_reduce(node, a: dict, b: NetworkBuilder, x: str, axes_input, name: str) -> str:
+    """ReduceMean/ReduceMax over the two spatial axes of a (batch, C, H, W) map: a global
+    pool (torch's dynamo exporter writes ``x.mean((2, 3), keepdim=True)`` and adaptive
+    pooling to 1x1 this way); ``keepdims=0`` adds a flatten to (batch, C). The axes are an
+    attribute up to opset 17 and a constant input from opset 18."""
+    shape = b.shape(x)
+    axes = axes_input if axes_input is not None else a.get("axes")
+    axes = None if axes is None else sorted(int(v) % (len(shape) + 1) for v in np.ravel(axes))
+    if len(shape) != 3 or axes != [2, 3]:
+        raise InputError(f"{_label(node)}: input {node.input[0]!r} of shape {(1, *shape)}, axes "
+                         f"{axes}: only a reduction over the spatial axes (2, 3) of a (batch, C, H, W) "
+                         "map is supported (a global pool)")
+    pooled = b.add_layer(name, GlobalPool("avg" if node.op_type == "ReduceMean" else "max"), [x])
+    if _int(node, a, "keepdims", 1):
+        return pooled
+    return b.flatten(f"{name}/flatten", pooled)
 
 
 def load_onnx(path: str | Path) -> ImportedModel:
@@ -195,8 +215,9 @@ def load_onnx(path: str | Path) -> ImportedModel:
         raise InputError(f"cannot read {path}: no such file") from None
     except Exception as exc:  # onnx raises DecodeError and friends
         raise InputError(f"cannot read {path} as an ONNX model: {exc}") from None
+    from .onnx_simplify import simplify
     try:
-        return _import(model, path)
+        return _import(simplify(model), path)
     except _Malformed as exc:
         raise InputError(f"{path}: {exc}") from None
 
@@ -400,6 +421,8 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
                                         bool(_int(node, a, "ceil_mode", 0)), end), [x])
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return b.add_layer(name, GlobalPool("avg" if op == "GlobalAveragePool" else "max"), [src()])
+    if op in ("ReduceMean", "ReduceMax"):
+        return _global_reduce(node, a, b, src(), const(1, "axes"), name)
     if op == "BatchNormalization":
         x = src()
         params = [const(i, what) for i, what in
@@ -471,8 +494,40 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
         return b.flatten(name, x) if len(shape) > 1 else x
     if op in PASS_THROUGH:
         return src()
-    x = src()
-    out_dims = onnx_shape.get(node.output[0])
-    skip_unsupported(op, node.name or node.output[0], any(t in consts for t in node.input),
-                     b.shape(x), out_dims, skipped)
+    return _unknown(node, b, tensor, consts, onnx_shape, skipped)
+
+
+def _input_shapes(node, b: NetworkBuilder, tensor, consts) -> list:
+    """Each input's shape, batch included for activations ('?' where none is known)."""
+    shapes = []
+    for t in node.input:
+        if t in consts:
+            shapes.append(tuple(consts[t].shape))
+        elif t in tensor:
+            shapes.append((1, *b.shape(tensor[t])))
+        else:
+            shapes.append("?")
+    return shapes
+
+
+def _unknown(node, b: NetworkBuilder, tensor, consts, onnx_shape, skipped) -> str:
+    """An operator hwprune does not know: an error naming it, its node and its input
+    shapes, unless it has no constant inputs and leaves its one activation's shape
+    unchanged (then skipped with a warning, as ``skip_unsupported`` rules)."""
+    op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+    where = node.name or node.output[0]
+    shapes = _input_shapes(node, b, tensor, consts)
+    weights = [t for t in node.input if t in consts]
+    data = [t for t in node.input if t and t not in consts]
+    out = onnx_shape.get(node.output[0])
+    if weights or len(data) != 1 or data[0] not in tensor or out != b.shape(tensor[data[0]]):
+        why = (f"it has weights (constant inputs {weights})" if weights else
+               f"it reads {len(data)} activations" if len(data) != 1 else
+               f"it reads {data[0]!r}, which no supported node produced" if data[0] not in tensor else
+               f"it changes its input's shape (to {None if out is None else (1, *out)})")
+        raise InputError(f"unsupported operation {op} at {where!r}: {why}, so hwprune cannot count "
+                         f"it; input shapes {', '.join(map(str, shapes))}; the supported ONNX "
+                         "operators are listed in docs/importing.md")
+    x = tensor[data[0]]
+    skip_unsupported(op, where, False, b.shape(x), out, skipped)
     return x
