@@ -41,6 +41,13 @@ MODELS = {
     "alexnet": ({}, 224),
     "vgg11": ({}, 224),
     "vgg16": ({}, 224),
+    "mobilenet_v2": ({}, 64),
+    "mobilenet_v3_small": ({}, 64),
+    "mobilenet_v3_large": ({}, 64),
+    "efficientnet_b0": ({}, 64),
+    "shufflenet_v2_x1_0": ({}, 64),
+    "densenet121": ({}, 64),
+    "convnext_tiny": ({}, 64),
 }
 ROUTES = ("dynamo", "legacy-folded", "legacy-unfolded")
 TABLE: dict[tuple[str, str], dict] = {}     # filled as the tests run; printed by -s
@@ -62,12 +69,15 @@ def _export(model, x, route: str, path) -> None:
                               do_constant_folding=route == "legacy-folded")
 
 
-def _bn_after_conv(model, x) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
-    """(conv, batch norm) pairs where the batch norm reads the conv's output directly."""
-    produced, pairs, keep = {}, [], []
+def _bn_after_conv(model, x) -> tuple[list[tuple[torch.nn.Module, torch.nn.Module]], set[int]]:
+    """(conv, batch norm) pairs where the batch norm reads the conv's output directly,
+    and the ids of the linear layers applied to more than (batch, features)."""
+    produced, pairs, keep, tokens = {}, [], [], set()
 
     def hook(module, inputs, output):
         keep.append(output)                   # keeps ids unique while the forward runs
+        if isinstance(module, torch.nn.Linear) and inputs[0].dim() > 2:
+            tokens.add(id(module))
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             conv = produced.get(id(inputs[0]))
             if conv is not None:
@@ -80,7 +90,7 @@ def _bn_after_conv(model, x) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
         model(x)
     for h in handles:
         h.remove()
-    return pairs
+    return pairs, tokens
 
 
 def _expected_params(model, x, route: str) -> int:
@@ -89,11 +99,12 @@ def _expected_params(model, x, route: str) -> int:
     - a batch norm folded into the convolution before it carries no parameters of its
       own (-2C; hwprune folds on import, the exporters fold on export);
     - the legacy exporter's fold gives a bias-free convolution a bias (+C);
-    - the dynamo exporter's optimiser drops a bias that is all zeros, a folded batch
-      norm's included (untrained: zero-initialised biases, unit batch norms; -numel).
+    - the dynamo exporter's optimiser drops a Conv's or Gemm's bias input that is all
+      zeros, a folded batch norm's included (untrained: zero-initialised biases, unit
+      batch norms; -numel); a linear layer over tokens (MatMul, then Add) keeps it.
     """
     total = sum(p.numel() for p in model.parameters())
-    pairs = _bn_after_conv(model, x)
+    pairs, tokens = _bn_after_conv(model, x)
     folded_convs = {id(conv) for conv, _ in pairs}
     for conv, bn in pairs:
         total -= 2 * bn.num_features
@@ -109,7 +120,8 @@ def _expected_params(model, x, route: str) -> int:
     if route == "dynamo":
         for m in model.modules():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.bias is not None \
-                    and id(m) not in folded_convs and not bool(torch.any(m.bias != 0)):
+                    and id(m) not in folded_convs and id(m) not in tokens \
+                    and not bool(torch.any(m.bias != 0)):
                 total -= m.bias.numel()
     return total
 

@@ -33,12 +33,34 @@ import numpy as np
 
 from ..errors import InputError, ShapeError
 from .builder import NetworkBuilder
-from .imported import ImportedModel, fold_batchnorm, skip_unsupported, warn_skip
-from .ops import Conv2d, GlobalPool, Pool2d
+from .imported import ImportedModel, fold_batchnorm, skip_unsupported
+from .ops import (
+    Concat,
+    Constant,
+    Conv2d,
+    Expand,
+    GlobalPool,
+    LayerNorm,
+    Permute,
+    Pool2d,
+    Reduce,
+    Select,
+    Slice,
+    Upsample,
+)
 
-PASS_THROUGH = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Elu",
-                "Selu", "Gelu", "Softplus", "Softsign", "Softmax", "LogSoftmax", "Dropout",
-                "Identity", "Relu6"}
+# Weightless element-wise operators that a device applies in the producing layer's output
+# stage: no layer of their own (as the torch route passes ReLU, ReLU6, Hardtanh through).
+PASS_THROUGH = {"Relu", "LeakyRelu", "Clip", "Dropout", "Identity", "Relu6", "Cast"}
+# Element-wise functions recorded as Activation layers (ops.ACTIVATIONS).
+ACTIVATION_FN = {"Gelu": "gelu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish",
+                 "HardSigmoid": "hardsigmoid", "Softmax": "softmax", "LogSoftmax": "log_softmax",
+                 "Elu": "elu", "Selu": "selu", "Celu": "celu", "Softplus": "softplus",
+                 "Softsign": "softsign", "Erf": "erf", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
+                 "Reciprocal": "reciprocal", "Abs": "abs", "Neg": "neg", "Mish": "mish"}
+# Element-wise arithmetic of two or more operands (ops.ELEMENTWISE).
+ELEMENTWISE_FN = {"Add": "add", "Sum": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
+                  "Max": "max", "Min": "min"}
 
 MAX_DIM = 2**31 - 1            # one dimension of a tensor (ONNX runtimes use int32 sizes)
 MAX_WEIGHT_ELEMENTS = 2**31    # elements of one initialiser read into memory
@@ -47,7 +69,9 @@ MAX_ELEMENTS = 2**48           # elements of one activation (batch excluded)
 # Inputs each operator needs (at least), so that a short node is an error, not an IndexError.
 MIN_INPUTS = {"Conv": 2, "Gemm": 2, "MatMul": 2, "MaxPool": 1, "AveragePool": 1,
               "GlobalAveragePool": 1, "GlobalMaxPool": 1, "BatchNormalization": 5, "Add": 2,
-              "Sum": 1, "Concat": 1, "Flatten": 1, "Reshape": 2}
+              "Sum": 1, "Concat": 1, "Flatten": 1, "Reshape": 2, "Sub": 2, "Mul": 2, "Div": 2,
+              "Pow": 2, "Max": 1, "Min": 1, "LayerNormalization": 2, "Expand": 2, "Slice": 3,
+              "Gather": 2, "Transpose": 1, "Split": 1}
 
 _NUMERIC = ("f", "i", "u", "b")     # numpy kinds a weight may have
 
@@ -124,28 +148,30 @@ def _float(node, a: dict, key: str, default: float) -> float:
     raise InputError(f"{_label(node)}: attribute {key} must be a finite number, got {value!r}")
 
 
-def _padding(node, a: dict, in_hw, kernel, stride) -> tuple[tuple[int, int], tuple[int, int]]:
+def _padding(node, a: dict, in_hw, kernel, stride, dilation=None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(padding at the start, padding at the end) per spatial axis, from ``pads`` or
     ``auto_pad`` as ONNX defines them: SAME_* pads so that the output is
     ``ceil(in / stride)``, the odd pixel at the end (SAME_UPPER) or the start
-    (SAME_LOWER); VALID pads nothing."""
+    (SAME_LOWER); VALID pads nothing. A dilated window spans ``dilation * (k - 1) + 1``."""
+    n = len(kernel)
+    dilation = dilation or (1,) * n
     auto = a.get("auto_pad", b"NOTSET")
     auto = auto.decode(errors="replace") if isinstance(auto, bytes) else str(auto)
     if auto not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
         raise InputError(f"{_label(node)}: auto_pad {auto!r} is not one of NOTSET, VALID, "
                          "SAME_UPPER, SAME_LOWER")
     if auto == "NOTSET":
-        pads = _ints(node, a, "pads", 4, [0, 0, 0, 0], 0, "padding begin and end per axis")
-        return pads[:2], pads[2:]
+        pads = _ints(node, a, "pads", 2 * n, [0] * (2 * n), 0, "padding begin and end per axis")
+        return pads[:n], pads[n:]
     if "pads" in a and any(int(p) for p in a["pads"]):
         raise InputError(f"{_label(node)}: pads {list(a['pads'])} given together with auto_pad "
                          f"{auto}; ONNX allows only one")
     if auto == "VALID":
-        return (0, 0), (0, 0)
+        return (0,) * n, (0,) * n
     begin, end = [], []
-    for size, k, s in zip(in_hw, kernel, stride):
+    for size, k, s, d in zip(in_hw, kernel, stride, dilation):
         out = -(-size // s)
-        total = max((out - 1) * s + k - size, 0)
+        total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
         small, big = total // 2, total - total // 2
         begin.append(small if auto == "SAME_UPPER" else big)
         end.append(big if auto == "SAME_UPPER" else small)
@@ -184,22 +210,345 @@ def _onnx_shapes(model) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def _global_reduce(node, a: dict, b: NetworkBuilder, x: str, axes_input, name: str) -> str:
-    """ReduceMean/ReduceMax over the two spatial axes of a (batch, C, H, W) map: a global
-    pool (torch's dynamo exporter writes ``x.mean((2, 3), keepdim=True)`` and adaptive
-    pooling to 1x1 this way); ``keepdims=0`` adds a flatten to (batch, C). The axes are an
-    attribute up to opset 17 and a constant input from opset 18."""
+def _per_sample(node, t: str, c: np.ndarray, rank: int) -> tuple[int, ...]:
+    """The shape of constant ``c`` read as an activation next to tensors of ``rank``
+    axes per sample: a leading batch axis of 1 is dropped."""
+    if c.ndim == rank + 1:
+        if c.shape[0] != 1:
+            raise _shape_error(node, t, c.shape, f"a constant with a batch axis of 1 or at most "
+                               f"{rank} axes (the activations here have {rank} axes per sample)")
+        return tuple(int(d) for d in c.shape[1:])
+    if c.ndim > rank + 1:
+        raise _shape_error(node, t, c.shape, f"at most {rank + 1} axes, as the activations it meets")
+    return tuple(int(d) for d in c.shape)
+
+
+def _operand(t: str, node, b: NetworkBuilder, tensor, consts, rank: int) -> str:
+    """The builder name of input ``t``: its layer, or for a constant a ``Constant`` layer
+    of its own (a learned parameter: ViT's class token or position embedding, ConvNeXt's
+    layer scale, unless it holds one number). One per reading node: exporters merge
+    identical initialisers (ConvNeXt's equal layer scales), which are separate
+    parameters in the model."""
+    if t in tensor:
+        return tensor[t]
+    if t not in consts:
+        raise InputError(f"{_label(node)} reads {t!r}, which no supported node produced")
+    c = consts[t]
+    name, k = t, 2
+    while name in b._shapes:
+        name, k = f"{t}_{k}", k + 1
+    return b.add_layer(name, Constant(_per_sample(node, t, c, rank), c.size > 1), [])
+
+
+def _per_unit(c: np.ndarray, shape: tuple[int, ...], conv: bool) -> bool:
+    """Whether constant ``c`` holds one value per output unit of a layer of ``shape``:
+    per channel of a conv's (C, H, W), per feature (last axis) of an fc's output."""
+    if conv:
+        return len(shape) == 3 and c.size == shape[0] and c.ndim >= 3 and c.shape[-2:] == (1, 1)
+    return c.size == shape[-1] and (c.ndim == 0 or c.shape[-1] == shape[-1])
+
+
+def _bias_add(node, readers, consts, consumers, out_shape) -> bool:
+    """Whether the only reader of ``node``'s output is an Add of a per-unit constant
+    (a MatMul's bias, folded into the fc layer made for the MatMul)."""
+    out = node.output[0]
+    nxt = readers.get(out, [])
+    if len(nxt) != 1 or consumers.get(out, 0) != 1 or nxt[0].op_type != "Add" or len(nxt[0].input) != 2:
+        return False
+    other = [t for t in nxt[0].input if t != out]
+    return len(other) == 1 and other[0] in consts and _per_unit(consts[other[0]], out_shape, False)
+
+
+def _token_fc(node, b: NetworkBuilder, xw, name: str, readers, consts, consumers, weights, biases,
+              producer_of) -> str:
+    """MatMul of a (..., K) activation and a constant (K, N) weight: nn.Linear over
+    tokens, (..., K) -> (..., N), MACs tokens * K * N; a bias Add after it folds in."""
+    x, w, in_shape = xw
+    k = in_shape[-1]
+    if w.ndim != 2 or w.shape[0] != k or w.shape[1] < 1:
+        raise _shape_error(node, node.input[1], w.shape,
+                           f"({k}, N) for input {node.input[0]!r} of shape {(1, *in_shape)}")
+    n = int(w.shape[1])
+    has_bias = _bias_add(node, readers, consts, consumers, (*in_shape[:-1], n))
+    out = b.token_fc(name, x, n, has_bias)
+    weights[out] = np.ascontiguousarray(w.T, dtype=np.float32)
+    biases[out] = np.zeros(n, np.float32)
+    producer_of[out] = "fc"
+    return out
+
+
+def _elementwise(node, b: NetworkBuilder, tensor, consts, consumers, biases, producer_of,
+                 name: str) -> str:
+    """Add/Sum/Sub/Mul/Div/Pow/Max/Min. A per-unit constant added to a conv or fc output
+    read by nothing else is its bias; equal-shape activations added are a residual
+    ``add``; anything else (broadcasting, a constant operand) is an ``elementwise``
+    layer, a one-number constant as its implicit scalar operand, any larger constant as
+    a ``Constant`` layer."""
+    fn = ELEMENTWISE_FN[node.op_type]
+    ins = list(node.input)
+    if any(not t for t in ins):
+        raise InputError(f"{_label(node)}: has an empty input name in {ins}")
+    acts = [t for t in ins if t not in consts]
+    if not acts:
+        raise InputError(f"{_label(node)}: all its inputs are constants, yet it was not folded")
+    for t in acts:
+        if t not in tensor:
+            raise InputError(f"{_label(node)} reads {t!r}, which no supported node produced")
+    if len(ins) == 1:
+        return tensor[ins[0]]                            # a Sum of one tensor is that tensor
+    shapes = [b.shape(tensor[t]) for t in acts]
+    rank = max(len(sh) for sh in shapes)
+    for t in ins:
+        if t in consts and len(acts) == 1:
+            full = (1, *shapes[0])
+            if not _broadcasts_to(consts[t], full):
+                raise _shape_error(node, t, consts[t].shape, "a constant that broadcasts to the "
+                                   f"tensor it is combined with, (batch, {', '.join(map(str, full[1:]))})")
+    if fn == "add" and len(ins) == 2 and len(acts) == 1:
+        x, c = tensor[acts[0]], consts[[t for t in ins if t in consts][0]]
+        kind = producer_of.get(x)
+        if kind in ("fc", "conv") and consumers.get(acts[0], 0) == 1 \
+                and _per_unit(c, b.shape(x), kind == "conv"):
+            biases[x] = biases[x] + c.reshape(-1).astype(np.float32)
+            return x
+    if fn == "add" and not len(acts) < len(ins) and len(set(shapes)) == 1:
+        return b.add(name, [tensor[t] for t in ins])
+    operands = [tensor[t] if t in tensor else _operand(t, node, b, tensor, consts, rank)
+                for t in ins if not (t in consts and consts[t].size == 1)]
+    return b.elementwise(name, fn, operands)
+
+
+def _reshape(node, a: dict, b: NetworkBuilder, x: str, arg, name: str) -> str:
+    """Flatten, Reshape, Squeeze, Unsqueeze. The batch axis stays first; a result of one
+    axis per sample is a ``flatten`` layer (as before), any other a ``reshape``."""
+    op, shape = node.op_type, b.shape(x)
+    full = (1, *shape)
+    if op == "Flatten":
+        axis = _int(node, a, "axis", 1)
+        axis = axis + len(full) if axis < 0 else axis
+        if axis != 1:
+            raise InputError(f"{_label(node)}: only axis 1 is supported (flatten after the batch), "
+                             f"got axis {a.get('axis')} of {full}")
+        target = (math.prod(shape),)
+    elif op == "Reshape":
+        ok = arg is not None and arg.ndim == 1 and arg.dtype.kind in "iu" and len(arg) >= 2
+        t = [int(v) for v in arg] if ok else []
+        allowzero = _int(node, a, "allowzero", 0)
+        if ok and not allowzero:
+            t = [full[i] if v == 0 and i < len(full) else v for i, v in enumerate(t)]
+        ok = ok and t[0] in (1, -1) and (t[0] == 1 or -1 not in t[1:]) and all(v >= -1 for v in t) \
+            and (-1 in t[1:] and math.prod(v for v in t[1:] if v != -1) > 0
+                 and math.prod(shape) % math.prod(v for v in t[1:] if v != -1) == 0
+                 or math.prod(t[1:]) == math.prod(shape))
+        if not ok:
+            raise InputError(f"{_label(node)}: only a reshape to (batch, features) or to another "
+                             f"shape of the {math.prod(shape)} elements per sample is supported, got "
+                             f"target {None if arg is None else arg.tolist()} for input {full}")
+        target = tuple(t[1:])
+    else:
+        axes = arg if arg is not None else a.get("axes")
+        if axes is None and op == "Squeeze":
+            axes = [i for i, d in enumerate(full) if d == 1 and i > 0]
+        if axes is None:
+            raise InputError(f"{_label(node)}: its axes are required")
+        rank = len(full) + (len(np.ravel(axes)) if op == "Unsqueeze" else 0)
+        axes = sorted(int(v) + rank if int(v) < 0 else int(v) for v in np.ravel(axes))
+        if 0 in axes or any(v >= rank for v in axes) or \
+                op == "Squeeze" and any(full[v] != 1 for v in axes):
+            raise InputError(f"{_label(node)}: axes {axes} of {full}: only axes after the batch, "
+                             "of size 1 for a Squeeze, are supported")
+        if op == "Squeeze":
+            target = tuple(d for i, d in enumerate(full) if i not in axes)[1:]
+        else:
+            dims = iter(full)
+            target = tuple(1 if i in axes else next(dims) for i in range(rank))[1:]
+    if len(target) == 1:
+        return b.flatten(name, x) if len(shape) > 1 else x
+    if target == shape:
+        return x
+    return b.reshape(name, x, target)
+
+
+def _sample_axis(node, axis: int, rank: int) -> int:
+    """ONNX axis ``axis`` of a tensor of ``rank`` axes (batch included) as hwprune's
+    per-sample axis; the batch axis is refused."""
+    a = axis + rank if axis < 0 else axis
+    if not 1 <= a < rank:
+        raise InputError(f"{_label(node)}: axis {axis} of a tensor of {rank} axes: only axes after "
+                         "the batch are supported")
+    return a - 1
+
+
+def _transpose(node, a, b, x, args, name, onnx_shape) -> str:
+    full = len(b.shape(x)) + 1
+    perm = [int(p) for p in a.get("perm", list(range(full))[::-1])]
+    if sorted(perm) != list(range(full)) or perm[0] != 0:
+        raise InputError(f"{_label(node)}: perm {perm} of a tensor of {full} axes: the batch axis "
+                         "must stay first")
+    dims = tuple(p - 1 for p in perm[1:])
+    return x if dims == tuple(range(full - 1)) else b.add_layer(name, Permute(dims), [x])
+
+
+def _slice(node, a, b, x, args, name, onnx_shape) -> str:
+    """Slice (starts, ends, axes, steps as constant inputs): one ``slice`` layer per axis."""
     shape = b.shape(x)
+    starts, ends = args[0], args[1]
+    if starts is None or ends is None:
+        raise InputError(f"{_label(node)}: its starts and ends must be constants")
+    axes = args[2] if len(args) > 2 and args[2] is not None else np.arange(len(starts))
+    steps = args[3] if len(args) > 3 and args[3] is not None else np.ones(len(starts), np.int64)
+    out = x
+    for i, (s0, e0, ax, st) in enumerate(zip(starts, ends, axes, steps)):
+        ax, st = _sample_axis(node, int(ax), len(shape) + 1), int(st)
+        n = b.shape(out)[ax]
+        start, stop = max(min(int(s0), n), -n), max(min(int(e0), n), -n - 1)
+        if st < 1:
+            raise InputError(f"{_label(node)}: step {st} is not supported; accepted: >= 1")
+        if len(range(n)[start:stop:st]) == n:
+            continue                                    # the whole axis
+        out = b.add_layer(name if out == x else f"{name}.{i}", Slice(ax, start, stop, st), [out])
+    return out
+
+
+def _split(node, a, b, x, args, name, onnx_shape) -> list[str]:
+    """Split: one ``slice`` layer per output (``name.0``, ``name.1``, ...)."""
+    shape = b.shape(x)
+    ax = _sample_axis(node, _int(node, a, "axis", 0), len(shape) + 1)
+    sizes = args[0] if args and args[0] is not None else a.get("split")
+    n, k = shape[ax], len(node.output)
+    if sizes is None:
+        step = -(-n // k)
+        sizes = [min(step, n - s) for s in range(0, n, step)]
+    sizes = [int(v) for v in np.ravel(sizes)]
+    if len(sizes) != k or sum(sizes) != n or min(sizes) < 1:
+        raise InputError(f"{_label(node)}: split sizes {sizes} do not cut axis {ax + 1} of "
+                         f"{(1, *shape)} into its {k} outputs")
+    return b.split(name, x, ax, sizes)
+
+
+def _gather(node, a, b, x, args, name, onnx_shape) -> str:
+    """Gather of one constant index (``x[:, 0]``): a ``select`` layer."""
+    shape = b.shape(x)
+    idx = args[0]
+    if idx is None or idx.ndim != 0 or idx.dtype.kind not in "iu":
+        raise InputError(f"{_label(node)}: only a gather of one constant index is supported, got "
+                         f"indices {None if idx is None else idx.tolist()} on {(1, *shape)}")
+    ax = _sample_axis(node, _int(node, a, "axis", 0), len(shape) + 1)
+    return b.add_layer(name, Select(ax, int(idx)), [x])
+
+
+def _expand(node, a, b, x, args, name, onnx_shape) -> str:
+    shape = b.shape(x)
+    target = args[0]
+    if target is None:
+        raise InputError(f"{_label(node)}: its shape must be a constant")
+    full = np.broadcast_shapes((1, *shape), tuple(int(v) for v in target))
+    if full[0] != 1:
+        raise InputError(f"{_label(node)}: expanding the batch axis to {full[0]} is not supported")
+    return x if tuple(full[1:]) == shape else b.add_layer(name, Expand(tuple(full[1:])), [x])
+
+
+def _resize(node, a, b, x, args, name, onnx_shape) -> str:
+    """Resize/Upsample of a (C, ...) map: an ``upsample`` layer to ONNX's output size
+    (from ``sizes``, or ``scales`` rounded down)."""
+    shape = b.shape(x)
+    scales = args[1] if node.op_type == "Resize" and len(args) > 1 else args[0] if args else None
+    sizes = args[2] if node.op_type == "Resize" and len(args) > 2 else None
+    if sizes is not None and sizes.size:
+        out = tuple(int(v) for v in sizes[-len(shape):])
+    elif scales is not None and scales.size:
+        out = tuple(int(math.floor(d * float(f))) for d, f in zip(shape, scales[-len(shape):]))
+    else:
+        raise InputError(f"{_label(node)}: its scales or sizes must be constants")
+    if out[0] != shape[0] or (scales is not None and scales.size and float(np.ravel(scales)[0]) != 1):
+        raise InputError(f"{_label(node)}: only resizing the spatial axes is supported, got "
+                         f"{(1, *shape)} to {(1, *out)}")
+    mode = a.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    return b.add_layer(name, Upsample(out[1:], mode), [x])
+
+
+DATA_OPS = {"Transpose": _transpose, "Slice": _slice, "Split": _split, "Gather": _gather,
+            "Expand": _expand, "Resize": _resize, "Upsample": _resize}
+
+
+def _layernorm(node, a, b: NetworkBuilder, x: str, scale, bias, name: str) -> str:
+    """LayerNormalization over the axes from ``axis`` on (default the last)."""
+    shape = b.shape(x)
+    ax = _sample_axis(node, _int(node, a, "axis", -1), len(shape) + 1)
+    normalized = shape[ax:]
+    for t, c in ((node.input[1], scale), (node.input[2] if len(node.input) > 2 else "", bias)):
+        if c is not None and not _broadcasts_to(c, normalized):
+            raise _shape_error(node, t, c.shape, f"{normalized}, the normalized axes")
+    if scale is None:
+        raise InputError(f"{_label(node)}: its scale must be a constant")
+    return b.add_layer(name, LayerNorm(normalized, True, bias is not None), [x])
+
+
+def _conv(node, a: dict, b: NetworkBuilder, xw, bias, name: str, weights, biases, producer_of) -> str:
+    """A 2-D convolution of a (C, H, W) map, or a 1-D one of a (C, L) sequence (imported
+    as hwprune's conv1d: a view to (C, 1, L), the 2-D convolution ``name`` with kernel
+    (1, k), a view back); groups, dilation, ``pads``/``auto_pad``."""
+    x, w, in_shape = xw
+    nsp = len(in_shape) - 1                       # spatial axes
+    if nsp not in (1, 2):
+        raise ShapeError(f"{_label(node)}: input {node.input[0]!r} has shape (batch, "
+                         f"{', '.join(map(str, in_shape))}); hwprune imports 2-D convolutions of "
+                         "(batch, C, H, W) maps and 1-D convolutions of (batch, C, L) sequences")
+    if w.ndim != nsp + 2 or min(w.shape) < 1:
+        raise _shape_error(node, node.input[1], w.shape, "(M, C/group, " + ("kH, kW" if nsp == 2 else "k")
+                           + ") with every dimension >= 1")
+    kernel = tuple(int(k) for k in w.shape[2:])
+    if "kernel_shape" in a and _ints(node, a, "kernel_shape", nsp, None, 1, "kernel") != kernel:
+        raise ShapeError(f"{_label(node)}: kernel_shape {list(a['kernel_shape'])} does not match "
+                         f"the weight {node.input[1]!r} of shape {tuple(w.shape)}")
+    dilation = _ints(node, a, "dilations", nsp, [1] * nsp, 1, "dilation")
+    group = _int(node, a, "group", 1)
+    m = int(w.shape[0])
+    if group < 1 or m % group or in_shape[0] % group:
+        raise ShapeError(f"{_label(node)}: group {group} must be >= 1 and divide the output "
+                         f"channels {m} and the input channels {in_shape[0]}")
+    if in_shape[0] != w.shape[1] * group:
+        raise _shape_error(node, node.input[1], w.shape,
+                           f"({m}, {in_shape[0] // group}, " + ("kH, kW" if nsp == 2 else "k")
+                           + f") for input channels {in_shape[0]} in {group} group(s)")
+    if bias is not None and tuple(bias.shape) != (m,):
+        raise _shape_error(node, node.input[2], bias.shape, f"({m},), one per output channel")
+    stride = _ints(node, a, "strides", nsp, [1] * nsp, 1, "stride")
+    begin, end = _padding(node, a, in_shape[1:], kernel, stride, dilation)
+    has_bias = bias is not None
+    if nsp == 2:
+        out = b.add_layer(name, Conv2d(m, kernel, stride, begin, group, has_bias, end, dilation), [x])
+        layer = out
+    else:
+        out = b.conv1d(name, x, m, kernel[0], stride[0], begin[0], group, has_bias, dilation[0],
+                       end[0] if end[0] != begin[0] else None)
+        layer, w = name, w.reshape(m, w.shape[1], 1, kernel[0])
+    weights[layer] = w.astype(np.float32)
+    biases[layer] = (bias if has_bias else np.zeros(m)).astype(np.float32)
+    if layer == out:
+        producer_of[out] = "conv"        # a batch norm or bias after it folds into it
+    return out
+
+
+def _reduce(node, a: dict, b: NetworkBuilder, x: str, axes_input, name: str) -> str:
+    """ReduceMean/Max/Min/Sum. Over the two spatial axes of a (C, H, W) map, keeping
+    them, it is a global pool (torch's dynamo exporter writes adaptive pooling to 1x1
+    this way); any other reduction is a ``reduce`` layer. The axes are an attribute up
+    to opset 17 and a constant input from opset 18; none means all axes."""
+    shape = b.shape(x)
+    rank = len(shape) + 1
     axes = axes_input if axes_input is not None else a.get("axes")
-    axes = None if axes is None else sorted(int(v) % (len(shape) + 1) for v in np.ravel(axes))
-    if len(shape) != 3 or axes != [2, 3]:
-        raise InputError(f"{_label(node)}: input {node.input[0]!r} of shape {(1, *shape)}, axes "
-                         f"{axes}: only a reduction over the spatial axes (2, 3) of a (batch, C, H, W) "
-                         "map is supported (a global pool)")
-    pooled = b.add_layer(name, GlobalPool("avg" if node.op_type == "ReduceMean" else "max"), [x])
-    if _int(node, a, "keepdims", 1):
-        return pooled
-    return b.flatten(f"{name}/flatten", pooled)
+    if axes is None or np.size(axes) == 0:
+        if _int(node, a, "noop_with_empty_axes", 0):
+            return x
+        axes = list(range(rank))
+    axes = sorted({_sample_axis(node, int(v), rank) for v in np.ravel(axes)})
+    keep = bool(_int(node, a, "keepdims", 1))
+    mode = node.op_type[len("Reduce"):].lower()
+    if len(shape) == 3 and axes == [1, 2] and keep and mode in ("mean", "max"):
+        return b.add_layer(name, GlobalPool("avg" if mode == "mean" else "max"), [x])
+    return b.add_layer(name, Reduce(mode, tuple(axes), keep), [x])
 
 
 def load_onnx(path: str | Path) -> ImportedModel:
@@ -247,9 +596,11 @@ def _import(model, path: Path) -> ImportedModel:
     b = NetworkBuilder(graph.name or path.stem, tuple(dims[1:]))
     tensor = {inputs[0].name: b.input}
     consumers: dict[str, int] = {}
+    readers: dict[str, list] = {}
     for node in graph.node:
         for i in node.input:
             consumers[i] = consumers.get(i, 0) + 1
+            readers.setdefault(i, []).append(node)
     weights, biases, skipped = {}, {}, []
     producer_of: dict[str, str] = {}       # builder layer -> op kind ("conv", "fc", ...)
     next_suffix: dict[str, int] = {}       # base name -> next suffix to try (linear de-dup)
@@ -269,14 +620,15 @@ def _import(model, path: Path) -> ImportedModel:
             continue
         try:
             out = _node(node, b, tensor, consts, consumers, weights, biases, producer_of,
-                        skipped, name_of, onnx_shape)
+                        skipped, name_of, onnx_shape, readers)
         except InputError:
             raise
         except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, OverflowError,
                 AttributeError, MemoryError) as exc:
             # A case the checks above did not foresee: still one line naming the node.
             raise _Malformed(f"{_label(node)} is malformed ({type(exc).__name__}: {exc})") from None
-        for t in node.output[:1]:
+        outs = out if isinstance(out, list) else [out]
+        for t, out in zip(node.output, outs):
             tensor[t] = out
             expected = onnx_shape.get(t)
             ours = b.shape(out)
@@ -291,7 +643,7 @@ def _import(model, path: Path) -> ImportedModel:
 
 
 def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, producer_of,
-          skipped, name_of, onnx_shape) -> str:
+          skipped, name_of, onnx_shape, readers) -> str | list[str]:
     """Add one node's layer; returns the builder name of its output."""
     op, a = node.op_type, _attrs(node)
     if len(node.output) < 1 or not node.output[0]:
@@ -326,40 +678,13 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
         return x, w, b.shape(x)
 
     if op == "Conv":
-        x, w, in_shape = weighted()
-        if len(in_shape) != 3:
-            raise ShapeError(f"{_label(node)}: input {node.input[0]!r} has shape (batch, "
-                             f"{', '.join(map(str, in_shape))}); hwprune imports 2-D convolutions "
-                             "of (batch, C, H, W) maps")
-        if w.ndim != 4 or min(w.shape) < 1:
-            raise _shape_error(node, node.input[1], w.shape, "(M, C/group, kH, kW) with every "
-                               "dimension >= 1")
-        kernel = tuple(int(k) for k in w.shape[2:])
-        if "kernel_shape" in a and _ints(node, a, "kernel_shape", 2, None, 1, "kernel") != kernel:
-            raise ShapeError(f"{_label(node)}: kernel_shape {list(a['kernel_shape'])} does not match "
-                             f"the weight {node.input[1]!r} of shape {tuple(w.shape)}")
-        if _ints(node, a, "dilations", 2, [1, 1], 1, "dilation") != (1, 1):
-            raise InputError(f"{_label(node)}: dilation {list(a['dilations'])} is not supported; "
-                             "accepted: 1")
-        group = _int(node, a, "group", 1)
-        m = int(w.shape[0])
-        if group < 1 or m % group or in_shape[0] % group:
-            raise ShapeError(f"{_label(node)}: group {group} must be >= 1 and divide the output "
-                             f"channels {m} and the input channels {in_shape[0]}")
-        if in_shape[0] != w.shape[1] * group:
-            raise _shape_error(node, node.input[1], w.shape,
-                               f"({m}, {in_shape[0] // group}, kH, kW) for input channels "
-                               f"{in_shape[0]} in {group} group(s)")
-        bias = const(2, "bias")
-        if bias is not None and tuple(bias.shape) != (m,):
-            raise _shape_error(node, node.input[2], bias.shape, f"({m},), one per output channel")
-        stride = _ints(node, a, "strides", 2, [1, 1], 1, "stride")
-        begin, end = _padding(node, a, in_shape[1:], kernel, stride)
-        out = b.add_layer(name, Conv2d(m, kernel, stride, begin, group, bias is not None, end), [x])
-        weights[out] = w.astype(np.float32)
-        biases[out] = (bias if bias is not None else np.zeros(m)).astype(np.float32)
-        producer_of[out] = "conv"
-        return out
+        return _conv(node, a, b, weighted(), const(2, "bias"), name, weights, biases, producer_of)
+    if op == "MatMul" and (node.input[1] not in consts or node.input[0] in consts):
+        rank = max(len(b.shape(tensor[t])) for t in node.input[:2] if t in tensor) if any(
+            t in tensor for t in node.input[:2]) else 0
+        return b.matmul(name, *(_operand(t, node, b, tensor, consts, rank) for t in node.input[:2]))
+    if op == "MatMul" and node.input[0] in tensor and len(b.shape(tensor[node.input[0]])) > 1:
+        return _token_fc(node, b, weighted(), name, readers, consts, consumers, weights, biases, producer_of)
     if op in ("Gemm", "MatMul"):
         x, w, in_shape = weighted()
         if len(in_shape) != 1:
@@ -391,7 +716,10 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
             if w.shape[0] != k:
                 raise _shape_error(node, node.input[1], w.shape,
                                    f"({k}, N) for input {node.input[0]!r} of {k} features")
-            wt, bias = w.T, None
+            wt = w.T
+            # A bias Add after it folds into it: give the layer its bias now.
+            bias = np.zeros(w.shape[1]) if _bias_add(node, readers, consts, consumers, (w.shape[1],)) \
+                else None
         n = int(wt.shape[0])
         if n < 1:
             raise _shape_error(node, node.input[1], w.shape, "at least one output feature")
@@ -421,8 +749,8 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
                                         bool(_int(node, a, "ceil_mode", 0)), end), [x])
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
         return b.add_layer(name, GlobalPool("avg" if op == "GlobalAveragePool" else "max"), [src()])
-    if op in ("ReduceMean", "ReduceMax"):
-        return _global_reduce(node, a, b, src(), const(1, "axes"), name)
+    if op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum"):
+        return _reduce(node, a, b, src(), const(1, "axes"), name)
     if op == "BatchNormalization":
         x = src()
         params = [const(i, what) for i, what in
@@ -443,55 +771,30 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
             weights[x], biases[x] = fold_batchnorm(weights[x], biases[x], gamma, beta, mean, var, eps)
             return x                                    # folded: the conv now produces it
         return b.batchnorm(name, x)
-    if op in ("Add", "Sum"):
-        const_at = [i for i, t in enumerate(node.input) if t in consts]
-        if const_at and len(node.input) == 2:
-            x = src(1 - const_at[0])
-            c = consts[node.input[const_at[0]]]
-            shape = (1, *b.shape(x))
-            if not _broadcasts_to(c, shape):
-                raise _shape_error(node, node.input[const_at[0]], c.shape,
-                                   f"a constant that broadcasts to the tensor it is added to, "
-                                   f"(batch, {', '.join(map(str, shape[1:]))})")
-            per_unit = c.size == shape[1] and (len(shape) == 2 or
-                                               c.ndim >= 3 and c.shape[-2:] == (1, 1))
-            if producer_of.get(x) in ("fc", "conv") and per_unit \
-                    and consumers.get(node.input[1 - const_at[0]], 0) == 1:
-                biases[x] = biases[x] + c.reshape(-1).astype(np.float32)
-                return x
-            skipped.append(f"{node.name or node.output[0]} (Add of a constant)")
-            warn_skip(f"skipped node {node.name!r} (Add of a constant): no weights, no MACs")
-            return x
-        if any(not t for t in node.input):
-            raise InputError(f"{_label(node)}: has an empty input name in {list(node.input)}")
-        if len(node.input) == 1:
-            return src()                                 # a Sum of one tensor is that tensor
-        return b.add(name, [src(i) for i in range(len(node.input))])
+    if op in ELEMENTWISE_FN:
+        return _elementwise(node, b, tensor, consts, consumers, biases, producer_of, name)
     if op == "Concat":
-        xs = [src(i) for i in range(len(node.input))]
+        if not any(t in tensor for t in node.input):
+            src()                                        # the error naming the input
+        rank = max(len(b.shape(tensor[t])) for t in node.input if t in tensor)
+        xs = [_operand(t, node, b, tensor, consts, rank) for t in node.input]
         ranks = {len(b.shape(t)) + 1 for t in xs}       # with the batch
         axis = _int(node, a, "axis", 1)
         if len(ranks) != 1 or axis not in (1, 1 - min(ranks)):
-            raise InputError(f"{_label(node)}: only concatenation on axis 1 (channels or "
-                             f"features) of tensors of one rank is supported, got axis {axis} of "
+            raise InputError(f"{_label(node)}: only concatenation on axis 1 (channels, features or "
+                             f"tokens) of tensors of one rank is supported, got axis {axis} of "
                              f"{[(1, *b.shape(t)) for t in xs]}")
-        if len(xs) == 1:
-            return xs[0]
-        return b.concat(name, xs)
-    if op in ("Flatten", "Reshape"):
-        x = src()
-        shape = b.shape(x)
-        if op == "Reshape":
-            target = const(1, "target shape")
-            flat = target is not None and target.ndim == 1 and len(target) == 2 and \
-                target.dtype.kind in "iu" and int(target[1]) in (-1, math.prod(shape)) and \
-                int(target[0]) in (0, 1, -1)
-            if not flat:
-                raise InputError(f"{_label(node)}: only a reshape to (batch, features) is "
-                                 f"supported, got target {None if target is None else target.tolist()}")
-        elif _int(node, a, "axis", 1) != 1:
-            raise InputError(f"{_label(node)}: only axis 1 is supported")
-        return b.flatten(name, x) if len(shape) > 1 else x
+        return b.add_layer(name, Concat(0), xs)        # of one input: a copy, as torch.cat
+    if op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
+        return _reshape(node, a, b, src(), const(1, "target shape or axes") if len(node.input) > 1 else None,
+                        name)
+    if op in DATA_OPS:
+        return DATA_OPS[op](node, a, b, src(), [const(i, "input") for i in range(1, len(node.input))],
+                            name, onnx_shape)
+    if op in ACTIVATION_FN:
+        return b.activation(name, src(), ACTIVATION_FN[op])
+    if op == "LayerNormalization":
+        return _layernorm(node, a, b, src(), const(1, "scale"), const(2, "bias"), name)
     if op in PASS_THROUGH:
         return src()
     return _unknown(node, b, tensor, consts, onnx_shape, skipped)

@@ -18,7 +18,10 @@ that into initialisers, so the importer sees only the operators that run on the 
 3. **Identity elimination.** An ``Identity`` (or ``Dropout`` in inference, which is one)
    of a constant is that constant (this resolves the legacy exporter's merged
    initialisers); of an activation, its readers read the activation itself.
-4. **Dead nodes** (outputs that no kept node or graph output reads) and unread
+4. **Strided views.** ``Reshape(x, [-1])`` then ``Gather`` of the indices 0..N-1 in
+   order (the dynamo exporter's ``as_strided`` of a contiguous tensor) is a ``Reshape``
+   of ``x`` to the indices' shape.
+5. **Dead nodes** (outputs that no kept node or graph output reads) and unread
    initialisers are removed, and the graph's inputs keep only the data input(s).
 
 Rounds repeat (shape inference, folding) until nothing changes, because a folded
@@ -236,6 +239,30 @@ def _fold_round(graph, consts: dict, shapes: dict, opsets: dict[str, int]) -> tu
     return kept, changed
 
 
+def _strided_views(nodes: list, consts: _Consts) -> tuple[list, bool]:
+    """The dynamo exporter writes ``as_strided`` as ``Reshape(x, [-1])`` then ``Gather``
+    of a constant index tensor. Where the indices are ``0, 1, ..., N-1`` in order (a view
+    of the same elements: ConvNeXt's ``x.mean(..., keepdim=True)`` before its final
+    layer norm), the pair is ``Reshape(x, indices.shape)``."""
+    from onnx import helper
+    made = {n.output[0]: n for n in nodes if n.op_type == "Reshape" and len(n.input) == 2
+            and n.input[1] in consts and consts[n.input[1]].size == 1}
+    out, changed = [], False
+    for node in nodes:
+        flat = made.get(node.input[0]) if node.op_type == "Gather" and len(node.input) == 2 else None
+        axis = {a.name: helper.get_attribute_value(a) for a in node.attribute}.get("axis", 0)
+        if flat is not None and axis == 0 and node.input[1] in consts:
+            idx = consts[node.input[1]]
+            if idx.ndim >= 1 and np.array_equal(idx.ravel(), np.arange(idx.size)):
+                target = f"{node.output[0]}__view_shape"
+                consts.set(target, np.asarray(idx.shape, np.int64))
+                node = helper.make_node("Reshape", [flat.input[0], target], list(node.output),
+                                        name=node.name)
+                changed = True
+        out.append(node)
+    return out, changed
+
+
 def _prune_dead(nodes: list, graph_outputs: set[str]) -> list:
     """The nodes some output of which is read by a later kept node or is a graph output."""
     needed = set(graph_outputs)
@@ -260,6 +287,8 @@ def simplify(model):
     for _ in range(MAX_ROUNDS):
         shapes = static_shapes(m)
         nodes, changed = _fold_round(g, consts, shapes, opsets)
+        nodes, viewed = _strided_views(nodes, consts)
+        changed = changed or viewed
         nodes = _prune_dead(nodes, {o.name for o in g.output})
         changed = changed or len(nodes) != len(g.node)
         read = {t for n in nodes for t in n.input} | {o.name for o in g.output}
