@@ -111,8 +111,8 @@ class NetworkBuilder:
     def global_avgpool(self, name: str, x: str) -> str:
         return self.add_layer(name, GlobalPool("avg"), [x])
 
-    def batchnorm(self, name: str, x: str) -> str:
-        return self.add_layer(name, BatchNorm(), [x])
+    def batchnorm(self, name: str, x: str, affine: bool = True) -> str:
+        return self.add_layer(name, BatchNorm(affine), [x])
 
     def add(self, name: str, xs: Sequence[str]) -> str:
         return self.add_layer(name, Add(), xs)

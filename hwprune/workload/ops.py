@@ -255,8 +255,10 @@ class GlobalPool(_Weightless):
 @dataclass(frozen=True)
 class BatchNorm(_Weightless):
     """Batch normalization over channels (dimension 0). 2 parameters per channel
-    (scale and shift); 0 MACs because inference folds it into the previous layer."""
+    (scale and shift; none when ``affine`` is false); 0 MACs because inference folds it
+    into the previous layer."""
 
+    affine: bool = True
     kind: ClassVar[str] = "batchnorm"
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -265,7 +267,7 @@ class BatchNorm(_Weightless):
         return inputs[0]
 
     def params(self, inputs: Sequence[Shape]) -> int:
-        return 2 * inputs[0][0]
+        return 2 * inputs[0][0] if self.affine else 0
 
 
 @dataclass(frozen=True)
