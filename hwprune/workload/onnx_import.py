@@ -76,6 +76,36 @@ MIN_INPUTS = {"Conv": 2, "Gemm": 2, "MatMul": 2, "MaxPool": 1, "AveragePool": 1,
 _NUMERIC = ("f", "i", "u", "b")     # numpy kinds a weight may have
 
 
+class _Builder(NetworkBuilder):
+    """The network builder plus where each layer's batch axis is. hwprune's shapes leave
+    the batch out; ONNX's shapes have it (1 here: the simplifier fixes it). A tensor whose
+    first ONNX axis is 1 has the batch there, and hwprune's shape is the rest; a tensor
+    whose first axis is larger (attention's (T, batch, D) after torch moves the batch
+    axis) is *batchless*: hwprune's shape is ONNX's whole shape, the batch of 1 inside it.
+    Either way the elements per sample, and so every count, are the same."""
+
+    def __init__(self, name, input_shape):
+        super().__init__(name, input_shape)
+        self.batchless: set[str] = set()
+
+    def off(self, x: str) -> int:
+        """1 where ``x``'s ONNX shape has the batch axis in front of hwprune's, else 0."""
+        return 0 if x in self.batchless else 1
+
+    def full(self, x: str) -> tuple[int, ...]:
+        """``x``'s ONNX shape, batch of 1 included."""
+        return self.shape(x) if x in self.batchless else (1, *self.shape(x))
+
+
+def _sample_shape(full: tuple[int, ...]) -> tuple[int, ...]:
+    """hwprune's shape of a tensor of ONNX shape ``full`` (see ``_Builder``)."""
+    return full[1:] if full and full[0] == 1 else full
+
+
+def _unit_free(shape) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
 class _Malformed(Exception):
     """Internal: a node or tensor cannot be read; becomes an InputError naming it."""
 
@@ -192,7 +222,7 @@ def _broadcasts_to(c: np.ndarray, target: tuple[int, ...]) -> bool:
 
 
 def _onnx_shapes(model) -> dict[str, tuple[int, ...]]:
-    """ONNX's own inferred shapes (batch excluded) of the tensors it could infer fully."""
+    """ONNX's own inferred shapes (batch of 1 included) of the tensors it could infer fully."""
     from onnx import shape_inference
 
     from .onnx_simplify import light_copy
@@ -205,25 +235,26 @@ def _onnx_shapes(model) -> dict[str, tuple[int, ...]]:
         if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
             continue
         dims = vi.type.tensor_type.shape.dim
-        if len(dims) >= 1 and all(d.HasField("dim_value") for d in dims[1:]):
-            out[vi.name] = tuple(int(d.dim_value) for d in dims[1:])
+        if len(dims) >= 1 and all(d.HasField("dim_value") for d in dims):
+            out[vi.name] = tuple(int(d.dim_value) for d in dims)
     return out
 
 
-def _per_sample(node, t: str, c: np.ndarray, rank: int) -> tuple[int, ...]:
+def _per_sample(node, t: str, c: np.ndarray, rank: int, off: int = 1) -> tuple[int, ...]:
     """The shape of constant ``c`` read as an activation next to tensors of ``rank``
-    axes per sample: a leading batch axis of 1 is dropped."""
-    if c.ndim == rank + 1:
+    axes in hwprune's shape (``off``: 1 where ONNX's shape has a batch axis more): a
+    leading batch axis of 1 is dropped."""
+    if off and c.ndim == rank + 1:
         if c.shape[0] != 1:
             raise _shape_error(node, t, c.shape, f"a constant with a batch axis of 1 or at most "
                                f"{rank} axes (the activations here have {rank} axes per sample)")
         return tuple(int(d) for d in c.shape[1:])
-    if c.ndim > rank + 1:
-        raise _shape_error(node, t, c.shape, f"at most {rank + 1} axes, as the activations it meets")
+    if c.ndim > rank + off:
+        raise _shape_error(node, t, c.shape, f"at most {rank + off} axes, as the activations it meets")
     return tuple(int(d) for d in c.shape)
 
 
-def _operand(t: str, node, b: NetworkBuilder, tensor, consts, rank: int) -> str:
+def _operand(t: str, node, b: _Builder, tensor, consts, ref: str) -> str:
     """The builder name of input ``t``: its layer, or for a constant a ``Constant`` layer
     of its own (a learned parameter: ViT's class token or position embedding, ConvNeXt's
     layer scale, unless it holds one number). One per reading node: exporters merge
@@ -237,7 +268,8 @@ def _operand(t: str, node, b: NetworkBuilder, tensor, consts, rank: int) -> str:
     name, k = t, 2
     while name in b._shapes:
         name, k = f"{t}_{k}", k + 1
-    return b.add_layer(name, Constant(_per_sample(node, t, c, rank), c.size > 1), [])
+    shape = _per_sample(node, t, c, len(b.shape(ref)), b.off(ref))
+    return b.add_layer(name, Constant(shape, c.size > 1), [])
 
 
 def _per_unit(c: np.ndarray, shape: tuple[int, ...], conv: bool) -> bool:
@@ -297,13 +329,13 @@ def _elementwise(node, b: NetworkBuilder, tensor, consts, consumers, biases, pro
     if len(ins) == 1:
         return tensor[ins[0]]                            # a Sum of one tensor is that tensor
     shapes = [b.shape(tensor[t]) for t in acts]
-    rank = max(len(sh) for sh in shapes)
+    ref = max((tensor[t] for t in acts), key=lambda r: len(b.shape(r)))
     for t in ins:
         if t in consts and len(acts) == 1:
-            full = (1, *shapes[0])
+            full = b.full(ref)
             if not _broadcasts_to(consts[t], full):
                 raise _shape_error(node, t, consts[t].shape, "a constant that broadcasts to the "
-                                   f"tensor it is combined with, (batch, {', '.join(map(str, full[1:]))})")
+                                   f"tensor it is combined with, {full}")
     if fn == "add" and len(ins) == 2 and len(acts) == 1:
         x, c = tensor[acts[0]], consts[[t for t in ins if t in consts][0]]
         kind = producer_of.get(x)
@@ -313,85 +345,83 @@ def _elementwise(node, b: NetworkBuilder, tensor, consts, consumers, biases, pro
             return x
     if fn == "add" and not len(acts) < len(ins) and len(set(shapes)) == 1:
         return b.add(name, [tensor[t] for t in ins])
-    operands = [tensor[t] if t in tensor else _operand(t, node, b, tensor, consts, rank)
+    operands = [tensor[t] if t in tensor else _operand(t, node, b, tensor, consts, ref)
                 for t in ins if not (t in consts and consts[t].size == 1)]
     return b.elementwise(name, fn, operands)
 
 
-def _reshape(node, a: dict, b: NetworkBuilder, x: str, arg, name: str) -> str:
-    """Flatten, Reshape, Squeeze, Unsqueeze. The batch axis stays first; a result of one
-    axis per sample is a ``flatten`` layer (as before), any other a ``reshape``."""
-    op, shape = node.op_type, b.shape(x)
-    full = (1, *shape)
+def _reshape(node, a: dict, b: _Builder, x: str, arg, name: str) -> str:
+    """Flatten, Reshape, Squeeze, Unsqueeze: ONNX's output shape from the input's (batch
+    of 1 included), then a ``flatten`` layer where a (batch, ...) map becomes (batch,
+    features) as before, otherwise a ``reshape`` (a view) to hwprune's output shape."""
+    op, shape, full = node.op_type, b.shape(x), b.full(x)
     if op == "Flatten":
         axis = _int(node, a, "axis", 1)
         axis = axis + len(full) if axis < 0 else axis
-        if axis != 1:
-            raise InputError(f"{_label(node)}: only axis 1 is supported (flatten after the batch), "
-                             f"got axis {a.get('axis')} of {full}")
-        target = (math.prod(shape),)
+        if not 0 <= axis <= len(full):
+            raise InputError(f"{_label(node)}: axis {a.get('axis')} is out of range for {full}")
+        out = (math.prod(full[:axis]), math.prod(full[axis:]))
     elif op == "Reshape":
-        ok = arg is not None and arg.ndim == 1 and arg.dtype.kind in "iu" and len(arg) >= 2
+        ok = arg is not None and arg.ndim == 1 and arg.dtype.kind in "iu" and len(arg) >= 1
         t = [int(v) for v in arg] if ok else []
-        allowzero = _int(node, a, "allowzero", 0)
-        if ok and not allowzero:
+        if ok and not _int(node, a, "allowzero", 0):
             t = [full[i] if v == 0 and i < len(full) else v for i, v in enumerate(t)]
-        ok = ok and t[0] in (1, -1) and (t[0] == 1 or -1 not in t[1:]) and all(v >= -1 for v in t) \
-            and (-1 in t[1:] and math.prod(v for v in t[1:] if v != -1) > 0
-                 and math.prod(shape) % math.prod(v for v in t[1:] if v != -1) == 0
-                 or math.prod(t[1:]) == math.prod(shape))
+        known = math.prod(v for v in t if v != -1)
+        ok = ok and all(v >= -1 for v in t) and t.count(-1) <= 1 and (
+            known > 0 and math.prod(full) % known == 0 if -1 in t else known == math.prod(full))
         if not ok:
             raise InputError(f"{_label(node)}: only a reshape to (batch, features) or to another "
-                             f"shape of the {math.prod(shape)} elements per sample is supported, got "
-                             f"target {None if arg is None else arg.tolist()} for input {full}")
-        target = tuple(t[1:])
+                             f"shape of the {math.prod(full)} elements of {full} is supported, got "
+                             f"target {None if arg is None else arg.tolist()}")
+        out = tuple(math.prod(full) // known if v == -1 else v for v in t)
     else:
         axes = arg if arg is not None else a.get("axes")
         if axes is None and op == "Squeeze":
-            axes = [i for i, d in enumerate(full) if d == 1 and i > 0]
+            axes = [i for i, d in enumerate(full) if d == 1]
         if axes is None:
             raise InputError(f"{_label(node)}: its axes are required")
         rank = len(full) + (len(np.ravel(axes)) if op == "Unsqueeze" else 0)
         axes = sorted(int(v) + rank if int(v) < 0 else int(v) for v in np.ravel(axes))
-        if 0 in axes or any(v >= rank for v in axes) or \
-                op == "Squeeze" and any(full[v] != 1 for v in axes):
-            raise InputError(f"{_label(node)}: axes {axes} of {full}: only axes after the batch, "
-                             "of size 1 for a Squeeze, are supported")
+        if any(not 0 <= v < rank for v in axes) or op == "Squeeze" and any(full[v] != 1 for v in axes):
+            raise InputError(f"{_label(node)}: axes {axes} of {full}: out of range, or not of size 1 "
+                             "for a Squeeze")
         if op == "Squeeze":
-            target = tuple(d for i, d in enumerate(full) if i not in axes)[1:]
+            out = tuple(d for i, d in enumerate(full) if i not in axes)
         else:
             dims = iter(full)
-            target = tuple(1 if i in axes else next(dims) for i in range(rank))[1:]
-    if len(target) == 1:
+            out = tuple(1 if i in axes else next(dims) for i in range(rank))
+    want = _sample_shape(out)
+    if len(want) == 1 and len(out) == 2 and out[0] == 1 and x not in b.batchless:
         return b.flatten(name, x) if len(shape) > 1 else x
-    if target == shape:
-        return x
-    return b.reshape(name, x, target)
+    return x if want == shape else b.reshape(name, x, want)
 
 
-def _sample_axis(node, axis: int, rank: int) -> int:
-    """ONNX axis ``axis`` of a tensor of ``rank`` axes (batch included) as hwprune's
-    per-sample axis; the batch axis is refused."""
+def _sample_axis(node, axis: int, b: _Builder, x: str) -> int:
+    """ONNX axis ``axis`` of tensor ``x`` as hwprune's axis; the batch axis is refused."""
+    rank, off = len(b.full(x)), b.off(x)
     a = axis + rank if axis < 0 else axis
-    if not 1 <= a < rank:
-        raise InputError(f"{_label(node)}: axis {axis} of a tensor of {rank} axes: only axes after "
-                         "the batch are supported")
-    return a - 1
+    if not off <= a < rank:
+        raise InputError(f"{_label(node)}: axis {axis} of a tensor of shape {b.full(x)}: only axes "
+                         "after the batch are supported")
+    return a - off
 
 
 def _transpose(node, a, b, x, args, name, onnx_shape) -> str:
-    full = len(b.shape(x)) + 1
-    perm = [int(p) for p in a.get("perm", list(range(full))[::-1])]
-    if sorted(perm) != list(range(full)) or perm[0] != 0:
-        raise InputError(f"{_label(node)}: perm {perm} of a tensor of {full} axes: the batch axis "
-                         "must stay first")
-    dims = tuple(p - 1 for p in perm[1:])
-    return x if dims == tuple(range(full - 1)) else b.add_layer(name, Permute(dims), [x])
+    """Transpose: a ``permute`` layer of the axes that move; where only axes of 1 move
+    (the batch of 1 among them), nothing moves and the import loop records a view."""
+    full = b.full(x)
+    perm = [int(p) for p in a.get("perm", list(range(len(full)))[::-1])]
+    if sorted(perm) != list(range(len(full))):
+        raise InputError(f"{_label(node)}: perm {perm} is not an order of the {len(full)} axes of {full}")
+    off = b.off(x)
+    order = [p - off for p in perm if p >= off]          # hwprune's axes, the batch left out
+    if order == sorted(order):
+        return x
+    return b.add_layer(name, Permute(tuple(order)), [x])
 
 
 def _slice(node, a, b, x, args, name, onnx_shape) -> str:
     """Slice (starts, ends, axes, steps as constant inputs): one ``slice`` layer per axis."""
-    shape = b.shape(x)
     starts, ends = args[0], args[1]
     if starts is None or ends is None:
         raise InputError(f"{_label(node)}: its starts and ends must be constants")
@@ -399,7 +429,7 @@ def _slice(node, a, b, x, args, name, onnx_shape) -> str:
     steps = args[3] if len(args) > 3 and args[3] is not None else np.ones(len(starts), np.int64)
     out = x
     for i, (s0, e0, ax, st) in enumerate(zip(starts, ends, axes, steps)):
-        ax, st = _sample_axis(node, int(ax), len(shape) + 1), int(st)
+        ax, st = _sample_axis(node, int(ax), b, x), int(st)
         n = b.shape(out)[ax]
         start, stop = max(min(int(s0), n), -n), max(min(int(e0), n), -n - 1)
         if st < 1:
@@ -413,7 +443,7 @@ def _slice(node, a, b, x, args, name, onnx_shape) -> str:
 def _split(node, a, b, x, args, name, onnx_shape) -> list[str]:
     """Split: one ``slice`` layer per output (``name.0``, ``name.1``, ...)."""
     shape = b.shape(x)
-    ax = _sample_axis(node, _int(node, a, "axis", 0), len(shape) + 1)
+    ax = _sample_axis(node, _int(node, a, "axis", 0), b, x)
     sizes = args[0] if args and args[0] is not None else a.get("split")
     n, k = shape[ax], len(node.output)
     if sizes is None:
@@ -433,7 +463,7 @@ def _gather(node, a, b, x, args, name, onnx_shape) -> str:
     if idx is None or idx.ndim != 0 or idx.dtype.kind not in "iu":
         raise InputError(f"{_label(node)}: only a gather of one constant index is supported, got "
                          f"indices {None if idx is None else idx.tolist()} on {(1, *shape)}")
-    ax = _sample_axis(node, _int(node, a, "axis", 0), len(shape) + 1)
+    ax = _sample_axis(node, _int(node, a, "axis", 0), b, x)
     return b.add_layer(name, Select(ax, int(idx)), [x])
 
 
@@ -442,10 +472,9 @@ def _expand(node, a, b, x, args, name, onnx_shape) -> str:
     target = args[0]
     if target is None:
         raise InputError(f"{_label(node)}: its shape must be a constant")
-    full = np.broadcast_shapes((1, *shape), tuple(int(v) for v in target))
-    if full[0] != 1:
-        raise InputError(f"{_label(node)}: expanding the batch axis to {full[0]} is not supported")
-    return x if tuple(full[1:]) == shape else b.add_layer(name, Expand(tuple(full[1:])), [x])
+    full = np.broadcast_shapes(b.full(x), tuple(int(v) for v in target))
+    want = _sample_shape(tuple(int(d) for d in full))
+    return x if want == shape else b.add_layer(name, Expand(want), [x])
 
 
 def _resize(node, a, b, x, args, name, onnx_shape) -> str:
@@ -475,7 +504,7 @@ DATA_OPS = {"Transpose": _transpose, "Slice": _slice, "Split": _split, "Gather":
 def _layernorm(node, a, b: NetworkBuilder, x: str, scale, bias, name: str) -> str:
     """LayerNormalization over the axes from ``axis`` on (default the last)."""
     shape = b.shape(x)
-    ax = _sample_axis(node, _int(node, a, "axis", -1), len(shape) + 1)
+    ax = _sample_axis(node, _int(node, a, "axis", -1), b, x)
     normalized = shape[ax:]
     for t, c in ((node.input[1], scale), (node.input[2] if len(node.input) > 2 else "", bias)):
         if c is not None and not _broadcasts_to(c, normalized):
@@ -537,16 +566,15 @@ def _reduce(node, a: dict, b: NetworkBuilder, x: str, axes_input, name: str) -> 
     this way); any other reduction is a ``reduce`` layer. The axes are an attribute up
     to opset 17 and a constant input from opset 18; none means all axes."""
     shape = b.shape(x)
-    rank = len(shape) + 1
     axes = axes_input if axes_input is not None else a.get("axes")
     if axes is None or np.size(axes) == 0:
         if _int(node, a, "noop_with_empty_axes", 0):
             return x
-        axes = list(range(rank))
-    axes = sorted({_sample_axis(node, int(v), rank) for v in np.ravel(axes)})
+        axes = list(range(b.off(x), len(b.full(x))))
+    axes = sorted({_sample_axis(node, int(v), b, x) for v in np.ravel(axes)})
     keep = bool(_int(node, a, "keepdims", 1))
     mode = node.op_type[len("Reduce"):].lower()
-    if len(shape) == 3 and axes == [1, 2] and keep and mode in ("mean", "max"):
+    if len(shape) == 3 and axes == [1, 2] and keep and mode in ("mean", "max") and b.off(x):
         return b.add_layer(name, GlobalPool("avg" if mode == "mean" else "max"), [x])
     return b.add_layer(name, Reduce(mode, tuple(axes), keep), [x])
 
@@ -593,7 +621,7 @@ def _import(model, path: Path) -> ImportedModel:
     if any(d > MAX_DIM for d in dims[1:]) or math.prod(dims[1:]) > MAX_ELEMENTS:
         raise InputError(f"{path}: the input {inputs[0].name!r} has shape {dims}; accepted: each "
                          f"dimension at most {MAX_DIM}, at most {MAX_ELEMENTS} elements per sample")
-    b = NetworkBuilder(graph.name or path.stem, tuple(dims[1:]))
+    b = _Builder(graph.name or path.stem, tuple(dims[1:]))
     tensor = {inputs[0].name: b.input}
     consumers: dict[str, int] = {}
     readers: dict[str, list] = {}
@@ -618,6 +646,7 @@ def _import(model, path: Path) -> ImportedModel:
     for node in graph.node:
         if node.op_type == "Constant":
             continue
+        before = len(b._layers)
         try:
             out = _node(node, b, tensor, consts, consumers, weights, biases, producer_of,
                         skipped, name_of, onnx_shape, readers)
@@ -628,16 +657,32 @@ def _import(model, path: Path) -> ImportedModel:
             # A case the checks above did not foresee: still one line naming the node.
             raise _Malformed(f"{_label(node)} is malformed ({type(exc).__name__}: {exc})") from None
         outs = out if isinstance(out, list) else [out]
+        moved = any(tensor.get(t) in b.batchless for t in node.input)
+        made = {lay.name for lay in b._layers[before:]}
         for t, out in zip(node.output, outs):
-            tensor[t] = out
-            expected = onnx_shape.get(t)
+            full = onnx_shape.get(t)
             ours = b.shape(out)
+            if full is not None and (moved or full[0] != 1):
+                want = _sample_shape(full)
+                if _unit_free(ours) == _unit_free(want) and (ours != want or out not in made and (
+                        full[0] != 1) != (out in b.batchless)):
+                    # Only axes of 1 (the batch of 1 among them) moved: a view.
+                    view, k = f"{t}/view", 2
+                    while view in b._shapes:
+                        view, k = f"{t}/view{k}", k + 1
+                    out = b.reshape(view, out, want)
+                    ours = want
+                if full[0] != 1:
+                    b.batchless.add(out)
+            tensor[t] = out
+            expected = None if full is None else _sample_shape(full) if (moved or full[0] != 1) \
+                else full[1:]
             if expected is not None and expected != ours:
                 raise ShapeError(f"{_label(node)}: hwprune infers output shape {ours} for {t!r}, "
                                  f"ONNX's shape inference {expected} (batch excluded); hwprune "
                                  "does not import what it would count differently")
     net = b.build(description=f"imported from {path.name}", source=str(path))
-    if not net.weighted_layers:
+    if not any(lay.kind in ("conv", "fc") for lay in net.layers):
         raise InputError(f"{path}: the model has no convolution or fully connected layer")
     return ImportedModel(net, weights, biases, tuple(skipped))
 
@@ -680,13 +725,17 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
     if op == "Conv":
         return _conv(node, a, b, weighted(), const(2, "bias"), name, weights, biases, producer_of)
     if op == "MatMul" and (node.input[1] not in consts or node.input[0] in consts):
-        rank = max(len(b.shape(tensor[t])) for t in node.input[:2] if t in tensor) if any(
-            t in tensor for t in node.input[:2]) else 0
-        return b.matmul(name, *(_operand(t, node, b, tensor, consts, rank) for t in node.input[:2]))
+        ref = [tensor[t] for t in node.input[:2] if t in tensor]
+        if not ref:
+            src()                                        # the error naming the input
+        return b.matmul(name, *(_operand(t, node, b, tensor, consts, ref[0]) for t in node.input[:2]))
     if op == "MatMul" and node.input[0] in tensor and len(b.shape(tensor[node.input[0]])) > 1:
         return _token_fc(node, b, weighted(), name, readers, consts, consumers, weights, biases, producer_of)
     if op in ("Gemm", "MatMul"):
         x, w, in_shape = weighted()
+        tokens = len(in_shape) == 2 and x in b.batchless     # (T * batch, features)
+        if tokens:
+            in_shape = in_shape[1:]
         if len(in_shape) != 1:
             raise ShapeError(f"{_label(node)}: input {node.input[0]!r} has shape (batch, "
                              f"{', '.join(map(str, in_shape))}); accepted: (batch, features), "
@@ -723,7 +772,7 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
         n = int(wt.shape[0])
         if n < 1:
             raise _shape_error(node, node.input[1], w.shape, "at least one output feature")
-        out = b.fc(name, x, n, bias is not None)
+        out = (b.token_fc if tokens else b.fc)(name, x, n, bias is not None)
         weights[out] = np.ascontiguousarray(wt, dtype=np.float32)
         biases[out] = (bias if bias is not None else np.zeros(n)).astype(np.float32)
         producer_of[out] = "fc"
@@ -776,8 +825,8 @@ def _node(node, b: NetworkBuilder, tensor, consts, consumers, weights, biases, p
     if op == "Concat":
         if not any(t in tensor for t in node.input):
             src()                                        # the error naming the input
-        rank = max(len(b.shape(tensor[t])) for t in node.input if t in tensor)
-        xs = [_operand(t, node, b, tensor, consts, rank) for t in node.input]
+        ref = max((tensor[t] for t in node.input if t in tensor), key=lambda r: len(b.shape(r)))
+        xs = [_operand(t, node, b, tensor, consts, ref) for t in node.input]
         ranks = {len(b.shape(t)) + 1 for t in xs}       # with the batch
         axis = _int(node, a, "axis", 1)
         if len(ranks) != 1 or axis not in (1, 1 - min(ranks)):
@@ -823,6 +872,8 @@ def _unknown(node, b: NetworkBuilder, tensor, consts, onnx_shape, skipped) -> st
     weights = [t for t in node.input if t in consts]
     data = [t for t in node.input if t and t not in consts]
     out = onnx_shape.get(node.output[0])
+    out = None if out is None else _sample_shape(out) if (out[0] != 1 or any(
+        tensor.get(t) in b.batchless for t in data)) else out[1:]
     if weights or len(data) != 1 or data[0] not in tensor or out != b.shape(tensor[data[0]]):
         why = (f"it has weights (constant inputs {weights})" if weights else
                f"it reads {len(data)} activations" if len(data) != 1 else
