@@ -1,15 +1,33 @@
 """Read an ONNX model into a hwprune workload, with its weights (``pip install onnx``).
 
-Supported operators: Conv (groups; explicit ``pads``, symmetric or not, or
-``auto_pad`` VALID/SAME_UPPER/SAME_LOWER; no dilation), Gemm and MatMul (with a
-constant weight; a following Add of a constant becomes the bias), MaxPool and
-AveragePool (``pads``/``auto_pad`` as Conv, ``ceil_mode``), GlobalAveragePool and
-GlobalMaxPool, BatchNormalization (folded into the convolution before it when that
-convolution feeds nothing else; otherwise kept as a batch-norm layer), Add and Sum of
-two tensors, Concat (channels), Flatten and Reshape to ``(batch, features)``, and the
-weightless pass-throughs Relu, LeakyRelu, the parameter-free activations (Sigmoid,
-Tanh, Clip, HardSigmoid, HardSwish, Elu, Selu, Gelu, Softplus, Softsign, Softmax,
-LogSoftmax), Dropout and Identity.
+The graph is simplified first (``onnx_simplify``: constant folding, the exporters'
+merged initialisers and Identity nodes, shape arithmetic, dead nodes), so only the
+operators that run on the data are imported.
+
+Supported operators:
+- Conv, 2-D and 1-D (groups, dilation; explicit ``pads``, symmetric or not, or
+  ``auto_pad`` VALID/SAME_UPPER/SAME_LOWER);
+- Gemm and MatMul with a constant weight: an fc layer on (batch, features), a linear
+  layer over tokens on anything longer; a following Add of a per-unit constant is its
+  bias. MatMul of two activations: a matmul layer (attention's Q K^T and A V);
+- MaxPool, AveragePool (``pads``/``auto_pad`` as Conv, ``ceil_mode``), GlobalAveragePool,
+  GlobalMaxPool, and ReduceMean/ReduceMax over a map's H and W keeping them (a global
+  pool); any other ReduceMean/Max/Min/Sum is a reduce layer;
+- BatchNormalization (folded into the convolution before it when that convolution
+  feeds nothing else; otherwise a batch-norm layer), LayerNormalization;
+- Add/Sum of equal-shape tensors (a residual add); Add, Sub, Mul, Div, Pow, Max, Min
+  otherwise (broadcasting, a constant operand: an elementwise layer; a constant of more
+  than one number is a learned Constant layer, e.g. ViT's position embedding);
+- activations recorded as layers (Gelu, Sigmoid, Tanh, HardSwish, HardSigmoid, Softmax,
+  LogSoftmax, Erf, Elu, Selu, Celu, Softplus, Softsign, Exp, Log, Sqrt, Reciprocal, Abs,
+  Neg, Mish) and pass-throughs without a layer (Relu, LeakyRelu, Clip, Dropout, Identity,
+  Cast);
+- data movement: Concat on axis 1 (constant inputs included), Flatten, Reshape, Squeeze,
+  Unsqueeze, Transpose, Slice, Split, Gather of one index, Expand, Resize/Upsample.
+
+Shapes leave the batch out. A tensor whose batch axis torch moved away from the front
+(attention's (T, batch, D)) keeps the batch of 1 inside hwprune's shape; a transpose or
+reshape that moves only axes of size 1 is a view (``_Builder``).
 
 Every initialiser is checked against the node that reads it (a weight that does not
 match the input's channels or features, a bias of the wrong length: a ``ShapeError``
@@ -19,9 +37,9 @@ then checked against ONNX's own shape inference wherever it has one: a disagreem
 an error, never a silently different count. A malformed file is an ``InputError``
 naming the node, never a traceback.
 
-Any other operator is an error naming it and its node, unless it has no constant inputs
-(so no weights and no MACs) and leaves its input's shape unchanged: then it is skipped
-with a warning, its output read as its input.
+Any other operator is an error naming it, its node and its input shapes, unless it has
+no constant inputs (so no weights and no MACs) and leaves its one input's shape
+unchanged: then it is skipped with a warning, its output read as its input.
 """
 
 from __future__ import annotations

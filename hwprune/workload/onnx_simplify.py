@@ -50,6 +50,7 @@ NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
 ALIASES = {"Identity", "Dropout"}     # one output equal to the first input, in inference
 MAX_FOLDED_ELEMENTS = 2**28          # elements of one folded tensor (1 GiB of float32)
 MAX_ROUNDS = 8
+LIGHT_ELEMENTS = 4096                # constants shape inference sees with their values
 
 
 def _label(node) -> str:
@@ -72,7 +73,7 @@ def _fix_batch(graph, initialisers: set[str]) -> None:
             dims[0].dim_value = 1
 
 
-def light_copy(model, keep_elements: int = 4096):
+def light_copy(model, keep_elements: int = LIGHT_ELEMENTS):
     """A copy of ``model`` for shape inference: initialisers of more than ``keep_elements``
     elements become graph inputs of their type and shape (their values are never needed
     for shapes; copying them would double the memory of a large model)."""
@@ -135,7 +136,7 @@ class _Consts:
 
     def set(self, name: str, value: np.ndarray) -> None:
         self._array[name] = np.asarray(value)
-        self._proto.pop(name, None)
+        self._proto.pop(name, None)     # made from the array when needed
 
     def alias(self, name: str, source: str) -> None:
         """``name`` holds the same tensor as ``source``."""
@@ -151,9 +152,20 @@ class _Consts:
     def tensor(self, name: str):
         """``name`` as an initialiser (the original one where it was not folded)."""
         from onnx import numpy_helper
+        if name not in self._proto:
+            self._proto[name] = numpy_helper.from_array(self._array[name], name)
+        return self._proto[name]
+
+    def size(self, name: str) -> int:
         if name in self._proto:
-            return self._proto[name]
-        return numpy_helper.from_array(self._array[name], name)
+            return math.prod(self._proto[name].dims)
+        return int(self._array[name].size)
+
+    def info(self, name: str):
+        """A graph input declaring ``name``'s type and shape (for shape inference)."""
+        from onnx import helper
+        t = self.tensor(name)
+        return helper.make_tensor_value_info(name, t.data_type, list(t.dims))
 
 
 def _evaluate(node, inputs: list, opsets: dict[str, int]) -> list[np.ndarray]:
@@ -291,15 +303,24 @@ def simplify(model):
         changed = changed or viewed
         nodes = _prune_dead(nodes, {o.name for o in g.output})
         changed = changed or len(nodes) != len(g.node)
-        read = {t for n in nodes for t in n.input} | {o.name for o in g.output}
+        read = sorted(t for t in {t for n in nodes for t in n.input} | {o.name for o in g.output}
+                      if t in consts)
         del g.node[:]
         g.node.extend(nodes)
+        # For the next round's shape inference: small constants with their values (a
+        # reshape target), large ones declared only (as light_copy does).
+        small = [t for t in read if consts.size(t) <= LIGHT_ELEMENTS]
         del g.initializer[:]
-        g.initializer.extend([consts.tensor(t) for t in sorted(read) if t in consts])
+        g.initializer.extend([consts.tensor(t) for t in small])
         del g.input[:]
         g.input.extend(data_inputs)
+        g.input.extend([consts.info(t) for t in read if consts.size(t) > LIGHT_ELEMENTS])
         if not changed:
             break
+    del g.initializer[:]
+    g.initializer.extend([consts.tensor(t) for t in read])
+    del g.input[:]
+    g.input.extend(data_inputs)
     kept_names = {t.name for t in g.initializer}
     keep_vi = [vi for vi in g.value_info if vi.name not in kept_names]
     del g.value_info[:]
