@@ -311,3 +311,31 @@ def test_merged_initialisers_shape_arithmetic_and_constant_axes_are_simplified(t
     assert net.params == 4 * 27 + 4 + 4 * 36 + 4 + 20
     assert net.macs == 64 * 4 * 27 + 64 * 4 * 36 + 20
     assert math.prod(net.layers[-1].input_shapes[0]) == 4
+
+
+def test_a_constant_node_the_reference_evaluator_cannot_compute_is_an_error_naming_it(tmp_path):
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["ab"], name="bad_fold"),
+             helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Add", ["c", "ab"], ["y"], name="add")]
+    inits = [_w("a", 2, 3), _w("b", 4, 5), _w("w", 4, 3, 3, 3)]
+    with pytest.raises(InputError, match="'bad_fold' \\(MatMul\\): all its inputs are constants"):
+        load_onnx(_save(tmp_path, nodes, inits, (1, 4, 6, 6)))
+
+
+def test_attention_with_the_batch_axis_moved_imports_as_views_and_matmuls(tmp_path):
+    """(1, T, D) -> Transpose to (T, 1, D) -> MatMul with a weight -> Reshape to
+    (T, heads, d) -> Transpose to (heads, T, d) -> Q K^T: torch's attention layout."""
+    t, d, heads = 5, 8, 2
+    i64 = numpy_helper.from_array(np.asarray([t, heads, d // heads], np.int64), "hd")
+    nodes = [helper.make_node("Transpose", ["x"], ["tb"], name="to_tbd", perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["tb", "wq"], ["q"], name="q_proj"),
+             helper.make_node("Reshape", ["q", "hd"], ["qh"], name="split_heads"),
+             helper.make_node("Transpose", ["qh"], ["q2"], name="heads_first", perm=[1, 0, 2]),
+             helper.make_node("Transpose", ["q2"], ["k2"], name="k_t", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q2", "k2"], ["y"], name="scores")]
+    net = load_onnx(_save(tmp_path, nodes, [_w("wq", d, d), i64], (heads, t, t), in_shape=(1, t, d))).network
+    layers = {lay.name: lay for lay in net.layers}
+    assert layers["q_proj"].kind == "fc" and layers["q_proj"].macs == t * d * d
+    assert layers["scores"].kind == "matmul" and layers["scores"].macs == heads * t * (d // heads) * t
+    assert layers["scores"].output_shape == (heads, t, t)
+    assert net.macs == t * d * d + heads * t * (d // heads) * t
