@@ -32,7 +32,7 @@ from ..hardware.profile import DeviceProfile
 from ..schemes import Scheme, scheme
 from ..sparse import formats as F
 from ..workload.layer import Layer
-from ..workload.ops import Conv2d, Linear
+from ..workload.ops import Conv2d, Linear, TokenLinear
 from . import traces as T
 from .cachesim import CacheSimulator, levels_of
 
@@ -48,6 +48,10 @@ def simulate_layer(layer: Layer, dev: DeviceProfile, pruning: Scheme | str, dens
     ``density`` (see :meth:`CacheSimulator.table`)."""
     density = check_density(density)
     op = layer.op
+    if isinstance(op, TokenLinear):
+        raise InputError(f"layer {layer.name!r} is a linear layer over {op.tokens(layer.input_shapes)} "
+                         "tokens; the cache simulator runs conv layers and fc layers on one "
+                         "input vector")
     if not isinstance(op, (Conv2d, Linear)):
         raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; the cache simulator "
                          "runs conv and fc layers")

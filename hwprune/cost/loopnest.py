@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..checks import check_batch
 from ..errors import InputError
 from ..workload.layer import Layer
-from ..workload.ops import Conv2d, Linear
+from ..workload.ops import Conv2d, Linear, TokenLinear
 
 DIMS = ("N", "M", "C", "E", "F", "R", "S")
 """Loop dimensions, in the order every array indexed by dimension uses."""
@@ -50,6 +50,10 @@ class LoopNest:
             return cls((batch, m // g, c // g, e, f, *op.kernel), g, op.stride, (h, w))
         if isinstance(op, Linear):
             return cls((batch, op.out_features, math.prod(layer.input_shape), 1, 1, 1, 1))
+        if isinstance(op, TokenLinear):     # a 1x1 convolution over the tokens' positions
+            tokens = op.tokens(layer.input_shapes)
+            return cls((batch, op.out_features, layer.input_shape[-1], tokens, 1, 1, 1),
+                       in_hw=(tokens, 1))
         raise InputError(
             f"layer {layer.name!r} is a {layer.kind} layer; only conv and fc layers have a "
             "loop nest"

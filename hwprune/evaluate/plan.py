@@ -40,7 +40,7 @@ from ..errors import InputError
 from ..schemes import DENSE, Scheme, scheme
 from ..workload.layer import Layer
 from ..workload.network import Network
-from ..workload.ops import Add, Concat, Conv2d, Flatten, Linear
+from ..workload.ops import Add, Concat, Conv2d, Flatten, Linear, TokenLinear
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,13 @@ class Plan:
             raise InputError(f"the plan names layer {unknown[0]!r}, which network {net.name!r} does "
                              "not have as a conv or fc layer; its conv/fc layers are: "
                              + ", ".join(weighted))
+        for lay in net.weighted_layers:
+            lp = self[lay.name]
+            if lp.scheme.removes_units and lp.density < 1 and not can_remove_units(lay):
+                raise InputError(f"layer {lay.name!r} is a linear layer over tokens; removing its "
+                                 f"units (scheme {lp.scheme.name!r}) is not modelled yet (its "
+                                 "units are the last axis, which the plan does not carry to the "
+                                 "layers after it); prune it with a scheme that keeps units")
         last = self[weighted[-1]]
         if last.scheme.removes_units and last.density < 1:
             raise InputError(f"layer {weighted[-1]!r} is the network's last conv/fc layer; "
@@ -127,6 +134,13 @@ class LayerShape:
     layer: Layer
     outputs_kept: float
     inputs_kept: float
+
+
+def can_remove_units(layer: Layer) -> bool:
+    """Whether a plan may remove ``layer``'s output units: conv and fc layers whose
+    units are their output's first axis (not a linear layer over tokens, whose units
+    are its last axis: *simplification*, not modelled yet)."""
+    return layer.has_weights and not isinstance(layer.op, TokenLinear)
 
 
 def _kept_units(total: int, groups: int, fraction: float) -> int:

@@ -31,7 +31,7 @@ from ..checks import check_density
 from ..errors import InputError
 from ..schemes import Kernel, Scheme, scheme
 from ..workload.layer import Layer
-from ..workload.ops import Conv2d, Linear
+from ..workload.ops import Conv2d, Linear, TokenLinear
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class KernelShape:
         if isinstance(op, Linear):
             return cls(rows=layer.weight_shape[0], cols=int(math.prod(layer.weight_shape[1:])),
                        n=batch, batch=batch)
+        if isinstance(op, TokenLinear):     # one product over every token: a 1x1 convolution
+            return cls(rows=op.out_features, cols=layer.input_shape[-1],
+                       n=batch * op.tokens(layer.input_shapes), batch=batch)
         if isinstance(op, Conv2d):
             g = op.groups
             return cls(rows=layer.weight_shape[0] // g, cols=int(math.prod(layer.weight_shape[1:])),

@@ -30,10 +30,12 @@ import pandas as pd
 
 from ..checks import check_density
 from ..errors import InputError
+from ..evaluate.plan import can_remove_units
 from ..hardware.profile import DeviceProfile
 from ..latency.work import KernelShape
 from ..schemes import FINE, NODE, SIMD, Scheme, scheme
 from ..workload.coupling import unit_couplings
+from ..workload.layer import Layer
 from ..workload.network import Network
 from . import density_model
 from .choice import Choice, Option, choose
@@ -42,11 +44,13 @@ CANDIDATES: tuple[Scheme, ...] = (FINE, SIMD, NODE)
 """Schemes weighed by default."""
 
 
-def fits(s: Scheme, shape: KernelShape, simd_lanes: int, last: bool) -> bool:
-    """Whether ``s`` can prune a layer of ``shape``: a group no wider than a weight row,
-    and no unit removal on the network's last conv/fc layer."""
-    if s.removes_units and last:
+def fits(s: Scheme, layer: Layer, simd_lanes: int, last: bool) -> bool:
+    """Whether ``s`` can prune ``layer``: a group no wider than a weight row, and no
+    unit removal on the network's last conv/fc layer or where a plan cannot remove
+    units (:func:`~hwprune.evaluate.plan.can_remove_units`)."""
+    if s.removes_units and (last or not can_remove_units(layer)):
         return False
+    shape = KernelShape.of(layer)
     return s.group_width(shape.kernel, simd_lanes) <= shape.cols
 
 
@@ -143,7 +147,7 @@ def recommend_choice(net: Network, dev: DeviceProfile, density,
         else:
             given = densities
         per_layer[lay.name] = [Option(s, d) for s, d in given.items()
-                               if fits(s, shape, lanes, lay.name == last)]
+                               if fits(s, lay, lanes, lay.name == last)]
     return choose(net, dev, per_layer, unit_couplings(net))
 
 

@@ -49,7 +49,6 @@ from ..checks import check_tolerance
 from ..errors import InputError
 from ..evaluate import evaluate
 from ..hardware.profile import DeviceProfile
-from ..latency.work import KernelShape
 from ..prune import models
 from ..prune.adapter import ModelAdapter, NumpyAdapter, as_adapter
 from ..prune.schedules import prune
@@ -175,10 +174,12 @@ def _search(start: Trained, s: Scheme, g: int, tolerance: float, dense_acc: floa
             epochs: int, progress=None):
     """Lowest grid density within tolerance; returns (density, {layer: mask} of the
     pruned model or None, rows). Cached per process for a reference model, in
-    ``start.memo`` for an adapter (the search does not depend on the device beyond ``g``)."""
+    ``start.memo`` for an adapter (the search does not depend on the device beyond ``g``,
+    and only SIMD's does on ``g``)."""
     if progress:
         progress(f"{start.name}: how far {s.name}{f' (g={g})' if s is SIMD else ''} prunes "
                  f"within the tolerance ...")
+    g = g if s is SIMD else 0                  # only SIMD groups depend on the device
     if start.reference:
         return _search_cached(start.name, s.name, g, tolerance, start.seed, dense_acc, epochs,
                               tuple(DENSITY_GRID))
@@ -254,12 +255,11 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
     last = net.weighted_layers[-1].name
     candidates = {}
     for lay in net.weighted_layers:
-        shape = KernelShape.of(lay)
         if lay.name not in layer_names:         # a weighted layer the adapter does not prune
             candidates[lay.name] = []
             continue
         candidates[lay.name] = [Option(s, _reached(reached[s], s, lay.name)) for s in CANDIDATES
-                                if fits(s, shape, g, lay.name == last)
+                                if fits(s, lay, g, lay.name == last)
                                 and (s is not NODE or lay.name in node_ok)]
     first = choose(net, dev, candidates, couplings)
     choice_gran, choice_group, choice_density = {}, {}, {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ops import Conv2d, Linear, Op, Shape
+from .ops import Conv2d, Linear, Op, Shape, TokenLinear
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ class Layer:
 
     @property
     def has_weights(self) -> bool:
-        """True for the layers pruning acts on: convolution and fully connected."""
-        return isinstance(self.op, (Conv2d, Linear))
+        """True for the layers pruning acts on: convolution and fully connected (a
+        linear layer over tokens included)."""
+        return isinstance(self.op, (Conv2d, Linear, TokenLinear))
 
     @property
     def groups(self) -> int:
