@@ -381,3 +381,29 @@ def test_bad_options_are_clear_errors():
 def test_every_dataflow_runs_on_eyeriss(flow):
     df = hwprune.energy("alexnet", "eyeriss", dataflow=flow)
     assert (df["dataflow"] == flow).all() and np.isfinite(df["energy_pj"]).all()
+
+
+def test_a_filter_row_longer_than_eyeriss_ifmap_scratchpad_is_split_into_passes():
+    """ViT-B/16's patch embedding (16x16 kernels, stride 16): a whole filter row (S = 16)
+    does not fit Eyeriss's 12-entry ifmap scratchpad, so row-stationary cannot pin it;
+    the row is then searched in segments instead of refusing the layer. A row that fits
+    keeps its pinned mapping."""
+    from hwprune.workload.builder import NetworkBuilder
+
+    b = NetworkBuilder("patches", (3, 224, 224))
+    b.conv("patch", b.input, 768, 16, stride=16)
+    net = b.build()
+    df = hwprune.api.energy(net, "eyeriss")
+    assert len(df) == 1 and df["energy_pj"].iloc[0] > df["macs"].iloc[0]     # at least 1 per MAC
+    from hwprune.cost.dataflow import get_dataflow
+    from hwprune.cost.densities import Density
+    from hwprune.cost.energy import layer_cost
+    from hwprune.cost.loopnest import LoopNest
+
+    dev = hwprune.device("eyeriss")
+    flow = get_dataflow("row-stationary", dev)
+    split = layer_cost(LoopNest.of(net["patch"]), dev, flow, Density(1.0, 1.0), "dense", 1).mapping
+    assert split.tiles[0][6] < 16                       # S in the RF: a segment of the row
+    whole = layer_cost(LoopNest.of(hwprune.network("alexnet")["conv1"]), dev, flow, Density(1.0, 1.0),
+                       "dense", 1).mapping
+    assert whole.tiles[0][6] == 11                      # AlexNet's 11-wide rows stay pinned

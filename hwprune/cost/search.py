@@ -240,9 +240,40 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     for d, values in enumerate(cand_lists):
         cand[d, :len(values)] = values
     ncand = np.array([len(c) for c in cand_lists], dtype=np.int64)
-    min_t0 = np.ones(7)
+    pinned = np.ones(7)
     for d in flow.pinned:
-        min_t0[DIMS.index(d)] = bounds[DIMS.index(d)]
+        pinned[DIMS.index(d)] = bounds[DIMS.index(d)]
+    # A pinned dimension too long for the innermost level (a 16-wide filter row on
+    # Eyeriss's 12-entry ifmap scratchpad) is split into passes: searched unpinned.
+    for min_t0 in ([pinned, np.ones(7)] if flow.pinned else [pinned]):
+        best = _search_all(nest, dev, flow, seed, bounds, ctx, cand, ncand, min_t0, k)
+        if np.isfinite(best[0]):
+            break
+    energy, tiles, order, p = best
+    if not np.isfinite(energy):
+        raise InputError(
+            f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
+            f"{dev.id!r} ({dev.origin}) with dataflow {flow.name!r}: even the smallest tiles "
+            "do not fit the capacities of its levels " + ", ".join(
+                f"{lvl.name} ({lvl.size_bytes} B)" for lvl in arrays.storage
+                if lvl.kind not in BACKING_KINDS)
+        )
+    acc = np.zeros((k + 1, 3, 2))
+    evaluate(tiles, p, order, *ctx, acc)
+    stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
+    return Mapping(
+        tiles=tuple(tuple(float(v) for v in row) for row in tiles),
+        spatial=tuple(float(v) for v in p),
+        stationary=stationary,
+        energy_pj=float(energy),
+        accesses=acc,
+    )
+
+
+def _search_all(nest, dev, flow, seed, bounds, ctx, cand, ncand, min_t0, k):
+    """(energy, tiles, order, spatial) of the best mapping from every start, refined
+    (infinite energy: none legal) with the innermost tiles at least ``min_t0``."""
+    arrays = device_arrays(dev)
     fixed = flow.stationary is not None
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
     sp = arrays.sp
@@ -280,21 +311,4 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
                     energy, tiles, order = e, t2, o2
         energy, tiles, order = refine(tiles, p, order, not fixed, cand, ncand, min_t0,
                                       ctx, MAX_ITER)
-    if not np.isfinite(energy):
-        raise InputError(
-            f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
-            f"{dev.id!r} ({dev.origin}) with dataflow {flow.name!r}: even the smallest tiles "
-            "do not fit the capacities of its levels " + ", ".join(
-                f"{lvl.name} ({lvl.size_bytes} B)" for lvl in arrays.storage
-                if lvl.kind not in BACKING_KINDS)
-        )
-    acc = np.zeros((k + 1, 3, 2))
-    evaluate(tiles, p, order, *ctx, acc)
-    stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
-    return Mapping(
-        tiles=tuple(tuple(float(v) for v in row) for row in tiles),
-        spatial=tuple(float(v) for v in p),
-        stationary=stationary,
-        energy_pj=float(energy),
-        accesses=acc,
-    )
+    return energy, tiles, order, p
