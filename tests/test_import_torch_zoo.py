@@ -26,7 +26,7 @@ import pytest
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-from transformer_blocks import PreLNBlock, TinyViT  # noqa: E402
+from transformer_blocks import PreLNBlock, TimmAttention, TinyViT  # noqa: E402
 
 from hwprune.errors import InputError, ShapeError  # noqa: E402
 from hwprune.workload import ops as O  # noqa: E402
@@ -116,11 +116,13 @@ def _encoder_layer(**kw):
 @pytest.mark.parametrize("make, x", [
     (lambda: PreLNBlock(64, 4), TOKENS),
     (lambda: TinyViT(), torch.randn(2, 3, 32, 32)),
+    (lambda: TimmAttention(fused=True), TOKENS),
+    (lambda: TimmAttention(fused=False), TOKENS),
     (lambda: _encoder_layer(norm_first=True, activation="gelu"), TOKENS),
     (lambda: _encoder_layer(), TOKENS),
     (lambda: nn.TransformerEncoder(_encoder_layer(), 2, enable_nested_tensor=False), TOKENS),
-], ids=["pre-ln-block", "tiny-vit", "TransformerEncoderLayer-pre-ln-gelu", "TransformerEncoderLayer",
-        "TransformerEncoder"])
+], ids=["pre-ln-block", "tiny-vit", "timm-attention-sdpa", "timm-attention",
+        "TransformerEncoderLayer-pre-ln-gelu", "TransformerEncoderLayer", "TransformerEncoder"])
 def test_transformers_import_with_torchs_counts(make, x):
     model = make().eval()
     net = imported(model, x).network
@@ -234,10 +236,24 @@ def test_unknown_operation_is_an_error_naming_it_its_node_and_shapes():
 def test_an_operation_on_the_batch_dimension_is_refused():
     class Mix(nn.Module):
         def forward(self, x):
-            return x.permute(1, 0, 2)
+            return x.permute(1, 0, 2).softmax(-1)
 
-    with pytest.raises(InputError, match="batch dimension"):
+    with pytest.raises(InputError, match="batch at dimension 1"):
         from_torch(Mix(), torch.randn(2, 3, 4))
+
+    class Merge(nn.Module):
+        def forward(self, x):
+            return x.reshape(-1, 4)
+
+    with pytest.raises(InputError, match="merges or splits the batch"):
+        from_torch(Merge(), torch.randn(2, 3, 4))
+
+
+def test_batch_moved_by_a_permute_is_followed_to_its_place():
+    net = imported(TimmAttention(), TOKENS).network
+    assert net["permute"].output_shape == (3, 4, 16, 16)            # torch's (3, B, 4, 16, 16)
+    assert [net[f"unbind.{i}"].output_shape for i in range(3)] == [(4, 16, 16)] * 3
+    assert net["scaled_dot_product_attention.scores"].macs == 4 * 16 * 16 * 16
 
 
 # -- the operators themselves ----------------------------------------------------------

@@ -8,6 +8,7 @@ Written the way people write them by hand (timm, nanoGPT style) rather than with
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -31,6 +32,29 @@ class Attention(nn.Module):
         attn = attn.softmax(dim=-1)
         out = (attn @ v).transpose(1, 2).reshape(B, T, C)
         return self.proj(out)
+
+
+class TimmAttention(nn.Module):
+    """Attention as timm writes it: one qkv projection reshaped to
+    ``(3, B, heads, T, D)`` (the batch moved to dimension 1), ``unbind``, then
+    ``F.scaled_dot_product_attention`` (``fused``) or the products written out."""
+
+    def __init__(self, dim: int = 64, heads: int = 4, fused: bool = True):
+        super().__init__()
+        self.heads, self.head_dim, self.fused = heads, dim // heads, fused
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if self.fused:
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            attn = ((q * self.head_dim ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+            x = attn @ v
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
 
 
 class PreLNBlock(nn.Module):

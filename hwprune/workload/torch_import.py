@@ -27,6 +27,7 @@ skipped with a warning.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Mapping
 
@@ -277,6 +278,7 @@ class _Import:
         self.consts: dict[tuple, str] = {}
         self.params = {n for n, _ in gm.named_parameters()}
         self.claimed: set[str] = set()     # parameters already counted by some layer
+        self.bpos: dict[str, int] = {}     # layer -> torch position of its batch axis, where not 0
         self.node = None
 
     # -- naming and errors ---------------------------------------------------------
@@ -317,10 +319,12 @@ class _Import:
 
     # -- reading values ------------------------------------------------------------
 
-    def tensor(self, node, arg, rank: int | None = None) -> str:
+    def tensor(self, node, arg, rank: int | None = None, moved: bool = False) -> str:
         """The layer name holding ``arg`` (an fx node); a constant becomes a
         :class:`~.ops.Constant` layer, its batch-like leading 1 dropped when its rank is
-        the full rank ``rank`` of the tensor it meets."""
+        the full rank ``rank`` of the tensor it meets. A tensor whose batch axis an
+        earlier permute moved away from dimension 0 is read only where ``moved``
+        (permute, reshape, indexing, unbind, chunk)."""
         torch = self.torch
         if not isinstance(arg, torch.fx.Node) or arg not in self.value:
             raise self.fail(node, f"it reads {arg!r}, which hwprune did not import")
@@ -329,6 +333,10 @@ class _Import:
             return self.constant(node, v, rank)
         if not isinstance(v, str):
             raise self.fail(node, f"it reads {arg.name}, which is not one tensor")
+        if not moved and self.bpos.get(v, 0):
+            raise self.fail(node, f"its input {arg.name} has the batch at dimension {self.bpos[v]}; hwprune "
+                                  "reads such a tensor only in permute, transpose, reshape, indexing, unbind "
+                                  "and chunk/split")
         return v
 
     def constant(self, node, c: _Const, rank: int | None) -> str:
@@ -364,16 +372,22 @@ class _Import:
         return [self.tensor(node, a, rank) for a in args
                 if isinstance(a, self.torch.fx.Node) and "tensor_meta" in a.meta]
 
-    def dim(self, node, d, rank: int) -> int:
+    def dim(self, node, d, rank: int, batch: int = 0) -> int:
         """A torch dimension (batch included, may be negative) as an axis of hwprune's
-        per-sample shape; the batch dimension itself is an error."""
+        per-sample shape, the batch at dimension ``batch``; the batch dimension itself
+        is an error."""
         d = int(d)
         d = d + rank if d < 0 else d
-        if d == 0:
-            raise self.fail(node, "it acts on dimension 0, which hwprune takes as the batch dimension")
-        if not 0 < d < rank:
+        if d == batch:
+            raise self.fail(node, f"it acts on dimension {d}, which holds the batch")
+        if not 0 <= d < rank:
             raise self.fail(node, f"dimension {d} is out of range")
-        return d - 1
+        return d - (d > batch)
+
+    def moved(self, out: str, batch: int) -> str:
+        if batch:
+            self.bpos[out] = batch
+        return out
 
     def in_full(self, node, arg=None):
         arg = node.args[0] if arg is None else arg
@@ -392,7 +406,8 @@ class _Import:
         """hwprune's inferred shape must be torch's: a difference is an error, never a
         silently different count."""
         if isinstance(out, str):
-            want = _shape(node)
+            full, b = _full_shape(node), self.bpos.get(out, 0)
+            want = None if full is None else full[:b] + full[b + 1:]
             have = self.b.shape(out)
             if want is not None and tuple(have) != tuple(want):
                 raise InputError(f"{self.what(node)} at {self.label(node)!r} (node {node.name}): hwprune "
@@ -586,6 +601,8 @@ class _Import:
                 method and base in ("matmul", "bmm"):
             a, b = self.operands(node, node.args[:2])
             return self.add(node, _ops().MatMul(), [a, b], label)
+        if not method and target is F.scaled_dot_product_attention:
+            return self.sdpa(node, label)
         if not method and target in (torch.cat, torch.concat):
             return self.cat(node)
         if base in ("flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze", "view_as",
@@ -646,53 +663,65 @@ class _Import:
         """view/reshape/flatten/unflatten/(un)squeeze: to (batch, features) a
         :class:`~.ops.Flatten` (as before), to the same shape nothing, else a
         :class:`~.ops.Reshape`; the batch dimension must stay dimension 0."""
-        x = self.tensor(node, x_arg)
+        x = self.tensor(node, x_arg, moved=True)
         src, full = self.in_full(node, x_arg), _full_shape(node)
-        if not full or full[0] != src[0] or _arg(node, 1, "start_dim", 1) == 0 and \
+        b = self.bpos.get(x, 0)
+        before = math.prod(src[:b])
+        j = next((j for j in range(len(full or ())) if math.prod(full[:j]) == before and full[j] == src[b]),
+                 None)
+        if j is None or b == 0 and _arg(node, 1, "start_dim", 1) == 0 and \
                 node.target in ("flatten", self.torch.flatten):
-            raise self.fail(node, "it reshapes the batch dimension (dimension 0); accepted: reshapes that "
-                                  "keep dimension 0 as it is")
-        out, shape = full[1:], tuple(self.b.shape(x))
-        if out == shape:
+            raise self.fail(node, f"it merges or splits the batch dimension (dimension {b}); accepted: "
+                                  "reshapes that keep the batch as a dimension of its own")
+        out, shape = full[:j] + full[j + 1:], tuple(self.b.shape(x))
+        if out == shape and j == b:
             return x
-        if len(out) == 1 and len(shape) > 1:
+        if len(out) == 1 and len(shape) > 1 and j == b == 0:
             return self.b.flatten(self.unique(label), x)
-        return self.add(node, _ops().Reshape(out), [x], label)
+        return self.moved(self.add(node, _ops().Reshape(out), [x], label), j)
 
     def permute(self, node, label: str, method: bool) -> str:
-        x = self.tensor(node, node.args[0])
+        """permute/transpose/swapaxes/t: a :class:`~.ops.Permute` of the per-sample
+        axes; one that moves the batch dimension records where it went."""
+        x = self.tensor(node, node.args[0], moved=True)
         rank = len(self.in_full(node))
         base = node.target if method else node.target.__name__
-        if base in ("transpose", "swapaxes"):
-            a, b = (self.dim(node, d, rank) for d in (_arg(node, 1, "dim0"), _arg(node, 2, "dim1")))
-            dims = list(range(rank - 1))
-            dims[a], dims[b] = dims[b], dims[a]
-        elif base == "t":
-            raise self.fail(node, "Tensor.t swaps dimension 0, the batch dimension")
+        perm = list(range(rank))
+        if base in ("transpose", "swapaxes", "t"):
+            a, c = (0, 1) if base == "t" else (int(_arg(node, 1, "dim0")), int(_arg(node, 2, "dim1")))
+            a, c = a % rank, c % rank
+            perm[a], perm[c] = perm[c], perm[a]
         else:
-            given = _method_dims(node) if method else tuple(_arg(node, 1, "dims"))
-            if len(given) != rank or int(given[0]) % rank != 0:
-                raise self.fail(node, f"permute {tuple(given)} moves dimension 0, the batch dimension")
-            dims = [self.dim(node, d, rank) for d in given[1:]]
-        if dims == list(range(rank - 1)):
+            perm = [int(d) % rank for d in (_method_dims(node) if method else tuple(_arg(node, 1, "dims")))]
+            if sorted(perm) != list(range(rank)):
+                raise self.fail(node, f"permute {tuple(perm)} is not an order of {rank} dimensions")
+        b = self.bpos.get(x, 0)
+        dims = tuple(p - (p > b) for p in perm if p != b)
+        j = perm.index(b)
+        if dims == tuple(range(rank - 1)) and j == b:
             return x
-        return self.add(node, _ops().Permute(tuple(dims)), [x], label)
+        return self.moved(self.add(node, _ops().Permute(dims), [x], label), j)
 
     def split(self, node, base: str, method: bool) -> tuple:
         """chunk/split/unbind/tensor_split: one :class:`~.ops.Slice` (or
         :class:`~.ops.Select` for unbind) layer per output, ``label.0``, ``label.1``, ..."""
-        x = self.tensor(node, node.args[0])
+        x = self.tensor(node, node.args[0], moved=True)
         rank = len(self.in_full(node))
         metas = node.meta["tensor_meta"]
         label = self.label(node)
+        b = self.bpos.get(x, 0)
         if base == "unbind":
-            axis = self.dim(node, _arg(node, 1, "dim", 0), rank)
-            return tuple(self.b.select(self.unique(f"{label}.{i}"), x, axis, i) for i in range(len(metas)))
-        axis = self.dim(node, _arg(node, 2, "dim", 0), rank)
-        sizes = [int(_meta_shape(m)[axis + 1]) for m in metas]
+            d = int(_arg(node, 1, "dim", 0)) % rank
+            axis = self.dim(node, d, rank, b)
+            return tuple(self.moved(self.b.select(self.unique(f"{label}.{i}"), x, axis, i), b - (d < b))
+                         for i in range(len(metas)))
+        d = int(_arg(node, 2, "dim", 0)) % rank
+        axis = self.dim(node, d, rank, b)
+        sizes = [int(_meta_shape(m)[d]) for m in metas]
         outs, start = [], 0
         for i, size in enumerate(sizes):
-            outs.append(self.b.slice(self.unique(f"{label}.{i}"), x, axis, start, start + size))
+            part = self.b.slice(self.unique(f"{label}.{i}"), x, axis, start, start + size)
+            outs.append(self.moved(part, b))
             start += size
         return tuple(outs)
 
@@ -701,8 +730,9 @@ class _Import:
         v = self.value.get(src) if isinstance(src, self.torch.fx.Node) else None
         if isinstance(v, (tuple, list)):
             return v[key]              # None: an output not imported (an error where it is read)
-        x = self.tensor(node, src)
+        x = self.tensor(node, src, moved=True)
         rank = len(self.in_full(node, src))
+        b = self.bpos.get(x, 0)
         key = key if isinstance(key, tuple) else (key,)
         if any(isinstance(k, self.torch.fx.Node) for k in key) or any(
                 not (k is None or k is Ellipsis or isinstance(k, (int, slice))) for k in key):
@@ -715,24 +745,28 @@ class _Import:
                 axes.extend([slice(None)] * (rank - explicit))
             elif k is not None:
                 axes.append(k)
-        if not axes or axes[0] != slice(None):
-            raise self.fail(node, "it indexes dimension 0, the batch dimension")
-        out, axis, label, n = x, 0, self.label(node), 0
-        for k in axes[1:]:
-            if k == slice(None):
-                axis += 1
+        axes.extend([slice(None)] * (rank - len(axes)))
+        if axes[b] != slice(None) or b and None in key:
+            raise self.fail(node, f"it indexes dimension {b}, which holds the batch")
+        out, axis, label, n, out_b = x, 0, self.label(node), 0, b
+        for t, k in enumerate(axes):
+            if t == b or k == slice(None):
+                axis += t != b
                 continue
             name = self.unique(label if n == 0 else f"{label}.{n}")
             n += 1
             if isinstance(k, int):
                 out = self.b.select(name, out, axis, k)
+                out_b -= t < b
             else:
                 out = self.b.slice(name, out, axis, k.start, k.stop, k.step or 1)
                 axis += 1
-        if tuple(self.b.shape(out)) != _shape(node):              # None inserted an axis
+        if b == 0 and tuple(self.b.shape(out)) != _shape(node):     # None inserted an axis
             out = self.add(node, _ops().Reshape(_shape(node)), [out],
                            label if n == 0 else f"{label}.{n}")
-        return out
+        if out == x and out_b != b:
+            out = self.add(node, _ops().Permute(tuple(range(rank - 1))), [out], label)
+        return self.moved(out, out_b)
 
     def reduce(self, node, label: str, base: str) -> str:
         x = self.tensor(node, node.args[0])
@@ -770,6 +804,25 @@ class _Import:
         else:
             ceil = _arg(node, 4, "ceil_mode", False)
         return self.add(node, Pool2d(mode, kernel, stride, pad, bool(ceil)), [x], label)
+
+    def sdpa(self, node, label: str) -> str:
+        """``F.scaled_dot_product_attention(q, k, v)``: ``k`` transposed, ``Q K^T``,
+        softmax (scale and a causal mask folded in), ``A V``."""
+        q, k, v = (self.tensor(node, _arg(node, i, n)) for i, n in enumerate(("query", "key", "value")))
+        if _arg(node, 3, "attn_mask") is not None:
+            raise self.fail(node, "attn_mask is not supported")
+        if _arg(node, 7, "enable_gqa", False):
+            raise self.fail(node, "enable_gqa is not supported")
+        b = self.b
+        rank = len(b.shape(k))
+        if rank < 2:
+            raise self.fail(node, "query, key and value need (..., sequence, features)")
+        dims = list(range(rank))
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+        kt = b.permute(self.unique(f"{label}.key_t"), k, tuple(dims))
+        scores = b.matmul(self.unique(f"{label}.scores"), q, kt)
+        probs = b.activation(self.unique(f"{label}.softmax"), scores, "softmax")
+        return b.matmul(self.unique(label), probs, v)
 
     # -- torch.nn's attention modules, expanded ------------------------------------
 
