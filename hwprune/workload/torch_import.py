@@ -16,13 +16,31 @@
   :func:`coupled_groups` lists the layers that must keep the same units. The coupling
   is Torch-Pruning's DepGraph (``torch-pruning``, installed by the ``torch`` extra).
 
-Supported modules: Conv2d (no dilation, symmetric padding), Linear, BatchNorm1d/2d,
-MaxPool2d, AvgPool2d, AdaptiveAvgPool2d/AdaptiveMaxPool2d to 1x1, Flatten, the
-parameter-free activations, Dropout and Identity; functions and methods: ``+``/
-``torch.add``, ``torch.cat`` on channels, ``torch.flatten``/``view``/``reshape`` to
-``(batch, features)`` and functional activations. A module or function with parameters
-that is not listed is an error naming it; one without, that keeps its input's shape, is
-skipped with a warning.
+What :func:`from_torch` reads (docs/importing.md has the full table):
+
+* modules: Conv1d/Conv2d (groups, dilation, ``padding='same'``), Linear (on a vector:
+  ``Linear``; on more axes: ``TokenLinear`` over the last), BatchNorm1d/2d, LayerNorm,
+  GroupNorm, Max/AvgPool2d, adaptive pooling to any size, Flatten/Unflatten, Upsample,
+  ChannelShuffle, activations, Dropout, Identity; MultiheadAttention,
+  TransformerEncoderLayer and TransformerEncoder (``batch_first=True``) expanded into
+  projections, per-head views, matmuls and softmax;
+* functions and methods: ``+ - * /`` (residual :class:`~.ops.Add` or broadcasting
+  :class:`~.ops.Elementwise`), ``@``/matmul/bmm, ``F.scaled_dot_product_attention``,
+  ``torch.cat``, flatten/view/reshape/(un)squeeze, permute/transpose, indexing, chunk/
+  split/unbind, mean/sum/amax, expand, the functional forms of the pooling,
+  normalization, interpolation and linear layers, and ``x.shape``/``size()``/
+  ``torch._assert`` (shape arithmetic, no layer);
+* parameters read directly (ViT's class token and position embedding, ConvNeXt's layer
+  scale) as learned :class:`~.ops.Constant` layers.
+
+The ReLU family, dropout, stochastic depth, ``contiguous`` and casts pass through with
+no layer; the other activations (GELU, SiLU, Hardswish, Sigmoid, Softmax, ...) are
+layers. Dimension 0 of the example is the batch: a tensor whose batch a permute moved
+is followed through reshapes, indexing, unbind and chunk, and any other operation on it,
+or one that merges the batch into another dimension, is an error. Every layer's shape
+is checked against torch's. A module or function that is not known is an error naming
+it, its node and its shapes when it has parameters, changes its input's shape or reads
+more than one tensor; otherwise it is skipped with a warning.
 """
 
 from __future__ import annotations
