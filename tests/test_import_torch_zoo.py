@@ -158,7 +158,7 @@ def test_linear_over_tokens_counts_every_token():
     """Was 1024->256: flattened tokens, params 278,528 instead of 33,024."""
     net = imported(nn.Linear(128, 256), torch.randn(2, 16, 128)).network
     (lay,) = net.layers
-    assert lay.kind == "fc" and lay.output_shape == (16, 256)
+    assert lay.kind == "fc" and lay.has_weights and lay.output_shape == (16, 256)
     assert lay.weight_shape == (256, 128)
     assert (lay.params, lay.macs) == (128 * 256 + 256, 16 * 128 * 256)
 
