@@ -359,3 +359,22 @@ def test_import_hwprune_and_the_numpy_policies_do_not_import_torch():
     code = ("import sys, hwprune, hwprune.api, hwprune.prune.adapter, hwprune.prune.schedules, "
             "hwprune.studies.sensitivity; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class Tokens(nn.Module):
+    """A linear layer whose output is reshaped and multiplied (attention-like)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):                       # x: (B, 2, 8) tokens
+        scores = self.q(x) @ self.k(x).transpose(1, 2)
+        return self.head(torch.flatten(scores @ self.v(x), 1))
+
+
+def test_node_pruning_does_not_follow_units_through_layers_that_mix_channels():
+    adapter = TorchAdapter(Tokens(), torch.zeros(1, 2, 8), evaluate=lambda m: 1.0)
+    with pytest.raises(InputError, match="moves or mixes channels"):
+        adapter.check_consumers("k")

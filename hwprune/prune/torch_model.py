@@ -52,6 +52,9 @@ from .statistics import LayerStatistics
 STAT_BATCHES = 4
 PASS_KINDS_STOP = ("conv", "fc")
 COUPLED_KINDS = ("add", "concat")
+MIXING_KINDS = ("matmul", "reshape", "permute", "slice", "select", "shuffle", "expand", "reduce")
+"""Layer kinds that move or mix channels: node pruning does not follow units through
+them (the units' positions after them are not tracked yet)."""
 LOADERS_ACCEPTED = ("loaders=(train_loader, test_loader): two re-iterable loaders, each yielding "
                     "(inputs, labels) batches, inputs a float tensor the module accepts and labels "
                     "an integer tensor of class indices, one per input")
@@ -315,6 +318,10 @@ class TorchAdapter(ModelAdapter):
                 elif r.kind in COUPLED_KINDS:
                     out.append((r.name, f"its output reaches the {r.kind} {r.name!r}, whose readers "
                                         "the torch adapter cannot slice yet"))
+                elif r.kind in MIXING_KINDS:
+                    out.append((r.name, f"its output reaches the {r.kind} layer {r.name!r}, which "
+                                        "moves or mixes channels; node pruning does not follow "
+                                        "units through it yet"))
                 else:
                     todo.append(r.name)
         return out
