@@ -167,9 +167,9 @@ class Conv2d:
 
 
 @dataclass(frozen=True)
-class Linear:
-    """Fully connected layer. A multi-dimensional input is flattened (as Caffe's
-    InnerProduct does). Weight shape ``(out_features, in_features)``."""
+class _FullyConnected:
+    """What :class:`Linear` and :class:`TokenLinear` share: ``out_features`` units, an
+    optional bias, kind ``fc``."""
 
     out_features: int
     bias: bool = True
@@ -178,6 +178,12 @@ class Linear:
     def __post_init__(self) -> None:
         if self.out_features < 1:
             raise ShapeError(f"out_features must be >= 1, got {self.out_features}")
+
+
+@dataclass(frozen=True)
+class Linear(_FullyConnected):
+    """Fully connected layer. A multi-dimensional input is flattened (as Caffe's
+    InnerProduct does). Weight shape ``(out_features, in_features)``."""
 
     def _in_features(self, inputs: Sequence[Shape]) -> int:
         if len(inputs) != 1:
@@ -355,21 +361,13 @@ def broadcast(shapes: Sequence[Shape], op: str = "broadcast") -> Shape:
 
 
 @dataclass(frozen=True)
-class TokenLinear:
+class TokenLinear(_FullyConnected):
     """A linear layer applied to the last axis of a multi-dimensional input, as
     PyTorch's ``nn.Linear`` does: ``(..., in) -> (..., out)``. Every position of the
     leading axes (the *tokens*: ``T`` of ``(T, D)``, ``H*W`` of a channels-last map) is
     one input vector. Weight shape ``(out_features, in_features)``; MACs
     ``tokens * in * out``; parameters ``in * out (+ out)``. Unlike :class:`Linear`,
     nothing is flattened."""
-
-    out_features: int
-    bias: bool = True
-    kind: ClassVar[str] = "fc"
-
-    def __post_init__(self) -> None:
-        if self.out_features < 1:
-            raise ShapeError(f"out_features must be >= 1, got {self.out_features}")
 
     def tokens(self, inputs: Sequence[Shape]) -> int:
         """Input vectors per sample: the product of all axes but the last."""
