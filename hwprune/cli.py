@@ -133,7 +133,6 @@ def _cmd_energy(args: argparse.Namespace) -> None:
         _emit(df, args)
         return
     _fit_warning(df, net.name, dev)
-    _unpriced_warning(net)
     if args.plot:       # drawn first: a failure leaves no table behind
         plot_energy(df, api.level_columns(dev), f"{net.name} on {dev.id}, batch {args.batch}",
                     dev.energy_unit, args.plot)
@@ -186,18 +185,6 @@ def _cmd_cachesim(args: argparse.Namespace) -> None:
     _emit(table, args)
 
 
-def _unpriced_warning(net) -> None:
-    """One stderr line when layers with MACs are not conv/fc layers (a matmul between two
-    activations): the tables price conv and fc layers only."""
-    left = [lay for lay in net.layers if lay.macs > 0 and not lay.has_weights]
-    if left:
-        kinds = ", ".join(sorted({lay.kind for lay in left}))
-        share = sum(lay.macs for lay in left) / net.macs
-        print(f"{PROG}: warning: {len(left)} {kinds} layers of {net.name} ({share:.1%} of its MACs) "
-              "are not priced yet: the table and its total cover the conv and fc layers only",
-              file=sys.stderr)
-
-
 def _fit_warning(df: pd.DataFrame, name: str, dev) -> None:
     """One stderr line when some layers' tensors do not fit the device's memories."""
     misfits = int((~df["fits_memory"].astype(bool)).sum())
@@ -212,7 +199,6 @@ def _cmd_latency(args: argparse.Namespace) -> None:
     net = api.network(args.network)
     df = api.latency(net, dev, args.scheme, args.density, batch=args.batch)
     _fit_warning(df, net.name, dev)
-    _unpriced_warning(net)
     _emit(df, args)
     if args.format == "table" and not args.out:
         print(f"total {df['seconds'].sum() * 1e3:.4g} ms on {dev.id} ({dev.device_class} model), "

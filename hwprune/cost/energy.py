@@ -254,15 +254,17 @@ def _options(net: Network, dev: DeviceProfile, densities: Any, batch: Any,
 def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
                    dataflow: str | None = None,
                    weight_format: str | None = None) -> pd.DataFrame:
-    """One row per conv/fc layer of ``net`` on ``dev``; see :func:`hwprune.energy`."""
+    """One row per conv/fc layer of ``net`` on ``dev``, and per matmul between two
+    activations (dense, its right operand priced where the device keeps weights); see
+    :func:`hwprune.energy`."""
     flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
     level_rows = _level_rows(dev)
     scale = _word_scale(dev)
     storage_names = tuple(lvl.name for lvl in device_arrays(dev).storage)
     rows = []
-    for layer in net.weighted_layers:
+    for layer in net.compute_layers:
         nest = LoopNest.of(layer, int(batch))
-        density = dens[layer.name]
+        density = dens.get(layer.name, Density())
         cost = layer_cost(nest, dev, flow, density, fmt)
         row: dict[str, Any] = {
             "layer": layer.name,
@@ -300,8 +302,8 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
     cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
     cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
     rows = []
-    for layer in net.weighted_layers:
-        cost = layer_cost(LoopNest.of(layer, batch), dev, flow, dens[layer.name], fmt)
+    for layer in net.compute_layers:
+        cost = layer_cost(LoopNest.of(layer, batch), dev, flow, dens.get(layer.name, Density()), fmt)
         for name, i in _level_rows(dev):
             lvl = dev.level(name)
             for j, op in enumerate(OPERANDS):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..checks import check_batch
 from ..errors import InputError
 from ..workload.layer import Layer
-from ..workload.ops import Conv2d, Linear, TokenLinear
+from ..workload.ops import Conv2d, Linear, MatMul, TokenLinear
 
 DIMS = ("N", "M", "C", "E", "F", "R", "S")
 """Loop dimensions, in the order every array indexed by dimension uses."""
@@ -54,6 +54,11 @@ class LoopNest:
             tokens = op.tokens(layer.input_shapes)
             return cls((batch, op.out_features, layer.input_shape[-1], tokens, 1, 1, 1),
                        in_hw=(tokens, 1))
+        if isinstance(op, MatMul):
+            # (..., M, K) @ (..., K, N): one group per batch position (an attention
+            # head), the right operand in the weights' place, M rows as positions.
+            heads, m, k, n = op.gemm(layer.input_shapes)
+            return cls((batch, n, k, m, 1, 1, 1), groups=heads, in_hw=(m, 1))
         raise InputError(
             f"layer {layer.name!r} is a {layer.kind} layer; only conv and fc layers have a "
             "loop nest"

@@ -65,7 +65,8 @@ def _schemes_for(layer: Layer, schemes: Sequence[Scheme], last: bool) -> list[Sc
 
 def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DENSE,
                     density: float = 1.0, batch: int = 1) -> pd.DataFrame:
-    """One row per conv/fc layer, for ``batch`` inputs processed together:
+    """One row per conv/fc layer and per matmul between two activations (dense: it
+    has no weights to prune), for ``batch`` inputs processed together:
     ``layer``, ``kind``, ``scheme`` (as it runs on the
     layer: ``vector``/``kernel`` groups of a fully connected layer are single weights,
     so it runs ``fine``), ``density``, ``cycles``, ``seconds``, ``bound`` (the limiting
@@ -74,8 +75,8 @@ def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DE
     of the device class's model."""
     pruning = scheme(pruning)
     rows = []
-    for layer in net.weighted_layers:
-        used = pruning.on(KernelShape.of(layer).is_fc)
+    for layer in net.compute_layers:
+        used = pruning.on(KernelShape.of(layer).is_fc) if layer.has_weights else DENSE
         est = layer_latency(layer, dev, used, density, batch=batch)
         row = {"layer": layer.name, "kind": layer.kind, "scheme": used.name,
                "density": 1.0 if not used.prunes else float(density),

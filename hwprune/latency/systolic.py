@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from ..checks import check_batch
 from ..errors import InputError, UnknownNameError
 from ..workload.layer import Layer
-from ..workload.ops import Conv2d, Linear, TokenLinear
+from ..workload.ops import Conv2d, Linear, MatMul, TokenLinear
 
 SYSTOLIC_DATAFLOWS = {"weight-stationary": "ws", "output-stationary": "os", "input-stationary": "is"}
 """Dataflows of the systolic model, with SCALE-Sim's short names (which are accepted too)."""
@@ -107,6 +107,9 @@ class Gemm:
             return cls(batch, math.prod(layer.input_shape), op.out_features)
         if isinstance(op, TokenLinear):
             return cls(batch * op.tokens(layer.input_shapes), layer.input_shape[-1], op.out_features)
+        if isinstance(op, MatMul):
+            heads, m, k, n = op.gemm(layer.input_shapes)
+            return cls(batch * m, k, n, heads)
         raise InputError(f"layer {layer.name!r} is a {layer.kind} layer; the systolic model "
                          "takes conv and fc layers")
 

@@ -31,7 +31,7 @@ from ..checks import check_density
 from ..errors import InputError
 from ..schemes import Kernel, Scheme, scheme
 from ..workload.layer import Layer
-from ..workload.ops import Conv2d, Linear, TokenLinear
+from ..workload.ops import Conv2d, Linear, MatMul, TokenLinear
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ class KernelShape:
         if isinstance(op, TokenLinear):     # one product over every token: a 1x1 convolution
             return cls(rows=op.out_features, cols=layer.input_shape[-1],
                        n=batch * op.tokens(layer.input_shapes), batch=batch)
+        if isinstance(op, MatMul):          # one product per batch position (head), dense
+            heads, m, k, n = op.gemm(layer.input_shapes)
+            return cls(rows=n, cols=k, n=batch * m, groups=heads, batch=batch)
         if isinstance(op, Conv2d):
             g = op.groups
             return cls(rows=layer.weight_shape[0] // g, cols=int(math.prod(layer.weight_shape[1:])),

@@ -78,6 +78,12 @@ class Network:
         return tuple(layer for layer in self.layers if layer.has_weights)
 
     @property
+    def compute_layers(self) -> tuple[Layer, ...]:
+        """The layers the energy and latency tables price: conv and fc layers, and
+        matmuls between two activations (attention's), in order."""
+        return tuple(layer for layer in self.layers if layer.has_weights or layer.kind == "matmul")
+
+    @property
     def output_shape(self) -> Shape:
         """Shape of the last layer's output."""
         return self.layers[-1].output_shape if self.layers else self.input_shape

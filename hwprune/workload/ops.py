@@ -421,9 +421,14 @@ class MatMul(_Weightless):
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         return self._dims(inputs)[4]
 
-    def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+    def gemm(self, inputs: Sequence[Shape]) -> tuple[int, int, int, int]:
+        """(products: the broadcast batch positions, M, K, N) of the matrix products."""
         batch, m, k, n, _ = self._dims(inputs)
-        return math.prod(batch) * m * k * n
+        return math.prod(batch), m, k, n
+
+    def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+        heads, m, k, n = self.gemm(inputs)
+        return heads * m * k * n
 
 
 @dataclass(frozen=True)
