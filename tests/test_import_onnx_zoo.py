@@ -23,6 +23,7 @@ calls) and counts it as 0 FLOPs; the count here adds its Q K^T and A V products
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 
@@ -108,16 +109,37 @@ MODELS = {
     **{name: ({}, None) for name in LOCAL},
 }
 ROUTES = ("dynamo", "legacy-folded", "legacy-unfolded")
+# The whole matrix (every model, route and the trained-like variants) takes about 9
+# minutes on 2 cores; by default one model per family of operators runs (about 2.5):
+# HWPRUNE_ONNX_ZOO=full runs them all.
+FULL = os.environ.get("HWPRUNE_ONNX_ZOO") == "full"
+DEFAULT = ("resnet18", "mobilenet_v3_small", "shufflenet_v2_x1_0", "densenet121", "convnext_tiny",
+           "vit_b_16", "preln_block", "transformer_encoder_layer", "dilated_conv1d_upsample")
 TABLE: dict[tuple[str, str], dict] = {}     # filled as the tests run; printed by -s
 
 
-def _model(name: str):
+TRAINED_LIKE = ("resnet18", "mobilenet_v3_small", "convnext_tiny", "vit_b_16", "preln_block")
+"""Models also tested with every parameter and batch-norm statistic perturbed (no zero
+bias, no unit batch norm left for an exporter to drop)."""
+
+
+def _model(name: str, trained_like: bool = False):
     torch.manual_seed(0)
     if name in LOCAL:
         factory, shape = LOCAL[name]
-        return factory().eval(), torch.randn(*shape)
-    kwargs, size = MODELS[name]
-    return getattr(torchvision.models, name)(**kwargs).eval(), torch.randn(1, 3, size, size)
+        model, x = factory().eval(), torch.randn(*shape)
+    else:
+        kwargs, size = MODELS[name]
+        model, x = getattr(torchvision.models, name)(**kwargs).eval(), torch.randn(1, 3, size, size)
+    if trained_like:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.running_mean.normal_(0, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+    return model, x
 
 
 def _export(model, x, route: str, path) -> None:
@@ -217,35 +239,48 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx-zoo")
     cache: dict[tuple[str, str], tuple] = {}
 
-    def get(name: str, route: str):
-        if (name, route) not in cache:
-            model, x = _model(name)
-            path = folder / f"{name}-{route}.onnx"
+    def get(name: str, route: str, trained_like: bool = False):
+        if (name, route, trained_like) not in cache:
+            model, x = _model(name, trained_like)
+            path = folder / f"{name}-{route}{'-trained' if trained_like else ''}.onnx"
             try:
                 _export(model, x, route, path)
             except TypeError as exc:
                 if name == "transformer_encoder_layer" and route != "dynamo" and "is_causal" in str(exc):
                     pytest.skip(f"torch's legacy exporter cannot export nn.TransformerEncoderLayer: {exc}")
                 raise
-            cache[name, route] = (path, _expected_params(model, x, route),
-                                  sum(p.numel() for p in model.parameters()), _torch_macs(model, x))
-        return cache[name, route]
+            cache[name, route, trained_like] = (path, _expected_params(model, x, route),
+                                                sum(p.numel() for p in model.parameters()),
+                                                _torch_macs(model, x))
+        return cache[name, route, trained_like]
 
     return get
 
 
-@pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("name", list(MODELS))
-def test_torchvision_model_imports_with_torch_counts(exported, name, route):
-    path, expected_params, torch_params, torch_macs = exported(name, route)
+def _check(exported, name, route, trained_like):
+    path, expected_params, torch_params, torch_macs = exported(name, route, trained_like)
     start = time.perf_counter()
     net = load_onnx(path).network
     seconds = time.perf_counter() - start
-    TABLE[name, route] = dict(layers=len(net.layers), macs=net.macs, torch_macs=torch_macs,
-                              params=net.params, torch_params=torch_params, seconds=seconds)
-    print(f"\n{name} {route}: {TABLE[name, route]}")
+    key = (name + ("/trained-like" if trained_like else ""), route)
+    TABLE[key] = dict(layers=len(net.layers), macs=net.macs, torch_macs=torch_macs,
+                      params=net.params, expected_params=expected_params, torch_params=torch_params,
+                      seconds=round(seconds, 3))
+    print(f"\n{key[0]} {route}: {TABLE[key]}")
     assert net.params == expected_params
     assert net.macs == pytest.approx(torch_macs, rel=0.01)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", list(MODELS) if FULL else DEFAULT)
+def test_model_imports_with_torch_counts(exported, name, route):
+    _check(exported, name, route, False)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", TRAINED_LIKE if FULL else ("resnet18", "preln_block"))
+def test_trained_like_model_imports_with_torch_counts(exported, name, route):
+    _check(exported, name, route, True)
 
 
 def test_expected_params_follow_the_documented_conventions():
