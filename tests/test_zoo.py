@@ -17,9 +17,12 @@ from hwprune.errors import UnknownNameError
 from hwprune.workload.network import Network
 from hwprune.workload.zoo import ZOO, load_builtin, zoo_names
 
+IMAGENET_SHAPE = (3, 224, 224)
+
 NAMES = [
     "lenet-300-100", "lenet-5", "cifar10-quick", "nin-cifar10", "alexnet", "vgg16",
-    "squeezenet1.0", "googlenet", "resnet18", "resnet50", "mobilenet-v1",
+    "squeezenet1.0", "googlenet", "resnet18", "resnet50", "mobilenet-v1", "mobilenet-v2",
+    "efficientnet-b0", "vit-b16",
 ]
 
 # Exact parameter counts (weights + biases + BN scale/shift).
@@ -61,6 +64,12 @@ EXACT_PARAMS = {
     # see test_mobilenet_paper_count_excludes_batchnorm. TF-slim's table lists 4.24M
     # for its 1001-class checkpoint.
     "mobilenet-v1": 4_231_976,
+    # torchvision docs, MobileNet_V2_Weights.IMAGENET1K_V1: num_params 3,504,872.
+    "mobilenet-v2": 3_504_872,
+    # torchvision docs, EfficientNet_B0_Weights.IMAGENET1K_V1: num_params 5,288,548.
+    "efficientnet-b0": 5_288_548,
+    # torchvision docs, ViT_B_16_Weights.IMAGENET1K_V1: num_params 86,567,656.
+    "vit-b16": 86_567_656,
 }
 
 # (published MACs, where): MACs must be within 1% of the published figure.
@@ -80,6 +89,28 @@ PUBLISHED_MACS = {
     # Howard et al. 2017, Table 1 / Table 8: 569 million mult-adds (TF-slim's
     # mobilenet_v1.md table: 569 MACs for MobileNet_v1_1.0_224).
     "mobilenet-v1": 569e6,
+    # torchvision docs, MobileNet_V2_Weights.IMAGENET1K_V1: 0.3 GFLOPS (rounded; the
+    # exact count is in EXACT_MACS). Sandler et al. 2018, Table 4: 300M multiply-adds.
+    "mobilenet-v2": 300e6,
+    # EfficientNet-B0 is not here: its published 0.39 G (torchvision docs and Tan & Le
+    # 2019, Table 2, both rounded to two digits) is 1.1% above the exact 385.8 M; see
+    # test_efficientnet_b0_macs_round_to_published_figure.
+    # torchvision docs, ViT_B_16_Weights.IMAGENET1K_V1: 17.56 GFLOPS (attention's two
+    # matrix products per head included).
+    "vit-b16": 17.56e9,
+}
+
+# Exact MACs where torch's own count is the reference: torch.utils.flop_counter's
+# FlopCounterMode on the torchvision model at 1x3x224x224, FLOPs / 2 (one FLOP pair is
+# one MAC); test_exact_macs_are_torch_flop_counts recounts them.
+# test_builtin_equals_torchvision_import checks the same layers and counts against
+# hwprune's torch importer.
+EXACT_MACS = {
+    "mobilenet-v2": 300_774_272,
+    "efficientnet-b0": 385_814_752,
+    # conv_proj and the 73 linear layers 16,848,500,736 + 12 blocks x 2 products
+    # (Q K^T, A V) x 12 heads x 197 x 197 x 64 = 715,327,488.
+    "vit-b16": 17_563_828_224,
 }
 
 # (number of classes, output shape) of every network.
@@ -96,6 +127,9 @@ OUTPUT_SHAPES = {
     "resnet18": (1000,),
     "resnet50": (1000,),
     "mobilenet-v1": (1000,),
+    "mobilenet-v2": (1000,),
+    "efficientnet-b0": (1000,),
+    "vit-b16": (1000,),
 }
 
 
@@ -184,12 +218,17 @@ def test_mobilenet_has_28_layers():
 @pytest.mark.parametrize("name, count", [
     ("lenet-300-100", 3), ("lenet-5", 4), ("cifar10-quick", 5), ("nin-cifar10", 9),
     ("alexnet", 8), ("vgg16", 16), ("squeezenet1.0", 26), ("googlenet", 58),
-    ("resnet18", 21), ("resnet50", 54),
+    ("resnet18", 21), ("resnet50", 54), ("mobilenet-v2", 53), ("efficientnet-b0", 82),
+    ("vit-b16", 74),
 ])
 def test_weighted_layer_count(name, count):
     # ResNets: the depth counts the 1 + 2*8 (resp. 1 + 3*16) convs plus fc, and the
     # 3 (resp. 4) downsample convs come on top. GoogLeNet: "22 layers deep" counts
-    # depth, not the 57 convs + 1 fc side by side.
+    # depth, not the 57 convs + 1 fc side by side. MobileNet v2: stem + 2 + 16 x 3
+    # block convs + the 1x1 to 1280 + classifier (the 53 of issue 21). EfficientNet-B0:
+    # stem + the first MBConv (depthwise, squeeze-excite fc1 and fc2, projection) + 15
+    # expanding MBConvs x 5 + the 1x1 to 1280 + classifier = 1 + 4 + 75 + 1 + 1.
+    # ViT-B/16: conv_proj + 12 x (q, k, v, out_proj, mlp.0, mlp.3) + heads.head.
     assert len(load_builtin(name).weighted_layers) == count
 
 
@@ -296,9 +335,149 @@ def test_small_networks_shapes():
     assert lenet["ip1"].weight_shape == (500, 800)
 
 
+@pytest.mark.parametrize("name", sorted(EXACT_MACS))
+def test_exact_macs(name):
+    assert load_builtin(name).macs == EXACT_MACS[name]
+
+
+def test_efficientnet_b0_macs_round_to_published_figure():
+    # torchvision docs (EfficientNet_B0_Weights.IMAGENET1K_V1): 0.39 GFLOPS; Tan & Le
+    # 2019, Table 2: 0.39B FLOPS (multiply-adds), both to two significant digits.
+    assert round(load_builtin("efficientnet-b0").macs, -7) == 390_000_000
+
+
+def test_vit_b16_attention_macs():
+    net = load_builtin("vit-b16")
+    matmul = sum(layer.macs for layer in net if layer.kind == "matmul")
+    assert matmul == 12 * 2 * 12 * 197 * 197 * 64 == 715_327_488
+    assert net.macs - matmul == 16_848_500_736
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_macs_are_conv_and_fc_only(name):
+def test_macs_are_conv_fc_and_matmul_only(name):
     net = load_builtin(name)
-    assert net.macs == sum(layer.macs for layer in net.weighted_layers)
+    matmuls = [layer for layer in net if layer.kind == "matmul"]
+    assert net.macs == sum(layer.macs for layer in (*net.weighted_layers, *matmuls))
+    assert all(layer.macs == 0 for layer in net
+               if not layer.has_weights and layer.kind != "matmul")
     assert net.params == sum(layer.params for layer in net)
     assert math.prod(net.output_shape) == OUTPUT_SHAPES[name][0]
+
+
+def test_mobilenet_v2_blocks():
+    net = load_builtin("mobilenet-v2")
+    assert net["features.0.0"].output_shape == (32, 112, 112)
+    # features.1 (expansion 1): depthwise conv.0, projection conv.1 + BN conv.2.
+    assert net["features.1.conv.0.0"].weight_shape == (32, 1, 3, 3)
+    assert net["features.1.conv.1"].weight_shape == (16, 32, 1, 1)
+    assert net["features.1.conv.2"].kind == "batchnorm"
+    # features.2: expansion 6 (16 -> 96), depthwise stride 2, projection to 24.
+    assert net["features.2.conv.0.0"].weight_shape == (96, 16, 1, 1)
+    assert net["features.2.conv.1.0"].output_shape == (96, 56, 56)
+    assert net["features.2.conv.1.0"].groups == 96
+    assert net["features.3"].kind == "add" and net["features.3"].output_shape == (24, 56, 56)
+    assert "features.2" not in {layer.name for layer in net}  # stride 2: no residual
+    assert sum(layer.kind == "add" for layer in net) == 10
+    assert net["features.17.conv.2"].output_shape == (320, 7, 7)
+    assert net["features.18.0"].weight_shape == (1280, 320, 1, 1)
+    assert net["classifier.1"].weight_shape == (1000, 1280)
+    convs = [layer for layer in net if layer.kind == "conv"]
+    assert not any(layer.op.bias for layer in convs)
+    assert not any(layer.kind == "activation" for layer in net)  # ReLU6 left out
+
+
+def test_efficientnet_b0_blocks():
+    net = load_builtin("efficientnet-b0")
+    # features.1.0: no expansion; depthwise block.0, squeeze-excite block.1 (squeeze to
+    # 32 // 4 = 8), projection block.2.
+    assert net["features.1.0.block.0.0"].weight_shape == (32, 1, 3, 3)
+    assert net["features.1.0.block.1.fc1"].weight_shape == (8, 32, 1, 1)
+    assert net["features.1.0.block.1.fc1"].op.bias
+    assert net["features.1.0.block.1.fc2"].weight_shape == (32, 8, 1, 1)
+    se = net["features.1.0.block.1"]
+    assert se.kind == "elementwise" and se.op.fn == "mul"
+    assert se.input_shapes == ((32, 1, 1), (32, 112, 112)) and se.output_shape == (32, 112, 112)
+    # features.3.0: expansion 24 -> 144, 5x5 depthwise stride 2, squeeze to 24 // 4 = 6.
+    assert net["features.3.0.block.1.0"].weight_shape == (144, 1, 5, 5)
+    assert net["features.3.0.block.1.0"].output_shape == (144, 28, 28)
+    assert net["features.3.0.block.2.fc1"].weight_shape == (6, 144, 1, 1)
+    assert net["features.3.1"].kind == "add"
+    assert sum(layer.kind == "add" for layer in net) == 9
+    assert sum(layer.kind == "elementwise" for layer in net) == 16
+    assert net["features.7.0.block.3.0"].output_shape == (320, 7, 7)
+    assert net["features.8.0"].weight_shape == (1280, 320, 1, 1)
+    assert net["classifier.1"].weight_shape == (1000, 1280)
+    assert not any(layer.kind == "activation" for layer in net)  # SiLU, sigmoid left out
+
+
+def test_vit_b16_blocks():
+    net = load_builtin("vit-b16")
+    assert net["conv_proj"].weight_shape == (768, 3, 16, 16)
+    assert net["permute"].output_shape == (196, 768)
+    assert net["class_token"].params == 768
+    assert net["cat"].output_shape == (197, 768)
+    assert net["encoder.pos_embedding"].params == 197 * 768
+    p = "encoder.layers.encoder_layer_0"
+    # in_proj 768 -> 2304 with bias as three 768 -> 768 projections.
+    qkv = [net[f"{p}.self_attention.{t}_proj"] for t in "qkv"]
+    assert sum(layer.params for layer in qkv) == 2304 * 768 + 2304
+    assert net[f"{p}.self_attention.scores"].output_shape == (12, 197, 197)
+    assert net[f"{p}.self_attention.scores"].macs == 12 * 197 * 64 * 197
+    assert net[f"{p}.self_attention.softmax"].op.fn == "softmax"
+    assert net[f"{p}.self_attention.context"].output_shape == (12, 197, 64)
+    assert net[f"{p}.self_attention.out_proj"].weight_shape == (768, 768)
+    assert net[f"{p}.mlp.0"].macs == 197 * 768 * 3072
+    assert net[f"{p}.residual"].kind == "add" and net[p].kind == "add"
+    assert net["encoder.ln"].params == 2 * 768
+    assert net["select"].output_shape == (768,)
+    assert net["heads.head"].weight_shape == (1000, 768)
+    assert sum(layer.kind == "layernorm" for layer in net) == 25
+    assert [layer.op.fn for layer in net if layer.kind == "activation"] == ["softmax"] * 12
+
+
+# --- against torchvision, through hwprune's torch importer ------------------------
+
+
+@pytest.mark.parametrize("name, model", [
+    ("mobilenet-v2", "mobilenet_v2"), ("efficientnet-b0", "efficientnet_b0"), ("vit-b16", "vit_b_16"),
+])
+def test_builtin_equals_torchvision_import(name, model):
+    # from_torch with batch norms kept as layers counts every parameter of the module;
+    # the built-in network must have the same totals and, layer by layer, the same
+    # layers with weights, parameters or MACs (names, kinds, shapes, counts).
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from hwprune.workload.torch_import import from_torch
+
+    module = getattr(torchvision.models, model)().eval()
+    x = torch.zeros(1, *IMAGENET_SHAPE)
+    imported = from_torch(module, x, fold_batchnorm=False).network
+    builtin = load_builtin(name)
+    assert builtin.params == imported.params == sum(p.numel() for p in module.parameters())
+    assert builtin.macs == imported.macs == EXACT_MACS[name]
+
+    def counted(net):
+        return [(layer.name, layer.kind, layer.input_shapes, layer.output_shape, layer.params, layer.macs)
+                for layer in net if layer.params or layer.macs]
+
+    assert counted(builtin) == counted(imported)
+
+
+def test_exact_macs_are_torch_flop_counts():
+    # EXACT_MACS's source: torch's FlopCounterMode, one FLOP pair per MAC. Counted with
+    # autograd on and scaled_dot_product_attention's math backend, where attention's
+    # products run as bmm, which the counter sees; under no_grad nn.MultiheadAttention
+    # takes its fused inference path and the CPU's fused attention kernel, and the
+    # counter misses them (ViT-B/16 then counts 11.27 G).
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for name, model in (("mobilenet-v2", "mobilenet_v2"), ("efficientnet-b0", "efficientnet_b0"),
+                        ("vit-b16", "vit_b_16")):
+        module = getattr(torchvision.models, model)().eval()
+        counter = FlopCounterMode(display=False)
+        with counter, sdpa_kernel(SDPBackend.MATH):
+            module(torch.zeros(1, *IMAGENET_SHAPE))
+        assert counter.get_total_flops() == 2 * EXACT_MACS[name], name

@@ -1,20 +1,24 @@
-"""Built-in networks: well-known CNNs, rebuilt layer by layer from their reference models.
+"""Built-in networks: well-known CNNs and ViT-B/16, rebuilt layer by layer from their
+reference models.
 
-=================  =========  ===========  ==============  ===================================
-name               input           params            MACs  reference model
-=================  =========  ===========  ==============  ===================================
-``lenet-300-100``  1x28x28        266,610         266,200  LeCun 1998; Han et al. 2015
-``lenet-5``        1x28x28        431,080       2,293,000  Caffe examples/mnist (LeNet)
-``cifar10-quick``  3x32x32        145,578      12,354,176  Caffe examples/cifar10 (quick)
-``nin-cifar10``    3x32x32        966,986     222,486,528  Lin et al. 2014, Caffe model
-``alexnet``        3x227x227   60,965,224     724,406,816  Caffe bvlc_alexnet (grouped)
-``vgg16``          3x224x224  138,357,544  15,470,264,320  torchvision vgg16
-``squeezenet1.0``  3x224x224    1,248,424     818,924,576  torchvision squeezenet1_0
-``googlenet``      3x224x224    6,998,552   1,582,671,872  Caffe bvlc_googlenet, no aux heads
-``resnet18``       3x224x224   11,689,512   1,814,073,344  torchvision resnet18
-``resnet50``       3x224x224   25,557,032   4,089,184,256  torchvision resnet50 (v1.5)
-``mobilenet-v1``   3x224x224    4,231,976     568,740,352  Howard 2017, TF-slim 1.0/224
-=================  =========  ===========  ==============  ===================================
+===================  =========  ===========  ==============  ===================================
+name                 input           params            MACs  reference model
+===================  =========  ===========  ==============  ===================================
+``lenet-300-100``    1x28x28        266,610         266,200  LeCun 1998; Han et al. 2015
+``lenet-5``          1x28x28        431,080       2,293,000  Caffe examples/mnist (LeNet)
+``cifar10-quick``    3x32x32        145,578      12,354,176  Caffe examples/cifar10 (quick)
+``nin-cifar10``      3x32x32        966,986     222,486,528  Lin et al. 2014, Caffe model
+``alexnet``          3x227x227   60,965,224     724,406,816  Caffe bvlc_alexnet (grouped)
+``vgg16``            3x224x224  138,357,544  15,470,264,320  torchvision vgg16
+``squeezenet1.0``    3x224x224    1,248,424     818,924,576  torchvision squeezenet1_0
+``googlenet``        3x224x224    6,998,552   1,582,671,872  Caffe bvlc_googlenet, no aux heads
+``resnet18``         3x224x224   11,689,512   1,814,073,344  torchvision resnet18
+``resnet50``         3x224x224   25,557,032   4,089,184,256  torchvision resnet50 (v1.5)
+``mobilenet-v1``     3x224x224    4,231,976     568,740,352  Howard 2017, TF-slim 1.0/224
+``mobilenet-v2``     3x224x224    3,504,872     300,774,272  torchvision mobilenet_v2
+``efficientnet-b0``  3x224x224    5,288,548     385,814,752  torchvision efficientnet_b0
+``vit-b16``          3x224x224   86,567,656  17,563,828,224  torchvision vit_b_16
+===================  =========  ===========  ==============  ===================================
 
 Conventions (see :mod:`hwprune.workload.ops`):
 
@@ -24,12 +28,34 @@ Conventions (see :mod:`hwprune.workload.ops`):
   MobileNet (``Conv2d_1_depthwise``, ``Conv2d_1_depthwise/BatchNorm``). Operations
   that are functions rather than modules in the reference get the name of the
   module whose output they produce: a Fire module's concatenation is
-  ``features.3``, a residual block's addition is ``layer1.0``.
+  ``features.3``, a residual block's addition is ``layer1.0``, a squeeze-excite
+  module's multiply is ``features.1.0.block.1``; with a suffix where one module
+  produces several (ViT's attention residual ``encoder.layers.encoder_layer_0.residual``
+  beside the block's output ``encoder.layers.encoder_layer_0``). Functions called in
+  the network's own ``forward`` get the function's name (``flatten``,
+  ``adaptive_avg_pool2d``, ViT's ``reshape``, ``permute``, ``cat``, ``select``).
 * ReLU, LRN and dropout are left out: they change no shape and have no weights or
-  MACs. Batch normalization is kept where the reference has it (2 params/channel).
+  MACs. So are the activations that directly follow a conv, fc or batch norm
+  (ReLU6 of MobileNet v2; SiLU of EfficientNet, its squeeze-excite's SiLU and
+  sigmoid; ViT's MLP GELU): deployment fuses them into that layer. Kept are the
+  operations on two tensors or along an axis: residual additions, squeeze-excite's
+  broadcasting multiply, attention's softmax. Stochastic depth (identity at
+  inference) is left out. Batch normalization is kept where the reference has it
+  (2 params/channel); ViT's layer norms are kept (2 params/feature).
+* MobileNet v2, EfficientNet-B0 and ViT-B/16 have, layer for layer, the layers with
+  parameters or MACs that :func:`~hwprune.workload.torch_import.from_torch` imports
+  from torchvision's models (batch norms kept). In ViT-B/16,
+  ``nn.MultiheadAttention``'s ``in_proj``
+  (one 768->2304 weight with bias) is its three 768->768 projections ``q_proj``,
+  ``k_proj``, ``v_proj`` (same parameters and MACs); attention's ``1/sqrt(64)``
+  scale (one multiply per score, no MACs) is left out, as the importer folds it
+  into the softmax.
 * Caffe pooling rounds output sizes up (``ceil_mode=True``); PyTorch pooling rounds
   down unless the model asks otherwise (SqueezeNet does).
-* MACs count convolution and fully connected layers only.
+* MACs count convolution and fully connected layers, and the matrix products
+  between two activations (attention's ``Q K^T`` and ``A V``: 2 x 12 heads x 197 x
+  197 x 64 = 59.6 M per ViT-B/16 block, 715.3 M of its 17.56 G), as torch's
+  ``FlopCounterMode`` does (one FLOP pair = one MAC).
 
 Use :func:`load_builtin` to get a (cached, immutable) network by name and
 :func:`zoo_names` to list the names; :data:`ZOO` maps each name to a function that
@@ -347,6 +373,169 @@ def mobilenet_v1() -> Network:
     )
 
 
+# torchvision ``inverted_residual_setting``: (expansion t, output channels c, repeats n,
+# first stride s), Sandler et al. 2018, Table 2.
+_MOBILENET_V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _inverted_residual(b: NetworkBuilder, name: str, x: str, out: int, stride: int,
+                       expand: int) -> str:
+    """torchvision ``InvertedResidual``: 1x1 expansion conv + BN (``conv.0``, left out
+    when ``expand`` is 1), 3x3 depthwise conv + BN, 1x1 linear projection conv
+    (``conv.<k>``) + BN (``conv.<k+1>``); the block's addition (``name``) when the
+    stride is 1 and the channels do not change."""
+    channels = b.shape(x)[0]
+    hidden = channels * expand
+    y, index = x, 0
+    if expand != 1:
+        y = _conv_bn(b, f"{name}.conv.0.0", f"{name}.conv.0.1", y, hidden, 1)
+        index = 1
+    y = _conv_bn(b, f"{name}.conv.{index}.0", f"{name}.conv.{index}.1", y, hidden, 3,
+                 stride, padding=1, groups=hidden)
+    y = _conv_bn(b, f"{name}.conv.{index + 1}", f"{name}.conv.{index + 2}", y, out, 1)
+    if stride == 1 and channels == out:
+        return b.add(name, [x, y])
+    return y
+
+
+def mobilenet_v2() -> Network:
+    b = NetworkBuilder("mobilenet-v2", IMAGENET)
+    x = _conv_bn(b, "features.0.0", "features.0.1", b.input, 32, 3, stride=2, padding=1)
+    index = 1
+    for expand, out, repeats, first_stride in _MOBILENET_V2_SETTING:
+        for i in range(repeats):
+            x = _inverted_residual(b, f"features.{index}", x, out, first_stride if i == 0 else 1,
+                                   expand)
+            index += 1
+    x = _conv_bn(b, f"features.{index}.0", f"features.{index}.1", x, 1280, 1)
+    # MobileNetV2.forward: nn.functional.adaptive_avg_pool2d(x, (1, 1)), a global pool;
+    # then torch.flatten(x, 1); classifier.0 is dropout.
+    x = b.global_avgpool("adaptive_avg_pool2d", x)
+    x = b.flatten("flatten", x)
+    b.fc("classifier.1", x, 1000)
+    return b.build(
+        description="MobileNet v2 1.0/224: inverted residual blocks with linear bottlenecks",
+        source="Sandler et al. 2018; torchvision/models/mobilenetv2.py mobilenet_v2",
+    )
+
+
+# torchvision ``_efficientnet_conf("efficientnet_b0")`` (width and depth 1.0): per stage
+# (expand ratio, kernel, first stride, output channels, repeats); Tan & Le 2019, Table 1.
+_EFFICIENTNET_B0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2),
+                           (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4),
+                           (6, 3, 1, 320, 1))
+
+
+def _squeeze_excite(b: NetworkBuilder, name: str, x: str, squeeze: int) -> str:
+    """torchvision ``SqueezeExcitation``: global average pool (``avgpool``), 1x1 convs
+    with bias ``fc1`` (to ``squeeze`` channels) and ``fc2`` (back), then the input
+    scaled channel by channel by the gate: a broadcasting multiply named ``name``.
+    The SiLU after ``fc1`` and the sigmoid after ``fc2`` are left out."""
+    channels = b.shape(x)[0]
+    gate = b.global_avgpool(f"{name}.avgpool", x)
+    gate = b.conv(f"{name}.fc1", gate, squeeze, 1)
+    gate = b.conv(f"{name}.fc2", gate, channels, 1)
+    return b.elementwise(name, "mul", [gate, x])
+
+
+def _mbconv(b: NetworkBuilder, name: str, x: str, out: int, kernel: int, stride: int,
+            expand: int) -> str:
+    """torchvision ``MBConv``: 1x1 expansion conv + BN (``block.0``, left out when
+    ``expand`` is 1), depthwise conv + BN, squeeze-excite (squeeze to a quarter of the
+    block's input channels), 1x1 projection conv + BN; the block's addition (``name``)
+    when the stride is 1 and the channels do not change (stochastic depth is the
+    identity at inference)."""
+    channels = b.shape(x)[0]
+    hidden = channels * expand
+    y, index = x, 0
+    if expand != 1:
+        y = _conv_bn(b, f"{name}.block.0.0", f"{name}.block.0.1", y, hidden, 1)
+        index = 1
+    y = _conv_bn(b, f"{name}.block.{index}.0", f"{name}.block.{index}.1", y, hidden, kernel,
+                 stride, padding=(kernel - 1) // 2, groups=hidden)
+    y = _squeeze_excite(b, f"{name}.block.{index + 1}", y, max(1, channels // 4))
+    y = _conv_bn(b, f"{name}.block.{index + 2}.0", f"{name}.block.{index + 2}.1", y, out, 1)
+    if stride == 1 and channels == out:
+        return b.add(name, [y, x])
+    return y
+
+
+def efficientnet_b0() -> Network:
+    b = NetworkBuilder("efficientnet-b0", IMAGENET)
+    x = _conv_bn(b, "features.0.0", "features.0.1", b.input, 32, 3, stride=2, padding=1)
+    for stage, (expand, kernel, stride, out, repeats) in enumerate(_EFFICIENTNET_B0_STAGES, start=1):
+        for i in range(repeats):
+            x = _mbconv(b, f"features.{stage}.{i}", x, out, kernel, stride if i == 0 else 1, expand)
+    x = _conv_bn(b, "features.8.0", "features.8.1", x, 1280, 1)
+    x = b.global_avgpool("avgpool", x)
+    x = b.flatten("flatten", x)  # torch.flatten(x, 1) in EfficientNet.forward
+    b.fc("classifier.1", x, 1000)  # classifier.0 is dropout
+    return b.build(
+        description="EfficientNet-B0: MBConv blocks with squeeze-excite, 224x224",
+        source="Tan & Le 2019; torchvision/models/efficientnet.py efficientnet_b0",
+    )
+
+
+def _self_attention(b: NetworkBuilder, name: str, x: str, heads: int) -> str:
+    """torchvision's ``nn.MultiheadAttention`` on ``(T, D)`` tokens, as :func:`from_torch
+    <hwprune.workload.torch_import.from_torch>` expands it: its ``in_proj`` (one
+    ``D -> 3D`` weight with bias) as the three ``D -> D`` projections ``q_proj``,
+    ``k_proj``, ``v_proj`` (same parameters and MACs), each viewed as ``heads`` heads
+    (``k`` transposed for ``Q K^T``), the scores per head, softmax (the ``1/sqrt(d)``
+    scale left out: one multiply per score, no MACs), the context ``A V``, the heads
+    merged back and ``out_proj``."""
+    tokens, dim = b.shape(x)
+    head_dim = dim // heads
+    views = {}
+    for tag, order in (("q", (1, 0, 2)), ("k", (1, 2, 0)), ("v", (1, 0, 2))):
+        y = b.token_fc(f"{name}.{tag}_proj", x, dim)
+        y = b.reshape(f"{name}.{tag}_heads", y, (tokens, heads, head_dim))
+        views[tag] = b.permute(f"{name}.{tag}_perm", y, order)
+    scores = b.matmul(f"{name}.scores", views["q"], views["k"])      # (heads, T, T)
+    probs = b.activation(f"{name}.softmax", scores, "softmax")
+    context = b.matmul(f"{name}.context", probs, views["v"])       # (heads, T, d)
+    context = b.permute(f"{name}.merge_perm", context, (1, 0, 2))
+    context = b.reshape(f"{name}.merge", context, (tokens, dim))
+    return b.token_fc(f"{name}.out_proj", context, dim)
+
+
+def _encoder_block(b: NetworkBuilder, name: str, x: str, heads: int, mlp_dim: int) -> str:
+    """torchvision ``EncoderBlock`` (pre-LN): ``ln_1``, self-attention, the residual
+    addition ``name.residual``; ``ln_2``, MLP (``mlp.0``, GELU left out, ``mlp.3``), the
+    residual addition ``name`` (the block's output)."""
+    dim = b.shape(x)[-1]
+    y = b.layernorm(f"{name}.ln_1", x, dim)
+    y = _self_attention(b, f"{name}.self_attention", y, heads)
+    x = b.add(f"{name}.residual", [y, x])
+    y = b.layernorm(f"{name}.ln_2", x, dim)
+    y = b.token_fc(f"{name}.mlp.0", y, mlp_dim)
+    y = b.token_fc(f"{name}.mlp.3", y, dim)
+    return b.add(name, [x, y])
+
+
+def vit_b16() -> Network:
+    b = NetworkBuilder("vit-b16", IMAGENET)
+    dim, patch = 768, 16
+    x = b.conv("conv_proj", b.input, dim, patch, stride=patch)          # (768, 14, 14)
+    # VisionTransformer._process_input: reshape to (D, 196), permute to (196, D) tokens.
+    x = b.reshape("reshape", x, (dim, -1))
+    x = b.permute("permute", x, (1, 0))
+    cls = b.constant("class_token", (1, dim))
+    x = b.concat("cat", [cls, x])                                       # (197, 768)
+    pos = b.constant("encoder.pos_embedding", b.shape(x))
+    x = b.elementwise("encoder.add", "add", [x, pos])
+    for i in range(12):
+        x = _encoder_block(b, f"encoder.layers.encoder_layer_{i}", x, 12, 3072)
+    x = b.layernorm("encoder.ln", x, dim)
+    x = b.select("select", x, 0, 0)                                     # x[:, 0]: class token
+    b.fc("heads.head", x, 1000)
+    return b.build(
+        description="ViT-B/16: 16x16 patches, 12 pre-LN encoder blocks (12 heads, 768 wide)",
+        source="Dosovitskiy et al. 2021; torchvision/models/vision_transformer.py vit_b_16",
+    )
+
+
 # ------------------------------------------------------------------------- registry
 
 ZOO: dict[str, Callable[[], Network]] = {
@@ -361,6 +550,9 @@ ZOO: dict[str, Callable[[], Network]] = {
     "resnet18": resnet18,
     "resnet50": resnet50,
     "mobilenet-v1": mobilenet_v1,
+    "mobilenet-v2": mobilenet_v2,
+    "efficientnet-b0": efficientnet_b0,
+    "vit-b16": vit_b16,
 }
 """Built-in network name -> function building a fresh :class:`Network`."""
 
