@@ -44,12 +44,11 @@ Conventions (see :mod:`hwprune.workload.ops`):
   (2 params/channel); ViT's layer norms are kept (2 params/feature).
 * MobileNet v2, EfficientNet-B0 and ViT-B/16 have, layer for layer, the layers with
   parameters or MACs that :func:`~hwprune.workload.torch_import.from_torch` imports
-  from torchvision's models (batch norms kept). In ViT-B/16,
-  ``nn.MultiheadAttention``'s ``in_proj``
-  (one 768->2304 weight with bias) is its three 768->768 projections ``q_proj``,
-  ``k_proj``, ``v_proj`` (same parameters and MACs); attention's ``1/sqrt(64)``
-  scale (one multiply per score, no MACs) is left out, as the importer folds it
-  into the softmax.
+  from torchvision's models (batch norms kept). In ViT-B/16, ``nn.MultiheadAttention``'s
+  ``in_proj`` (one 768->2304 weight with bias) is its three 768->768 projections
+  ``q_proj``, ``k_proj``, ``v_proj`` (same parameters and MACs); attention's
+  ``1/sqrt(64)`` scale (one multiply per score, no MACs) is left out, as the importer
+  folds it into the softmax.
 * Caffe pooling rounds output sizes up (``ceil_mode=True``); PyTorch pooling rounds
   down unless the model asks otherwise (SqueezeNet does).
 * MACs count convolution and fully connected layers, and the matrix products
