@@ -79,7 +79,8 @@ def test_a_matmul_is_priced_as_a_linear_layer_over_its_rows(dev):
     for table in (api.energy, api.latency):
         got = table(net, dev).set_index("layer")
         want = table(twin, dev).set_index("layer")
-        assert list(got.index) == ["q", "k", "scores"]
+        assert list(got.index) == ["q", "k", "kt", "scores"]
+        assert list(got["runs_as"]) == ["kernel", "kernel", "copy", "kernel"]
         col = "energy_pj" if table is api.energy else "seconds"
         assert got.loc["scores", col] == pytest.approx(want.loc["scores", col], rel=1e-9)
     assert api.energy(net, dev)["macs"].sum() == net.macs
@@ -90,5 +91,5 @@ def test_heads_are_independent_products():
     b.matmul("scores", b.input, b.transpose("t", b.input, 1, 2))
     net = b.build()
     assert net["scores"].macs == 4 * T * 16 * T
-    row = api.energy(net, "core-i7").iloc[0]
-    assert row["layer"] == "scores" and row["macs"] == 4 * T * 16 * T
+    row = api.energy(net, "core-i7").set_index("layer").loc["scores"]
+    assert row["runs_as"] == "kernel" and row["macs"] == 4 * T * 16 * T

@@ -20,9 +20,13 @@ Sparsity (per the device's ``[sparsity]`` table, see docs/energy-model.md):
   reads from the outermost memory. Outputs are written uncompressed (a
   simplification: the next layer's density is not known to this layer).
 
-Pooling, batch normalization (folded into the preceding layer), element-wise
-additions, concatenations and flattening are not charged: the table has one row per
-conv/fc layer.
+Every other layer (normalization, activations, element-wise arithmetic, pooling,
+data movement) is one pass over its tensors (:mod:`hwprune.workload.passes`), priced by
+:mod:`hwprune.cost.passes`: a batch norm after a conv/fc layer is folded into it (no
+cost), a point-wise activation after one is fused into its output stage (its
+operations only), views cost nothing, and copies and streams read their inputs from
+and write their outputs to the outermost memory. The table has one row per layer, and
+its totals are the sums of its rows.
 """
 
 from __future__ import annotations
@@ -38,10 +42,14 @@ from ..checks import check_batch
 from ..errors import InputError
 from ..hardware.profile import OPERANDS, WEIGHT_FORMATS, DeviceProfile
 from ..sparse.storage import activation_ratio, storage_cost
+from ..workload.layer import Layer
 from ..workload.network import Network
+from ..workload.ops import CATEGORIES
+from ..workload.passes import KERNEL, PassWork, pass_works
 from .dataflow import Dataflow, get_dataflow
 from .densities import Density, resolve_densities
 from .loopnest import LoopNest
+from .passes import pass_accesses, pass_fits
 from .search import Mapping, SparsityParams, device_arrays, find_mapping, price_mapping
 
 OPERAND_COLUMNS = ("weights_pj", "index_pj", "inputs_pj", "outputs_pj", "compute_pj")
@@ -53,12 +61,13 @@ class LayerCost:
 
     Attributes:
         macs: MACs of the dense layer.
+        ops: element operations of a pass (:mod:`hwprune.workload.passes`); 0 for a kernel.
         executed_macs: MACs whose energy is spent (zero operands skipped or gated).
         reads, writes: element reads/writes, shape ``(levels + noc, 3)`` (weights,
             inputs, outputs); the NoC row (last, if the device has one) holds transfers.
         level_pj: energy per memory level (storage levels, then the NoC), pJ.
         operand_pj: energy of weights, indices, inputs, outputs and MACs, pJ.
-        mapping: the mapping of one group.
+        mapping: the mapping of one group (None for a pass, which has no loop nest).
         fits_memory: whether the layer's tensors fit the outermost memories holding
             them (weights stored as given; inputs and outputs dense).
     """
@@ -69,8 +78,9 @@ class LayerCost:
     writes: np.ndarray
     level_pj: np.ndarray
     operand_pj: dict[str, float]
-    mapping: Mapping
+    mapping: Mapping | None
     fits_memory: bool
+    ops: float = 0.0
 
     @property
     def energy_pj(self) -> float:
@@ -200,7 +210,42 @@ def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Dens
     )
 
 
-def fits_memory(layer, dev: DeviceProfile, batch: int = 1) -> bool:
+def pass_cost(work: PassWork, dev: DeviceProfile, batch: int = 1) -> LayerCost:
+    """Price the pass ``work`` of a layer without MACs for ``batch`` samples (see
+    :mod:`hwprune.cost.passes`)."""
+    arrays = device_arrays(dev)
+    reads, writes = pass_accesses(work, dev, batch)
+    cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
+    cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
+    per_level_op = reads * cost_r[:, None] + writes * cost_w[:, None]
+    ops = float(work.ops * batch)
+    return LayerCost(
+        macs=0, executed_macs=0.0, reads=reads, writes=writes,
+        level_pj=per_level_op.sum(axis=1),
+        operand_pj={"weights_pj": 0.0, "index_pj": 0.0,
+                    "inputs_pj": float(per_level_op[:, 1].sum()),
+                    "outputs_pj": float(per_level_op[:, 2].sum()),
+                    "compute_pj": ops * dev.compute.mac_energy_pj},
+        mapping=None, fits_memory=pass_fits(work, dev, batch), ops=ops)
+
+
+def network_costs(net: Network, dev: DeviceProfile, flow: Dataflow, densities: dict[str, Density],
+                  weight_format: str, batch: int = 1):
+    """``(layer, density, runs_as, cost)`` for every layer of ``net`` in order: conv, fc
+    and matmul layers priced from their loop nests at their density, the others as
+    passes."""
+    passes = pass_works(net)
+    for layer in net.layers:
+        if layer.name in passes:
+            work = passes[layer.name]
+            yield layer, Density(), work.runs_as, pass_cost(work, dev, batch)
+        else:
+            density = densities.get(layer.name, Density())
+            yield layer, density, KERNEL, layer_cost(LoopNest.of(layer, batch), dev, flow, density,
+                                                     weight_format)
+
+
+def fits_memory(layer: Layer, dev: DeviceProfile, batch: int = 1) -> bool:
     """Whether ``layer``'s dense weights and its inputs and outputs for ``batch`` fit,
     together, the outermost memory level holding each (the ``fits_memory`` column: a
     layer that does not fit is still priced as if it did; spilling is not modelled)."""
@@ -254,23 +299,24 @@ def _options(net: Network, dev: DeviceProfile, densities: Any, batch: Any,
 def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batch: int = 1,
                    dataflow: str | None = None,
                    weight_format: str | None = None) -> pd.DataFrame:
-    """One row per conv/fc layer of ``net`` on ``dev``, and per matmul between two
-    activations (dense, its right operand priced where the device keeps weights); see
+    """One row per layer of ``net`` on ``dev``: conv/fc layers and matmuls between two
+    activations (dense, the right operand priced where the device keeps weights) from
+    their loop nests, every other layer as a pass (:mod:`hwprune.cost.passes`); see
     :func:`hwprune.energy`."""
     flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
     level_rows = _level_rows(dev)
     scale = _word_scale(dev)
     storage_names = tuple(lvl.name for lvl in device_arrays(dev).storage)
     rows = []
-    for layer in net.compute_layers:
-        nest = LoopNest.of(layer, int(batch))
-        density = dens.get(layer.name, Density())
-        cost = layer_cost(nest, dev, flow, density, fmt)
+    for layer, density, runs_as, cost in network_costs(net, dev, flow, dens, fmt, int(batch)):
         row: dict[str, Any] = {
             "layer": layer.name,
             "kind": layer.kind,
-            "macs": nest.macs,
+            "category": CATEGORIES[layer.kind],
+            "runs_as": runs_as,
+            "macs": cost.macs,
             "effective_macs": cost.executed_macs,
+            "ops": cost.ops,
             "weight_density": density.weight,
             "act_density": density.act,
         }
@@ -286,7 +332,7 @@ def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batc
         row["fits_memory"] = cost.fits_memory
         row["dataflow"] = flow.name
         row["weight_format"] = fmt
-        row["mapping"] = cost.mapping.describe(storage_names)
+        row["mapping"] = cost.mapping.describe(storage_names) if cost.mapping else f"pass ({runs_as})"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -302,8 +348,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
     cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
     cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
     rows = []
-    for layer in net.compute_layers:
-        cost = layer_cost(LoopNest.of(layer, batch), dev, flow, dens.get(layer.name, Density()), fmt)
+    for layer, _, _, cost in network_costs(net, dev, flow, dens, fmt, int(batch)):
         for name, i in _level_rows(dev):
             lvl = dev.level(name)
             for j, op in enumerate(OPERANDS):

@@ -48,7 +48,8 @@ DATAFLOWS = ("row-stationary", "weight-stationary", "output-stationary", "cache-
 
 
 ENERGY_TABLE_COLUMNS = (
-    "layer", "kind", "macs", "effective_macs", "weight_density", "act_density",
+    "layer", "kind", "category", "runs_as", "macs", "effective_macs", "ops", "weight_density",
+    "act_density",
     "energy_pj", "energy_norm", "weights_pj", "index_pj", "inputs_pj", "outputs_pj",
     "compute_pj", "energy_unit", "fits_memory", "dataflow", "weight_format", "mapping",
 )

@@ -190,7 +190,7 @@ def _level(dev: DeviceProfile, kind: str):
     return dev.memory[-1]
 
 
-class _Gpu:
+class GpuParams:
     """The profile values the kernels read, looked up once."""
 
     def __init__(self, dev: DeviceProfile):
@@ -241,7 +241,7 @@ class _Gpu:
         return sorted({(self.tile, s) for s in shorts} | {(s, self.tile) for s in shorts})
 
 
-def _gemm(g: _Gpu, m: int, n: int, k: int, groups: int, efficiency: float, shortest: int,
+def _gemm(g: GpuParams, m: int, n: int, k: int, groups: int, efficiency: float, shortest: int,
           weight_elems: float, in_elems: float) -> dict[str, float]:
     """Terms of the dense tiled GEMM (module docstring): the fastest tile of the family."""
     best = None
@@ -278,7 +278,7 @@ def dense_kernel_terms(dev: DeviceProfile, m: int, n: int, k: int, *, convolutio
     read from DRAM (default ``k x n``; a convolution reads ``C H W`` per image). For
     checks against measured kernels (benchmarks/validate_gpu.py); the time is the
     largest term."""
-    g = _Gpu(dev)
+    g = GpuParams(dev)
     if min(m, n, k) < 1:
         raise InputError(f"a dense product needs m, n, k >= 1, got m={m}, n={n}, k={k}")
     efficiency, shortest = ((g.conv_eff, g.conv_tile_min) if convolution
@@ -287,7 +287,7 @@ def dense_kernel_terms(dev: DeviceProfile, m: int, n: int, k: int, *, convolutio
                  k * n if in_elems is None else in_elems)
 
 
-def _gemv(g: _Gpu, rows: int, cols: int) -> dict[str, float]:
+def _gemv(g: GpuParams, rows: int, cols: int) -> dict[str, float]:
     steps = math.ceil(cols / (g.warp * GEMV_STEP_ELEMS))
     instructions = rows * (steps * GEMV_STEP_INSTRUCTIONS + GEMV_ROW_INSTRUCTIONS)
     x_l2 = rows * math.ceil(cols * g.elem / g.sector) * g.sector
@@ -299,7 +299,7 @@ def _gemv(g: _Gpu, rows: int, cols: int) -> dict[str, float]:
                                         + steps * GEMV_STEP_INSTRUCTIONS + GEMV_ROW_INSTRUCTIONS, rows)}
 
 
-def _sparse_mv(g: _Gpu, work: KernelWork) -> dict[str, float]:
+def _sparse_mv(g: GpuParams, work: KernelWork) -> dict[str, float]:
     """csrmv (CSR-vector) and group-csrmv (module docstring)."""
     shape, rows = work.shape, work.rows
     cols = shape.cols * shape.groups
@@ -331,7 +331,7 @@ def _sparse_mv(g: _Gpu, work: KernelWork) -> dict[str, float]:
                 steps * (g.dram.latency_cycles + g.l2.latency_cycles) + per_warp, warps)}
 
 
-def _csrmm(g: _Gpu, work: KernelWork) -> dict[str, float]:
+def _csrmm(g: GpuParams, work: KernelWork) -> dict[str, float]:
     """cuSPARSE csrmm on the lowered matrix (module docstring)."""
     shape, rows = work.shape, work.rows
     n = shape.n
@@ -355,7 +355,7 @@ def _csrmm(g: _Gpu, work: KernelWork) -> dict[str, float]:
 
 def gpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
     """Predicted cycles of ``work``'s kernel(s) on the GPU ``dev`` (module docstring)."""
-    g = _Gpu(dev)
+    g = GpuParams(dev)
     shape = work.shape
     dense = work.kernel in (Kernel.DENSE, Kernel.COMPACT)
     fc = shape.kernel == (1, 1) and shape.n == shape.batch

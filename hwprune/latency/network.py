@@ -11,16 +11,20 @@ import pandas as pd
 
 from ..checks import check_batch
 from ..cost.energy import fits_memory
+from ..cost.passes import pass_fits
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..schemes import DENSE, FINE, NODE, SIMD, Scheme, scheme
 from ..workload.layer import Layer
 from ..workload.network import Network
+from ..workload.ops import CATEGORIES
+from ..workload.passes import KERNEL, pass_works
 from .accelerator import accelerator_latency
 from .cpu import cpu_latency
 from .estimate import LatencyEstimate
 from .gpu import gpu_latency
 from .mcu import mcu_latency
+from .passes import pass_latency
 from .work import KernelShape, kernel_work
 
 BREAKEVEN_SCHEMES = (FINE, SIMD, NODE)
@@ -65,26 +69,43 @@ def _schemes_for(layer: Layer, schemes: Sequence[Scheme], last: bool) -> list[Sc
 
 def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DENSE,
                     density: float = 1.0, batch: int = 1) -> pd.DataFrame:
-    """One row per conv/fc layer and per matmul between two activations (dense: it
-    has no weights to prune), for ``batch`` inputs processed together:
-    ``layer``, ``kind``, ``scheme`` (as it runs on the
-    layer: ``vector``/``kernel`` groups of a fully connected layer are single weights,
-    so it runs ``fine``), ``density``, ``cycles``, ``seconds``, ``bound`` (the limiting
-    term), ``fits_memory`` (its dense tensors fit the device's memories, as the energy
-    table says; the latency assumes they do) and one ``<term>_cycles`` column per term
-    of the device class's model."""
+    """One row per layer of ``net``, for ``batch`` inputs processed together: conv/fc
+    layers and matmuls between two activations (dense: no weights to prune) as their
+    kernels run, every other layer as a pass (:mod:`hwprune.latency.passes`; folded
+    and view layers take 0 s). Columns: ``layer``, ``kind``, ``category``, ``runs_as``,
+    ``scheme`` (as it runs on the layer: ``vector``/``kernel`` groups of a fully
+    connected layer are single weights, so it runs ``fine``; ``dense`` on a pass),
+    ``density``, ``cycles``, ``seconds``, ``bound`` (the limiting term), ``fits_memory``
+    (its dense tensors fit the device's memories, as the energy table says; the
+    latency assumes they do) and one ``<term>_cycles`` column per term of the models
+    (0 where a row's model has no such term). The network's time is the sum of the
+    rows (layers run one after another)."""
     pruning = scheme(pruning)
+    batch = check_batch(batch)
+    passes = pass_works(net)
     rows = []
-    for layer in net.compute_layers:
-        used = pruning.on(KernelShape.of(layer).is_fc) if layer.has_weights else DENSE
-        est = layer_latency(layer, dev, used, density, batch=batch)
-        row = {"layer": layer.name, "kind": layer.kind, "scheme": used.name,
-               "density": 1.0 if not used.prunes else float(density),
-               "cycles": est.cycles, "seconds": est.seconds, "bound": est.bound,
-               "fits_memory": fits_memory(layer, dev, batch)}
+    for layer in net.layers:
+        row = {"layer": layer.name, "kind": layer.kind, "category": CATEGORIES[layer.kind]}
+        if layer.name in passes:
+            work = passes[layer.name]
+            est = pass_latency(work, dev, batch)
+            row.update({"runs_as": work.runs_as, "scheme": DENSE.name, "density": 1.0,
+                        "fits_memory": pass_fits(work, dev, batch)})
+        else:
+            used = pruning.on(KernelShape.of(layer).is_fc) if layer.has_weights else DENSE
+            est = layer_latency(layer, dev, used, density, batch=batch)
+            row.update({"runs_as": KERNEL, "scheme": used.name,
+                        "density": 1.0 if not used.prunes else float(density),
+                        "fits_memory": fits_memory(layer, dev, batch)})
+        row.update({"cycles": est.cycles, "seconds": est.seconds, "bound": est.bound})
         row.update({f"{k}_cycles": v for k, v in est.parts.items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    terms = [c for c in df.columns if c.endswith("_cycles")]
+    df[terms] = df[terms].fillna(0.0)
+    order = ["layer", "kind", "category", "runs_as", "scheme", "density", "cycles", "seconds", "bound",
+             "fits_memory"]
+    return df[order + terms]
 
 
 def latency_curves(net: Network, dev: DeviceProfile,
