@@ -114,7 +114,7 @@ def conventions(model, x, route: str) -> tuple[tuple[str, int], ...]:
         parts.append(("exporter's fold adds a bias to bias-free convs, +C each",
                       _expected_params(model, x, "legacy-folded") - folded))
     if route == "dynamo":
-        parts.append(("dynamo drops all-zero biases (a fold's non-zero bias kept)",
+        parts.append(("dynamo drops all-zero biases (a non-zero folded bias is kept)",
                       _expected_params(model, x, "dynamo") - folded))
     return tuple((reason, n) for reason, n in parts if n)
 
