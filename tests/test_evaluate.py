@@ -16,6 +16,7 @@ from hwprune.schemes import DENSE, FINE, NODE, SIMD, Group, Kernel, Scheme, regi
 from hwprune.studies import scalpel as S
 from hwprune.studies import tradeoff
 from hwprune.studies.recommend import recommend, recommend_choice
+from hwprune.workload.coupling import unit_couplings
 
 DEVICES = ("cortex-m4", "core-i7", "titan-x", "eyeriss")
 
@@ -40,8 +41,9 @@ def test_group_width_comes_from_the_device_or_the_kernel_shape():
 def test_costs_add_up():
     ev = evaluate(hwprune.network("lenet-5"), hwprune.device("core-i7"),
                   Plan.uniform(hwprune.network("lenet-5"), "fine", 0.3))
-    total = Cost.sum(le.cost for le in ev)
-    assert ev.total == total
+    total = Cost.sum(le.cost for le in ev) + Cost.sum(fe.cost for fe in ev.fixed)
+    assert ev.total == total and ev.pruned_layers_total == Cost.sum(le.cost for le in ev)
+    assert [fe.layer for fe in ev.fixed] == ["pool1", "pool2"]        # lenet-5 (Caffe) has no flatten
     assert (ev["conv1"].cost + ev["conv2"].cost).energy == pytest.approx(
         ev["conv1"].cost.energy + ev["conv2"].cost.energy)
     frame = ev.to_frame()
@@ -58,6 +60,46 @@ def test_dense_evaluation_matches_the_energy_and_latency_verbs():
         assert le.cost.energy == pytest.approx(energy[le.layer])
         assert le.cost.latency_s == pytest.approx(layer_latency(net[le.layer], dev).seconds)
         assert le.weights_kept == le.weights
+
+
+@pytest.mark.parametrize("dev_id", ["cortex-m4", "core-i7", "titan-x", "eyeriss"])
+def test_a_dense_plan_costs_what_the_tables_total(dev_id):
+    """Every layer is in the evaluation (conv/fc, and the fixed layers: passes, matmuls),
+    so a dense plan's total is the energy and latency tables' total."""
+    for name in ("googlenet", "resnet18"):
+        net, dev = hwprune.network(name), hwprune.device(dev_id)
+        ev = evaluate(net, dev)
+        assert list(ev.to_frame()["layer"]) == [lay.name for lay in net.layers]
+        assert ev.total.energy == pytest.approx(hwprune.energy(net, dev)["energy_pj"].sum(), rel=1e-12)
+        latency = hwprune.api.latency(net, dev)["seconds"].sum()
+        assert ev.total.latency_s == pytest.approx(latency, rel=1e-12)
+
+
+def test_node_pruning_shrinks_the_passes_after_it():
+    """A node-pruned conv's folded batch norm stays free; the pooling and add after a
+    pruned branch read and write less; the network's total falls by more than the conv
+    layers' own saving."""
+    net, dev = hwprune.network("resnet18"), hwprune.device("titan-x")
+    stage = ("conv1", "layer1.0.conv2", "layer1.1.conv2")         # coupled by the residual adds
+    assert stage in unit_couplings(net).groups
+    plan = Plan({m: LayerPlan(NODE, 0.5) for m in stage})
+    dense, pruned = evaluate(net, dev), evaluate(net, dev, plan)
+    fixed = {fe.layer: fe for fe in pruned.fixed}
+    dense_fixed = {fe.layer: fe for fe in dense.fixed}
+    assert fixed["maxpool"].outputs_kept == pytest.approx(0.5)
+    assert fixed["maxpool"].cost.energy == pytest.approx(dense_fixed["maxpool"].cost.energy / 2, rel=1e-3)
+    assert fixed["layer1.0"].cost.latency_s < dense_fixed["layer1.0"].cost.latency_s
+    assert fixed["bn1"].cost.energy == 0.0
+    saved_fixed = (Cost.sum(fe.cost for fe in dense.fixed).energy
+                   - Cost.sum(fe.cost for fe in pruned.fixed).energy)
+    assert saved_fixed > 0
+    assert dense.total.energy - pruned.total.energy == pytest.approx(
+        dense.pruned_layers_total.energy - pruned.pruned_layers_total.energy + saved_fixed)
+
+
+def test_a_restricted_evaluation_has_no_fixed_layers():
+    ev = evaluate(hwprune.network("resnet18"), hwprune.device("core-i7"), layers=["fc"])
+    assert ev.fixed == () and list(ev.to_frame()["layer"]) == ["fc"]
 
 
 def test_node_pruning_shrinks_the_next_layer_through_a_flatten():

@@ -14,8 +14,18 @@ Per conv/fc layer, under the plan (:mod:`hwprune.evaluate.plan`):
   (:func:`hwprune.sparse.storage.storage_cost`): values, indices and row pointers at
   the device's element and index widths.
 
+Every other layer, which no plan prunes (a matmul between two activations, and the
+layers without MACs: normalization, activations, element-wise, pooling, data
+movement), is priced as the energy and latency tables price it
+(:func:`hwprune.cost.energy.pass_cost`, :func:`hwprune.latency.passes.pass_latency`),
+with the channels the plan leaves it (:func:`hwprune.evaluate.plan.kept_entries`): a
+node-pruned layer's batch norm, add and pooling shrink with it. These are
+:attr:`Evaluation.fixed`, evaluated for the whole network only (an evaluation
+restricted to some ``layers`` has none).
+
 The results are typed and add up: :attr:`Evaluation.total` is the sum of the layers'
-:class:`Cost`, and ``Cost + Cost`` adds. :meth:`Evaluation.to_frame` is the documented
+and the fixed layers' :class:`Cost` (equal, for a dense plan, to the energy and
+latency tables' totals), and ``Cost + Cost`` adds. :meth:`Evaluation.to_frame` is the documented
 table. Every policy, study and table in hwprune prices a pruned network through this
 function and nothing else.
 """
@@ -31,18 +41,20 @@ import pandas as pd
 from ..checks import check_batch
 from ..cost.dataflow import get_dataflow
 from ..cost.densities import Density
-from ..cost.energy import LayerCost, layer_cost
+from ..cost.energy import LayerCost, layer_cost, pass_cost
 from ..cost.loopnest import LoopNest
 from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..latency.estimate import LatencyEstimate
 from ..latency.network import layer_latency
+from ..latency.passes import pass_latency
 from ..latency.work import KernelShape
 from ..schemes import Scheme
 from ..sparse.storage import StorageCost, storage_cost
 from ..workload.layer import Layer
 from ..workload.network import Network
-from .plan import LayerPlan, LayerShape, Plan, shapes_as_run
+from ..workload.passes import KERNEL, pass_works, shrunk
+from .plan import LayerPlan, LayerShape, Plan, kept_entries, shapes_as_run
 
 
 @dataclass(frozen=True)
@@ -111,14 +123,39 @@ class LayerEvaluation:
         return self.outputs_kept < 1 or self.inputs_kept < 1
 
 
-FRAME_COLUMNS = ("layer", "kind", "scheme", "density", "outputs_kept", "inputs_kept",
+@dataclass(frozen=True)
+class FixedLayerEvaluation:
+    """A layer no plan prunes, as it runs under a plan: a matmul between two
+    activations (``runs_as`` ``kernel``, priced dense) or a layer without MACs
+    (``runs_as``: ``folded``, ``fused``, ``view``, ``copy``, ``stream``; see
+    :mod:`hwprune.workload.passes`). ``outputs_kept``: fraction of its output's first
+    axis the plan leaves; ``energy`` (batch ``b``) and ``latency`` as for
+    :class:`LayerEvaluation`; it stores no weights."""
+
+    layer: str
+    kind: str
+    runs_as: str
+    outputs_kept: float
+    energy: LayerCost
+    latency: LatencyEstimate
+    batch: int
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(self.energy.energy_pj, self.latency.seconds, 0.0)
+
+
+FRAME_COLUMNS = ("layer", "kind", "runs_as", "scheme", "density", "outputs_kept", "inputs_kept",
                  "weights_kept", "energy", "latency_s", "bytes", "bound")
 """Columns of :meth:`Evaluation.to_frame` (see there)."""
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A plan on a device: one :class:`LayerEvaluation` per conv/fc layer, in order.
+    """A plan on a device: one :class:`LayerEvaluation` per conv/fc layer, in order
+    (iterating an evaluation goes over these), and one :class:`FixedLayerEvaluation`
+    per other layer in ``fixed`` (empty when the evaluation was restricted to some
+    layers).
 
     ``energy_unit`` is the device's (``pJ``, or ``MAC-equivalents`` for normalized
     energies)."""
@@ -128,6 +165,8 @@ class Evaluation:
     energy_unit: str
     batch: int
     layers: tuple[LayerEvaluation, ...]
+    fixed: tuple[FixedLayerEvaluation, ...] = ()
+    order: tuple[str, ...] = ()            # every evaluated layer's name, network order
 
     def __getitem__(self, name: str) -> LayerEvaluation:
         for le in self.layers:
@@ -140,6 +179,12 @@ class Evaluation:
 
     @property
     def total(self) -> Cost:
+        """The conv/fc layers' costs plus the fixed layers'."""
+        return Cost.sum(le.cost for le in self.layers) + Cost.sum(fe.cost for fe in self.fixed)
+
+    @property
+    def pruned_layers_total(self) -> Cost:
+        """The conv/fc layers' costs only (what a plan's schemes act on)."""
         return Cost.sum(le.cost for le in self.layers)
 
     @property
@@ -148,18 +193,29 @@ class Evaluation:
         return sum(le.weights_kept for le in self.layers) / sum(le.weights for le in self.layers)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per conv/fc layer. Columns: ``layer``, ``kind``, ``scheme``,
-        ``density`` (kept fraction of what the scheme removes), ``outputs_kept`` and
-        ``inputs_kept`` (fractions of the unpruned layer's units and inputs),
-        ``weights_kept`` (weights stored, of the unpruned layer's), ``energy`` (in
-        :attr:`energy_unit`, whole batch), ``latency_s`` (whole batch), ``bytes``
-        (weights, indices, pointers), ``bound`` (the latency model's limiting term)."""
-        rows = [{"layer": le.layer, "kind": le.kind, "scheme": le.scheme.name,
-                 "density": le.density, "outputs_kept": le.outputs_kept,
-                 "inputs_kept": le.inputs_kept, "weights_kept": le.weights_kept / le.weights,
-                 "energy": le.cost.energy, "latency_s": le.cost.latency_s,
-                 "bytes": le.cost.bytes, "bound": le.latency.bound} for le in self.layers]
-        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+        """One row per evaluated layer, in network order: the conv/fc layers and the
+        fixed layers, so that the rows add up to :attr:`total`. Columns: ``layer``,
+        ``kind``, ``runs_as`` (``kernel`` for conv/fc/matmul, else how the pass runs),
+        ``scheme`` (``dense`` on a fixed layer), ``density`` (kept fraction of what the
+        scheme removes), ``outputs_kept`` and ``inputs_kept`` (fractions of the
+        unpruned layer's units and inputs; a fixed layer's inputs_kept is NaN),
+        ``weights_kept`` (weights stored, of the unpruned layer's; NaN on a fixed
+        layer), ``energy`` (in :attr:`energy_unit`, whole batch), ``latency_s`` (whole
+        batch), ``bytes`` (weights, indices, pointers), ``bound`` (the latency model's
+        limiting term)."""
+        rows = {le.layer: {"layer": le.layer, "kind": le.kind, "runs_as": KERNEL,
+                           "scheme": le.scheme.name, "density": le.density,
+                           "outputs_kept": le.outputs_kept, "inputs_kept": le.inputs_kept,
+                           "weights_kept": le.weights_kept / le.weights, "energy": le.cost.energy,
+                           "latency_s": le.cost.latency_s, "bytes": le.cost.bytes,
+                           "bound": le.latency.bound} for le in self.layers}
+        rows.update({fe.layer: {"layer": fe.layer, "kind": fe.kind, "runs_as": fe.runs_as,
+                                "scheme": "dense", "density": 1.0, "outputs_kept": fe.outputs_kept,
+                                "inputs_kept": math.nan, "weights_kept": math.nan,
+                                "energy": fe.cost.energy, "latency_s": fe.cost.latency_s,
+                                "bytes": 0.0, "bound": fe.latency.bound} for fe in self.fixed})
+        names = [n for n in self.order if n in rows] or list(rows)
+        return pd.DataFrame([rows[n] for n in names], columns=list(FRAME_COLUMNS))
 
 
 def evaluate(net: Network, dev: DeviceProfile, plan: Plan | None = None, batch: int = 1,
@@ -179,7 +235,34 @@ def evaluate(net: Network, dev: DeviceProfile, plan: Plan | None = None, batch: 
             raise InputError(f"network {net.name!r} has no conv/fc layer {unknown[0]!r}")
         names = [n for n in names if n in set(layers)]
     out = [_layer(net[name], shapes[name], plan[name], dev, flow, batch) for name in names]
-    return Evaluation(net.name, dev.id, dev.energy_unit, batch, tuple(out))
+    fixed = _fixed_layers(net, dev, plan, flow, batch) if layers is None else ()
+    evaluated = set(names) | {fe.layer for fe in fixed}
+    return Evaluation(net.name, dev.id, dev.energy_unit, batch, tuple(out), fixed,
+                      tuple(lay.name for lay in net.layers if lay.name in evaluated))
+
+
+def _fixed_layers(net: Network, dev: DeviceProfile, plan: Plan, flow,
+                  batch: int) -> tuple[FixedLayerEvaluation, ...]:
+    """Every layer of ``net`` that is not conv/fc, priced with what ``plan`` leaves it."""
+    kept = kept_entries(net, plan)
+    works = pass_works(net)
+    out = []
+    for lay in net.layers:
+        if lay.has_weights:
+            continue
+        frac_out = kept[lay.name] / lay.output_shape[0] if lay.output_shape else 1.0
+        if lay.name in works:
+            frac_in = [kept.get(src, shape[0]) / shape[0] if shape else 1.0
+                       for src, shape in zip(lay.inputs, lay.input_shapes)]
+            work = shrunk(works[lay.name], lay, frac_in, frac_out)
+            runs_as = work.runs_as
+            energy, latency = pass_cost(work, dev, batch), pass_latency(work, dev, batch)
+        else:           # a matmul between two activations: dense, as the tables price it
+            runs_as = KERNEL
+            energy = layer_cost(LoopNest.of(lay, batch), dev, flow, Density(), "dense")
+            latency = layer_latency(lay, dev, batch=batch)
+        out.append(FixedLayerEvaluation(lay.name, lay.kind, runs_as, frac_out, energy, latency, batch))
+    return tuple(out)
 
 
 def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile, flow,

@@ -40,7 +40,7 @@ from ..errors import InputError
 from ..schemes import DENSE, Scheme, scheme
 from ..workload.layer import Layer
 from ..workload.network import Network
-from ..workload.ops import Add, Concat, Conv2d, Flatten, Linear, TokenLinear
+from ..workload.ops import Add, Concat, Conv2d, Elementwise, Flatten, Linear, TokenLinear
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,16 @@ def _shrink(layer: Layer, out_units: int, in_units: int) -> Layer:
 def shapes_as_run(net: Network, plan: Plan) -> dict[str, LayerShape]:
     """Per conv/fc layer of ``net``, its shape once ``plan``'s unit removals are
     carried through the network (module docstring)."""
+    return _carry(net, plan)[1]
+
+
+def kept_entries(net: Network, plan: Plan) -> dict[str, int]:
+    """Per layer of ``net`` (and ``"input"``), how many entries of its output's first
+    axis (channels, units, features) ``plan`` leaves (module docstring)."""
+    return _carry(net, plan)[0]
+
+
+def _carry(net: Network, plan: Plan) -> tuple[dict[str, int], dict[str, LayerShape]]:
     plan.check(net)
     kept: dict[str, int] = {"input": net.input_shape[0]}   # kept first-dimension entries
     out: dict[str, LayerShape] = {}
@@ -189,6 +199,9 @@ def shapes_as_run(net: Network, plan: Plan) -> dict[str, LayerShape]:
             kept[lay.name] = first[0] if len(set(first)) == 1 else min(full, sum(first))
         elif len(first) == 1 and lay.input_shape[0] == full:
             kept[lay.name] = first[0]
+        elif isinstance(op, Elementwise) and len(set(first)) == 1 and \
+                all(shape[0] == full for shape in lay.input_shapes):
+            kept[lay.name] = first[0]          # squeeze-excite's scale: both operands lost them
         else:
             kept[lay.name] = full
-    return out
+    return kept, out

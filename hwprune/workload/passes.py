@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..errors import ShapeError
 from .layer import Layer
@@ -248,3 +248,17 @@ def pass_works(net: Network) -> dict[str, PassWork]:
         else:
             works[layer.name] = _standalone(layer)
     return works
+
+
+def shrunk(work: PassWork, layer: Layer, inputs_kept: Sequence[float], output_kept: float) -> PassWork:
+    """``work`` of ``layer`` when a pruning plan leaves the fraction ``inputs_kept[i]``
+    of input ``i``'s first axis (channels, units) and ``output_kept`` of its output's:
+    reads, writes and operations scale with what is left (operations per output
+    element). Folded and view passes stay free."""
+    if work.runs_as in ("folded", "view"):
+        return work
+    full_reads = sum(_size(s) for s in layer.input_shapes)
+    reads = sum(_size(s) * f for s, f in zip(layer.input_shapes, inputs_kept))
+    return PassWork(work.runs_as,
+                    round(work.reads * reads / full_reads) if full_reads else 0,
+                    round(work.writes * output_kept), round(work.ops * output_kept))
