@@ -107,12 +107,15 @@ def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
         w_exec = density.weight
         index_per_mac = cost.index_bytes / cost.value_bytes
     a_exec = density.act if support.zero_activations != "none" else 1.0
+    skips = weight_format != "dense" or support.zero_weights == "skip"
     params = SparsityParams(
         executed=w_exec * a_exec,
         weight_ratio=cost.value_ratio + cost.index_ratio,
         index_per_mac=index_per_mac,
         input_top_ratio=activation_ratio(support.activation_format, density.act, eb,
                                          support.index_bits),
+        group_weights=float(group or dev.compute.simd_lanes) if weight_format == "simd-group" else 1.0,
+        group_keep=density.weight if skips else 1.0,
     )
     return params, cost.value_ratio, cost.index_ratio
 

@@ -29,6 +29,18 @@ between a level and the level below it):
 * Input footprints include the convolution halo, ``(e-1)·stride + r`` rows, capped at
   the unpadded input size.
 
+Granularity-aware reuse: with weights pruned in groups of ``g`` consecutive weights of
+a filter's ``C x R x S`` (1: fine-grained; a kernel row, ``g = S``: vector; a kernel,
+``g = R x S``), each group kept with probability ``d``, an innermost tile holding
+``n = M_t x max(1, C_t R_t S_t / g)`` groups has no weight left with probability
+``(1 - d)^n``. A device that skips pruned weights (compressed storage, or
+``zero_weights = "skip"``) then loads no inputs into that tile and sends no partial
+sums up from it: the input fills of level 0 and its partial-sum traffic upward are
+scaled by ``1 - (1 - d)^n``. A row-stationary PE whose filter row was pruned whole
+fetches no input row (Mao et al. 2017's reason for vector pruning's fewer memory
+references). Groups are assumed aligned with the tile and kept independently (a
+stated simplification: real masks cluster).
+
 Capacities: every tile held by a level that is not a backing memory must fit its
 (per-instance) size, or its partition when the level splits its capacity by operand.
 Backing memories (dram, sram, flash) are assumed to hold whole tensors.
@@ -100,8 +112,12 @@ def _stationary(op, lo, hi, T, Tagg, order):
 @njit(cache=True)
 def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
              holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
-             elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, acc):
+             elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, acc):
     """Energy (pJ) of one mapping; ``acc`` receives element accesses.
+
+    ``g_weights``/``g_keep``: weights per pruning group and the kept fraction of groups
+    (``g_keep = 1``: empty tiles are not skipped); see *Granularity-aware reuse* in the
+    module docstring.
 
     ``acc[l, op, 0/1]`` are reads/writes at storage level ``l`` and ``acc[K, op, 0]``
     the NoC transfers. Returns ``inf`` for an illegal mapping (tiles that do not nest
@@ -144,6 +160,7 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
         p_prod *= P[d]
     agg = np.empty(7)
 
+    keep0 = _tile_keep(T, g_weights, g_keep)
     acc[0, 0, 0] = executed * (1.0 + w_idx_per_mac)
     acc[0, 1, 0] = executed
     top_in = 0
@@ -169,6 +186,9 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
                 noc = deliveries * fp
             else:
                 up = deliveries * fp
+            if prev == 0 and op != 0:
+                up *= keep0                 # a tile without weights loads no inputs,
+                noc *= keep0                # and leaves no partial sums
             if op == 2:
                 if noc > 0.0:
                     _accumulate(acc, prev, v_prev, noc)      # in the holder below
@@ -201,10 +221,25 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
 def _cost(T, P, order, ctx, acc):
     """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
     (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
-     noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio) = ctx
+     noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights,
+     g_keep) = ctx
     return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
                     group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
-                    w_ratio, w_idx_per_mac, i_top_ratio, acc)
+                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, acc)
+
+
+@njit(cache=True)
+def _tile_keep(T, g_weights, g_keep):
+    """Probability that the innermost tile's weights (``M x C x R x S`` of ``T[0]``) are
+    not all pruned, when groups of ``g_weights`` consecutive weights of a filter's
+    ``C x R x S`` are kept independently with probability ``g_keep``."""
+    if g_keep >= 1.0:
+        return 1.0
+    red = T[0, 2] * T[0, 5] * T[0, 6]
+    per_filter = red / g_weights
+    if per_filter < 1.0:
+        per_filter = 1.0
+    return 1.0 - (1.0 - g_keep) ** (T[0, 1] * per_filter)
 
 
 @njit(cache=True)

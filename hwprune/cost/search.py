@@ -94,12 +94,18 @@ class SparsityParams:
             indices).
         index_per_mac: index bytes read per executed MAC, per element byte.
         input_top_ratio: input bytes per dense byte in the outermost memory.
+        group_weights: weights per pruning group (1: single weights).
+        group_keep: kept fraction of those groups where the device skips an
+            innermost tile whose weights are all pruned (1: it never skips one); see
+            :mod:`hwprune.cost.mapper`, *Granularity-aware reuse*.
     """
 
     executed: float = 1.0
     weight_ratio: float = 1.0
     index_per_mac: float = 0.0
     input_top_ratio: float = 1.0
+    group_weights: float = 1.0
+    group_keep: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
            arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
            arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem_bytes,
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
-           sparsity.input_top_ratio)
+           sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep))
     return bounds, ctx
 
 
