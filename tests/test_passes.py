@@ -97,8 +97,8 @@ def test_stream_energy_by_hand(dev_id):
     arrays = device_arrays(dev)
     want = 3 * 700 * dev.compute.mac_energy_pj
     for i, lvl in enumerate(arrays.storage):
-        want += 3 * 1000 * arrays.rd[i] * ("inputs" in lvl.holds)
-        want += 3 * 400 * arrays.wr[i] * ("outputs" in lvl.holds)
+        want += 3 * 1000 * arrays.rd[i, 1] * ("inputs" in lvl.holds)
+        want += 3 * 400 * arrays.wr[i, 2] * ("outputs" in lvl.holds)
     want += 3 * 1400 * arrays.noc_pj
     cost = pass_cost(work, dev, batch=3)
     assert cost.energy_pj == pytest.approx(want, rel=1e-12)

@@ -165,6 +165,15 @@ def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Densit
     return best
 
 
+def _access_costs(arrays) -> tuple[np.ndarray, np.ndarray]:
+    """Energy per element read and written, shaped (storage levels [+ NoC], operands):
+    each operand's own where its partition has one; a NoC transfer is a read."""
+    if arrays.noc is None:
+        return arrays.rd, arrays.wr
+    return (np.vstack([arrays.rd, np.full(3, arrays.noc_pj)]),
+            np.vstack([arrays.wr, np.zeros(3)]))
+
+
 def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Density,
                weight_format: str, group: int | None = None) -> LayerCost:
     """Price one layer's loop nest on ``dev``; ``group``: weights per group of
@@ -183,9 +192,8 @@ def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Dens
     writes[:k] = acc[:k, :, 1]
     if has_noc:
         reads[k] = acc[k, :, 0]
-    cost_r = np.append(arrays.rd, arrays.noc_pj) if has_noc else arrays.rd
-    cost_w = np.append(arrays.wr, 0.0) if has_noc else arrays.wr
-    per_level_op = reads * cost_r[:, None] + writes * cost_w[:, None]
+    cost_r, cost_w = _access_costs(arrays)
+    per_level_op = reads * cost_r + writes * cost_w
 
     executed = nest.macs * params.executed
     # Split the weight traffic into values and indices.
@@ -216,11 +224,9 @@ def layer_cost(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Dens
 def pass_cost(work: PassWork, dev: DeviceProfile, batch: int = 1) -> LayerCost:
     """Price the pass ``work`` of a layer without MACs for ``batch`` samples (see
     :mod:`hwprune.cost.passes`)."""
-    arrays = device_arrays(dev)
     reads, writes = pass_accesses(work, dev, batch)
-    cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
-    cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
-    per_level_op = reads * cost_r[:, None] + writes * cost_w[:, None]
+    cost_r, cost_w = _access_costs(device_arrays(dev))
+    per_level_op = reads * cost_r + writes * cost_w
     ops = float(work.ops * batch)
     return LayerCost(
         macs=0, executed_macs=0.0, reads=reads, writes=writes,
@@ -347,9 +353,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
     word accesses and energy (``energy_pj``, in ``energy_unit``: pJ, or MAC-equivalents
     on a normalized device); the NoC row's reads are transfers."""
     flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
-    arrays = device_arrays(dev)
-    cost_r = np.append(arrays.rd, arrays.noc_pj) if arrays.noc is not None else arrays.rd
-    cost_w = np.append(arrays.wr, 0.0) if arrays.noc is not None else arrays.wr
+    cost_r, cost_w = _access_costs(device_arrays(dev))
     rows = []
     for layer, _, _, cost in network_costs(net, dev, flow, dens, fmt, int(batch)):
         for name, i in _level_rows(dev):
@@ -360,7 +364,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
                     "layer": layer.name, "level": lvl.name, "operand": op,
                     "reads": float(r), "writes": float(w),
                     "word_accesses": float((r + w) * dev.element_bytes / lvl.word_bytes),
-                    "energy_pj": float(r * cost_r[i] + w * cost_w[i]),
+                    "energy_pj": float(r * cost_r[i, j] + w * cost_w[i, j]),
                     "energy_unit": dev.energy_unit,
                 })
     return pd.DataFrame(rows)

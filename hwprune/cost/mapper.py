@@ -211,7 +211,7 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
     energy = executed * mac_pj
     for lv in range(K):
         for op in range(3):
-            energy += acc[lv, op, 0] * rd[lv] + acc[lv, op, 1] * wr[lv]
+            energy += acc[lv, op, 0] * rd[lv, op] + acc[lv, op, 1] * wr[lv, op]
     for op in range(3):
         energy += acc[K, op, 0] * noc_pj
     return energy

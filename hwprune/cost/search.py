@@ -35,7 +35,9 @@ class DeviceArrays:
     """A device profile flattened into the arrays the numba kernels read.
 
     ``storage`` are the memory levels that hold data (the NoC, if any, is separate);
-    energies are per element of ``elem_bytes`` (pJ), capacities in bytes per instance.
+    energies are per element of ``elem_bytes`` (pJ), ``rd``/``wr`` shaped (levels,
+    operands) (an operand's own partition energy where the level has one), capacities
+    in bytes per instance.
     """
 
     storage: tuple[MemoryLevel, ...]
@@ -80,8 +82,8 @@ def device_arrays(dev: DeviceProfile) -> DeviceArrays:
         group_of=group_of,
         group_cap=group_cap,
         backing=np.array([lvl.kind in BACKING_KINDS for lvl in storage], dtype=np.bool_),
-        rd=np.array([lvl.read_energy_pj * eb / lvl.word_bytes for lvl in storage]),
-        wr=np.array([(lvl.write_energy_pj or 0.0) * eb / lvl.word_bytes for lvl in storage]),
+        rd=np.array([[lvl.read_pj(op) * eb / lvl.word_bytes for op in OPERANDS] for lvl in storage]),
+        wr=np.array([[lvl.write_pj(op) * eb / lvl.word_bytes for op in OPERANDS] for lvl in storage]),
         noc_pj=0.0 if noc is None else noc.read_energy_pj * eb / noc.word_bytes,
         elem_bytes=eb,
     )
@@ -265,16 +267,17 @@ def lower_bound(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams, p:
     w = min(in_w, (f - 1) * sw + s, f * s)
     inputs = n * c * h * w * keep
     outputs = n * m * e * f * keep
-    energy = executed * (dev.compute.mac_energy_pj + arrays.rd[0] * (2.0 + sparsity.index_per_mac))
+    energy = executed * (dev.compute.mac_energy_pj
+                         + arrays.rd[0, 0] * (1.0 + sparsity.index_per_mac) + arrays.rd[0, 1])
     k = len(arrays.storage)
     holders = [np.flatnonzero(arrays.holds[:, op]) for op in range(3)]
     top_in = int(holders[1][-1]) if len(holders[1]) else -1
     for lv in holders[0][holders[0] > 0]:
-        energy += weights * arrays.rd[lv]
+        energy += weights * arrays.rd[lv, 0]
     for lv in holders[1][holders[1] > 0]:
-        energy += inputs * arrays.rd[lv] * (sparsity.input_top_ratio if lv == top_in else 1.0)
+        energy += inputs * arrays.rd[lv, 1] * (sparsity.input_top_ratio if lv == top_in else 1.0)
     if len(holders[2]):
-        energy += outputs * arrays.wr[holders[2][-1]]
+        energy += outputs * arrays.wr[holders[2][-1], 2]
     if arrays.noc is not None and 0 <= arrays.sp < k - 1:
         pn, pm, pc, pe, pf, pr, ps = p
         sp = arrays.sp

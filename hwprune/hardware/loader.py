@@ -105,7 +105,7 @@ MEMORY_OPTIONAL = {
     "bandwidth_bytes_per_cycle": "positive",
     "bandwidth_gb_s": "positive",
 }
-MEMORY_KEYS = {"name", "kind", "sources", "holds", "partition_bytes", *MEMORY_REQUIRED,
+MEMORY_KEYS = {"name", "kind", "sources", "holds", "partition_bytes", "operand_energy_pj", *MEMORY_REQUIRED,
                *MEMORY_OPTIONAL}
 
 _ACCEPTS = {
@@ -450,6 +450,35 @@ def _parse_partition(ck: _Checker, table: Mapping[str, Any], prefix: str,
     return tuple(groups)
 
 
+def _parse_operand_energy(ck: _Checker, table: Mapping[str, Any], prefix: str,
+                          holds: tuple[str, ...]) -> tuple[tuple[str, float, float], ...]:
+    """``operand_energy_pj = { outputs = { read = 1.5, write = 1.5 }, ... }``: per held
+    operand, its own read and write energy per access of ``word_bytes``."""
+    if "operand_energy_pj" not in table:
+        return ()
+    raw = ck.table(table["operand_energy_pj"], prefix + "operand_energy_pj")
+    low, high, _ = ENERGY_BOUNDS
+    out = []
+    for operand, energies in raw.items():
+        key = f"{prefix}operand_energy_pj.{operand}"
+        if operand not in holds:
+            raise ck.fail(key, f"names an operand this level does not hold; operands held: "
+                          f"{', '.join(holds)}")
+        energies = ck.table(energies, key)
+        extra = set(energies) - {"read", "write"}
+        if extra or "read" not in energies or "write" not in energies:
+            raise ck.fail(key, "must be a table with exactly the keys read and write (energies "
+                          f"per access of word_bytes), got keys {', '.join(sorted(energies)) or 'none'}")
+        values = []
+        for what in ("read", "write"):
+            v = energies[what]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
+                raise ck.fail(f"{key}.{what}", f"must be a number in [{low:g}, {high:g}], got {v!r}")
+            values.append(float(v))
+        out.append((operand, values[0], values[1]))
+    return tuple(sorted(out, key=lambda x: OPERANDS.index(x[0])))
+
+
 def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
                  clock_hz: float) -> MemoryLevel:
     prefix = f"memory[{index}]."
@@ -505,8 +534,10 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
 
     holds = _parse_holds(ck, table, prefix, kind, v["write_energy_pj"] is not None)
     partition = _parse_partition(ck, table, prefix, holds, v["size_bytes"])
+    operand_energy = _parse_operand_energy(ck, table, prefix, holds)
 
-    numeric = {k for k in v if v[k] is not None} | ({"partition_bytes"} if partition else set())
+    numeric = {k for k in v if v[k] is not None} | ({"partition_bytes"} if partition else set()) \
+        | ({"operand_energy_pj"} if operand_energy else set())
     sources = ck.sources(table, numeric, prefix)
     if per_s is not None and "bandwidth_gb_s" in sources:
         sources.setdefault("bandwidth_bytes_per_cycle", sources["bandwidth_gb_s"]
@@ -525,6 +556,7 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
         bandwidth_bytes_per_cycle=float(per_cycle),
         holds=holds,
         partition_bytes=partition,
+        operand_energy_pj=operand_energy,
         sources=MappingProxyType(sources),
     )
 
@@ -562,16 +594,19 @@ def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...], energy_unit:
             raise ck.fail(f"memory[{outer}] ({levels[outer].name}).holds", f"{operand} must "
                           "end in a backing memory (dram, flash or sram), but the outermost "
                           f"level holding them is a {levels[outer].kind!r}")
-    for i in range(1, len(levels)):
-        inner, outer = levels[i - 1], levels[i]
+    # Storage levels are ordered; a NoC moves data between two of them and may cost
+    # less than the innermost (Timeloop's and ZigZag's networks often do).
+    storage = [(i, lvl) for i, lvl in enumerate(levels) if lvl.kind != "noc"]
+    for (_, inner), (i, outer) in zip(storage, storage[1:]):
         for attr, unit in (("latency_cycles", "cycles"), ("read_energy_pj", energy_unit)):
             a, b = getattr(inner, attr), getattr(outer, attr)
             if b < a:
                 raise ck.fail(
                     f"memory[{i}] ({outer.name}).{attr}",
                     f"levels out of order: {outer.name} ({b:g} {unit}) comes after "
-                    f"{inner.name} ({a:g} {unit}); list levels innermost first, each "
-                    f"no faster and no cheaper than the one before",
+                    f"{inner.name} ({a:g} {unit}); list storage levels innermost first, "
+                    f"each no faster and no cheaper than the one before (a noc level may "
+                    f"be cheaper)",
                 )
 
 

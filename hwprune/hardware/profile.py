@@ -212,6 +212,10 @@ class MemoryLevel:
         partition_bytes: capacity split by operand group, per instance, e.g.
             ``(("weights",), 448), (("inputs",), 24)``; empty when the operands share
             ``size_bytes`` freely.
+        operand_energy_pj: ``((operand, read, write), ...)``: an operand's own energies
+            per access of ``word_bytes`` where its partition has its own (Eyeriss's
+            filter, ifmap and psum scratchpads); empty: every operand costs
+            ``read_energy_pj``/``write_energy_pj``. See :meth:`read_pj`.
         sources: where each numeric value comes from, keyed by field name.
     """
 
@@ -228,7 +232,17 @@ class MemoryLevel:
     bandwidth_bytes_per_cycle: float
     holds: tuple[str, ...] = OPERANDS
     partition_bytes: tuple[tuple[tuple[str, ...], int], ...] = ()
+    operand_energy_pj: tuple[tuple[str, float, float], ...] = ()
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
+
+    def read_pj(self, operand: str) -> float:
+        """Energy of one read of ``word_bytes`` of ``operand`` (its own where given)."""
+        return next((r for op, r, _ in self.operand_energy_pj if op == operand), self.read_energy_pj)
+
+    def write_pj(self, operand: str) -> float:
+        """Energy of one write of ``word_bytes`` of ``operand`` (0 for read-only flash)."""
+        own = next((w for op, _, w in self.operand_energy_pj if op == operand), None)
+        return own if own is not None else (self.write_energy_pj or 0.0)
 
     @property
     def is_cache(self) -> bool:

@@ -1,0 +1,81 @@
+"""Memory semantics of the energy model's profiles: a network-on-chip cheaper than the
+register file, and per-operand scratchpads with their own energies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import hwprune
+from hwprune.errors import ProfileError
+
+EYERISS = Path(hwprune.__file__).resolve().parent.parent / "hardware_profiles" / "eyeriss.toml"
+
+
+def _variant(tmp_path, old: str, new: str, name: str = "variant.toml") -> Path:
+    text = EYERISS.read_text()
+    assert old in text, old
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1).replace('id = "eyeriss"', 'id = "eyeriss-variant"'))
+    return path
+
+
+NOC = '''read_energy_pj = 2.0
+write_energy_pj = 2.0
+bandwidth_bytes_per_cycle = 18
+'''
+
+
+def test_a_noc_may_cost_less_than_the_register_file(tmp_path):
+    """Timeloop's eyeriss_like network costs less per transfer than its scratchpads."""
+    cheap = _variant(tmp_path, NOC, NOC.replace("2.0", "0.25"))
+    dev = hwprune.device(str(cheap))
+    assert dev.level("Array").read_energy_pj == 0.25 < dev.level("RF").read_energy_pj
+    base = hwprune.energy("alexnet", "eyeriss")["energy_pj"].sum()
+    assert hwprune.energy("alexnet", dev)["energy_pj"].sum() < base
+
+
+def test_storage_levels_must_still_be_in_order(tmp_path):
+    bad = _variant(tmp_path, "read_energy_pj = 6.0\nwrite_energy_pj = 6.0",
+                   "read_energy_pj = 0.5\nwrite_energy_pj = 0.5")
+    with pytest.raises(ProfileError, match=r"memory\[2\] \(GLB\)\.read_energy_pj.*levels out of order"):
+        hwprune.device(str(bad))
+
+
+RF_PARTITION = "partition_bytes = { weights = 448, inputs = 24, outputs = 48 }\n"
+
+
+def test_an_operands_own_scratchpad_energy_prices_its_accesses(tmp_path):
+    """The psum scratchpad at 3x the filter and ifmap ones: the RF's partial-sum
+    accesses cost 3x, nothing else changes (same mapping)."""
+    from hwprune.cost.dataflow import get_dataflow
+    from hwprune.cost.densities import Density
+    from hwprune.cost.energy import sparsity_params
+    from hwprune.cost.loopnest import LoopNest
+    from hwprune.cost.search import find_mapping, price_mapping
+
+    path = _variant(tmp_path, RF_PARTITION,
+                    RF_PARTITION + "operand_energy_pj = { outputs = { read = 3.0, write = 3.0 } }\n")
+    dev, base = hwprune.device(str(path)), hwprune.device("eyeriss")
+    assert dev.level("RF").read_pj("outputs") == 3.0 and dev.level("RF").read_pj("weights") == 1.0
+    nest = LoopNest.of(hwprune.network("alexnet")["conv3"])
+    params = sparsity_params(nest, base, Density(), "dense")[0]
+    mapping = find_mapping(nest, base, get_dataflow("row-stationary", base), params)
+    cheap, dear = price_mapping(mapping, nest, base, params), price_mapping(mapping, nest, dev, params)
+    rf_psums = mapping.accesses[0, 2].sum()
+    assert dear.energy_pj - cheap.energy_pj == pytest.approx(2.0 * rf_psums)
+
+
+@pytest.mark.parametrize("value, key, reason", [
+    ("{ filters = { read = 1.0, write = 1.0 } }", "operand_energy_pj.filters", "does not hold"),
+    ("{ outputs = { read = 1.0 } }", "operand_energy_pj.outputs", "exactly the keys read and write"),
+    ("{ outputs = { read = 1.0, write = -1 } }", "operand_energy_pj.outputs.write", "a number in"),
+    ("{ outputs = 2.0 }", "operand_energy_pj.outputs", "must be a table"),
+])
+def test_a_wrong_operand_energy_names_file_key_and_reason(tmp_path, value, key, reason):
+    path = _variant(tmp_path, RF_PARTITION, RF_PARTITION + f"operand_energy_pj = {value}\n")
+    with pytest.raises(ProfileError) as err:
+        hwprune.device(str(path))
+    text = str(err.value)
+    assert str(path) in text and f"memory[0] (RF).{key}" in text and reason in text
