@@ -109,7 +109,7 @@ def _eyeriss_eval(bounds, tiles, spatial, orders):
         np.array(tiles, dtype=float), np.array(spatial, dtype=float),
         np.array(orders, dtype=np.int64), np.array(bounds, dtype=float), 1.0, 1.0, 1.0, 1.0,
         arrays.sp, True, arrays.holds, arrays.group_of, arrays.group_cap, arrays.backing,
-        arrays.rd, arrays.wr, arrays.noc_pj, 1.0, arrays.elem_bytes, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, acc)
+        arrays.rd, arrays.wr, arrays.noc_pj, 1.0, arrays.elem, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, acc)
     return energy, acc
 
 
@@ -184,7 +184,7 @@ def _brute_force(nest, dev, params):
                          1.0, 1.0, *(float(x) for x in nest.in_hw), arrays.sp, False,
                          arrays.holds, arrays.group_of, arrays.group_cap, arrays.backing,
                          arrays.rd, arrays.wr, arrays.noc_pj, dev.compute.mac_energy_pj,
-                         arrays.elem_bytes, params.executed, params.weight_ratio,
+                         arrays.elem, params.executed, params.weight_ratio,
                          params.index_per_mac, params.input_top_ratio, params.group_weights,
                          params.group_keep, acc)
             best = min(best, e)

@@ -79,3 +79,32 @@ def test_a_wrong_operand_energy_names_file_key_and_reason(tmp_path, value, key, 
         hwprune.device(str(path))
     text = str(err.value)
     assert str(path) in text and f"memory[0] (RF).{key}" in text and reason in text
+
+
+def test_partial_sums_wider_than_data(tmp_path):
+    """8-bit data with 16-bit partial sums (ZigZag's default precision): every partial
+    sum below the outermost output level, and across the array, costs twice an 8-bit
+    element; the finished outputs in DRAM stay 8-bit; psum tiles take twice the room."""
+    from hwprune.cost.dataflow import get_dataflow
+    from hwprune.cost.densities import Density
+    from hwprune.cost.energy import sparsity_params
+    from hwprune.cost.loopnest import LoopNest
+    from hwprune.cost.search import device_arrays, find_mapping, price_mapping
+
+    data8 = 'simd_element_bits = 16\n'
+    narrow = hwprune.device(str(_variant(tmp_path, data8, 'simd_element_bits = 8\n', "a.toml")))
+    wide = hwprune.device(str(_variant(tmp_path, data8, 'simd_element_bits = 8\npsum_bits = 16\n',
+                                       "b.toml")))
+    assert (narrow.psum_bytes, wide.psum_bytes, wide.element_bytes) == (1.0, 2.0, 1.0)
+    arrays = device_arrays(wide)
+    assert arrays.elem[:, 2].tolist() == [2.0, 2.0, 1.0]          # RF, GLB: psums; DRAM: outputs
+    nest = LoopNest.of(hwprune.network("alexnet")["conv3"])
+    params = sparsity_params(nest, narrow, Density(), "dense")[0]
+    # found where psums take twice the room, so it fits the narrow device too
+    mapping = find_mapping(nest, wide, get_dataflow("row-stationary", wide), params)
+    base, dear = price_mapping(mapping, nest, narrow, params), price_mapping(mapping, nest, wide, params)
+    small = device_arrays(narrow)
+    acc = mapping.accesses
+    extra = sum(acc[lv, 2, 0] * small.rd[lv, 2] + acc[lv, 2, 1] * small.wr[lv, 2] for lv in range(2))
+    extra += acc[3, 2, 0] * small.noc_pj[2]
+    assert dear.energy_pj - base.energy_pj == pytest.approx(extra)

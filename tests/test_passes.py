@@ -99,7 +99,7 @@ def test_stream_energy_by_hand(dev_id):
     for i, lvl in enumerate(arrays.storage):
         want += 3 * 1000 * arrays.rd[i, 1] * ("inputs" in lvl.holds)
         want += 3 * 400 * arrays.wr[i, 2] * ("outputs" in lvl.holds)
-    want += 3 * 1400 * arrays.noc_pj
+    want += 3 * (1000 * arrays.noc_pj[1] + 400 * arrays.noc_pj[2])
     cost = pass_cost(work, dev, batch=3)
     assert cost.energy_pj == pytest.approx(want, rel=1e-12)
     assert cost.operand_pj["compute_pj"] == pytest.approx(2100 * dev.compute.mac_energy_pj)

@@ -170,7 +170,7 @@ def _access_costs(arrays) -> tuple[np.ndarray, np.ndarray]:
     each operand's own where its partition has one; a NoC transfer is a read."""
     if arrays.noc is None:
         return arrays.rd, arrays.wr
-    return (np.vstack([arrays.rd, np.full(3, arrays.noc_pj)]),
+    return (np.vstack([arrays.rd, arrays.noc_pj]),
             np.vstack([arrays.wr, np.zeros(3)]))
 
 
@@ -283,10 +283,14 @@ def _level_rows(dev: DeviceProfile) -> list[tuple[str, int]]:
 
 
 def _word_scale(dev: DeviceProfile) -> np.ndarray:
-    """Words per element access, by row of the reads/writes arrays."""
+    """Words per element access, shaped like the reads/writes arrays (levels [+ NoC],
+    operands): partial sums may be wider than data (``psum_bits``)."""
     arrays = device_arrays(dev)
+    elem = arrays.elem
+    if arrays.noc is not None:
+        elem = np.vstack([elem, [dev.element_bytes, dev.element_bytes, dev.psum_bytes]])
     levels = list(arrays.storage) + ([arrays.noc] if arrays.noc is not None else [])
-    return np.array([dev.element_bytes / lvl.word_bytes for lvl in levels])
+    return elem / np.array([lvl.word_bytes for lvl in levels], dtype=float)[:, None]
 
 
 def level_columns(dev: DeviceProfile) -> list[str]:
@@ -332,7 +336,7 @@ def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batc
         level_pj = cost.level_pj
         row["energy_pj"] = float(level_pj.sum()) + cost.operand_pj["compute_pj"]
         row["energy_norm"] = row["energy_pj"] / dev.compute.mac_energy_pj
-        words = (cost.reads + cost.writes).sum(axis=1) * scale
+        words = ((cost.reads + cost.writes) * scale).sum(axis=1)
         for name, i in level_rows:
             row[f"{name.lower()}_accesses"] = float(words[i])
             row[f"{name.lower()}_pj"] = float(level_pj[i])
@@ -354,6 +358,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
     on a normalized device); the NoC row's reads are transfers."""
     flow, fmt, dens = _options(net, dev, densities, batch, dataflow, weight_format)
     cost_r, cost_w = _access_costs(device_arrays(dev))
+    scale = _word_scale(dev)
     rows = []
     for layer, _, _, cost in network_costs(net, dev, flow, dens, fmt, int(batch)):
         for name, i in _level_rows(dev):
@@ -363,7 +368,7 @@ def energy_breakdown(net: Network, dev: DeviceProfile, densities: Any = None, ba
                 rows.append({
                     "layer": layer.name, "level": lvl.name, "operand": op,
                     "reads": float(r), "writes": float(w),
-                    "word_accesses": float((r + w) * dev.element_bytes / lvl.word_bytes),
+                    "word_accesses": float((r + w) * scale[i, j]),
                     "energy_pj": float(r * cost_r[i, j] + w * cost_w[i, j]),
                     "energy_unit": dev.energy_unit,
                 })

@@ -143,7 +143,7 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
         used = np.zeros(3)
         for op in range(3):
             if holds[lv, op]:
-                b = elem_bytes * (w_ratio if op == 0 else 1.0)
+                b = elem_bytes[lv, op] * (w_ratio if op == 0 else 1.0)
                 used[group_of[lv, op]] += _footprint(op, T[lv], sh, sw, in_h, in_w) * b
         for g in range(3):
             if used[g] > group_cap[lv, g] * (1.0 + EPS):
@@ -213,7 +213,7 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
         for op in range(3):
             energy += acc[lv, op, 0] * rd[lv, op] + acc[lv, op, 1] * wr[lv, op]
     for op in range(3):
-        energy += acc[K, op, 0] * noc_pj
+        energy += acc[K, op, 0] * noc_pj[op]
     return energy
 
 

@@ -34,10 +34,12 @@ found so far (tests turn it off to compare with searching every candidate)."""
 class DeviceArrays:
     """A device profile flattened into the arrays the numba kernels read.
 
-    ``storage`` are the memory levels that hold data (the NoC, if any, is separate);
-    energies are per element of ``elem_bytes`` (pJ), ``rd``/``wr`` shaped (levels,
-    operands) (an operand's own partition energy where the level has one), capacities
-    in bytes per instance.
+    ``storage`` are the memory levels that hold data (the NoC, if any, is separate).
+    ``elem`` (levels, operands): bytes of one element (partial sums ``psum_bytes`` wide
+    below the outermost level holding outputs, everything else the data width).
+    Energies are per element (pJ): ``rd``/``wr`` (levels, operands), each operand's own
+    partition energy where the level has one; ``noc_pj`` (operands,) per transfer.
+    Capacities in bytes per instance.
     """
 
     storage: tuple[MemoryLevel, ...]
@@ -49,8 +51,8 @@ class DeviceArrays:
     backing: np.ndarray
     rd: np.ndarray
     wr: np.ndarray
-    noc_pj: float
-    elem_bytes: float
+    noc_pj: np.ndarray
+    elem: np.ndarray
 
 
 @lru_cache(maxsize=64)
@@ -72,6 +74,11 @@ def device_arrays(dev: DeviceProfile) -> DeviceArrays:
                     group_of[i, OPERANDS.index(member)] = g
         else:
             group_cap[i, 0] = lvl.size_bytes
+    # Partial sums are psum_bytes wide below the outermost level holding outputs, where
+    # the finished outputs are stored at the data width.
+    elem = np.full((k, 3), eb)
+    top_out = max(i for i in range(k) if holds[i, 2])
+    elem[:top_out, 2] = dev.psum_bytes
     per_unit = [i for i, lvl in enumerate(storage) if lvl.instances > 1]
     sp = per_unit[-1] if per_unit and dev.compute.units > 1 else -1
     return DeviceArrays(
@@ -82,10 +89,13 @@ def device_arrays(dev: DeviceProfile) -> DeviceArrays:
         group_of=group_of,
         group_cap=group_cap,
         backing=np.array([lvl.kind in BACKING_KINDS for lvl in storage], dtype=np.bool_),
-        rd=np.array([[lvl.read_pj(op) * eb / lvl.word_bytes for op in OPERANDS] for lvl in storage]),
-        wr=np.array([[lvl.write_pj(op) * eb / lvl.word_bytes for op in OPERANDS] for lvl in storage]),
-        noc_pj=0.0 if noc is None else noc.read_energy_pj * eb / noc.word_bytes,
-        elem_bytes=eb,
+        rd=np.array([[lvl.read_pj(op) * elem[i, j] / lvl.word_bytes for j, op in enumerate(OPERANDS)]
+                     for i, lvl in enumerate(storage)]),
+        wr=np.array([[lvl.write_pj(op) * elem[i, j] / lvl.word_bytes for j, op in enumerate(OPERANDS)]
+                     for i, lvl in enumerate(storage)]),
+        noc_pj=(np.zeros(3) if noc is None else
+                np.array([eb, eb, dev.psum_bytes]) * noc.read_energy_pj / noc.word_bytes),
+        elem=elem,
     )
 
 
@@ -282,14 +292,12 @@ def lower_bound(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams, p:
         pn, pm, pc, pe, pf, pr, ps = p
         sp = arrays.sp
         crosses = [bool(np.any(h <= sp)) and bool(np.any(h > sp)) for h in holders]
-        noc = 0.0
         if crosses[0]:
-            noc += weights * pn * pe * pf
+            energy += weights * pn * pe * pf * arrays.noc_pj[0]
         if crosses[1]:
-            noc += inputs * pm
+            energy += inputs * pm * arrays.noc_pj[1]
         if crosses[2]:
-            noc += outputs * (pc * pr * ps - 1.0)
-        energy += noc * arrays.noc_pj
+            energy += outputs * (pc * pr * ps - 1.0) * arrays.noc_pj[2]
     return energy * (1.0 - 1e-9)
 
 
@@ -311,7 +319,7 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
     in_h, in_w = (float(x) for x in nest.in_hw)
     ctx = (bounds, sh, sw, in_h, in_w, arrays.sp, arrays.noc is not None, arrays.holds,
            arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
-           arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem_bytes,
+           arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem,
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
            sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep))
     return bounds, ctx

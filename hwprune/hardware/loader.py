@@ -90,7 +90,7 @@ COMPUTE_REQUIRED = {
     "macs_per_unit_per_cycle": "positive",
     "mac_energy_pj": "positive",
 }
-COMPUTE_OPTIONAL = {"array_rows": "int", "array_cols": "int"}
+COMPUTE_OPTIONAL = {"array_rows": "int", "array_cols": "int", "psum_bits": "int"}
 MEMORY_REQUIRED = {
     "line_bytes": "int",
     "word_bytes": "int",
@@ -130,6 +130,7 @@ BOUNDS: Mapping[str, tuple[float, float, str]] = MappingProxyType({
     "array_cols": (1, MIB, "PEs: at most 2^20"),
     "simd_lanes": (1, 1 << 16, "lanes: at most 65536"),
     "simd_element_bits": (1, 64, "bits: 1 (binary) ... 64 (fp64)"),
+    "psum_bits": (1, 64, "bits: 1 ... 64"),
     "macs_per_unit_per_cycle": (1e-6, 1e6, "MACs per unit per cycle"),
     "mac_energy_pj": ENERGY_BOUNDS,
     "read_energy_pj": ENERGY_BOUNDS,

@@ -173,6 +173,8 @@ class ComputeUnits:
         macs_per_unit_per_cycle: peak multiply-accumulates one unit retires per cycle.
         mac_energy_pj: energy of one MAC at the device's data width, pJ.
         array_rows, array_cols: shape of a spatial PE array (accelerators), else None.
+        psum_bits: width of a partial sum where the datapath accumulates wider than
+            its data (16-bit partial sums beside 8-bit data); None: the data width.
     """
 
     units: int
@@ -182,6 +184,7 @@ class ComputeUnits:
     mac_energy_pj: float
     array_rows: int | None = None
     array_cols: int | None = None
+    psum_bits: int | None = None
 
     @property
     def peak_macs_per_cycle(self) -> float:
@@ -387,6 +390,11 @@ class DeviceProfile:
     def element_bytes(self) -> float:
         """Bytes of one operand element (the compute data width)."""
         return self.compute.simd_element_bits / 8
+
+    @property
+    def psum_bytes(self) -> float:
+        """Bytes of one partial sum (``compute.psum_bits``, default the data width)."""
+        return (self.compute.psum_bits or self.compute.simd_element_bits) / 8
 
     @property
     def peak_macs_per_second(self) -> float:
