@@ -1,6 +1,7 @@
 """Energy model: hand-computed access counts, Eyeriss's reuse formula, the mapping search
 against brute force, invariants, and clear errors."""
 
+import dataclasses
 import itertools
 import textwrap
 
@@ -68,19 +69,23 @@ def tiny_conv():
     return b.build()
 
 
-def test_everything_fits_the_register_file(tmp_path):
+@pytest.mark.parametrize("fills", ["charged", "free"])
+def test_everything_fits_the_register_file(tmp_path, fills):
     """RF holds the whole layer: every value crosses DRAM exactly once."""
     dev = toy_device(tmp_path, 4096)
+    dev = dataclasses.replace(dev, fills=fills)
     net = tiny_conv()
     row = hwprune.energy(net, dev).iloc[0]
     macs = 3 * 4 * 4 * 2 * 2 * 2          # 384
     weights, inputs, outputs = 3 * 2 * 4, 2 * 5 * 5, 3 * 4 * 4
     assert row["macs"] == macs
     # RF: a weight and an input read per MAC; a psum read and write per MAC except the
-    # first of each output's 8-term sum.
-    assert row["rf_accesses"] == 2 * macs + 2 * (macs - outputs)
+    # first of each output's 8-term sum; with fills charged, each weight and input
+    # written into it once.
+    filled = (weights + inputs) if fills == "charged" else 0
+    assert row["rf_accesses"] == 2 * macs + 2 * (macs - outputs) + filled
     assert row["dram_accesses"] == weights + inputs + outputs
-    expected = (2 * macs + 2 * (macs - outputs)) * 1.0 \
+    expected = (2 * macs + 2 * (macs - outputs) + filled) * 1.0 \
         + (weights + inputs + outputs) * 100.0 + macs * 0.5
     assert row["energy_pj"] == pytest.approx(expected, rel=1e-12)
     assert row["compute_pj"] == macs * 0.5
@@ -89,12 +94,13 @@ def test_everything_fits_the_register_file(tmp_path):
 def test_three_element_register_file_picks_output_stationary(tmp_path):
     """An RF of 12 bytes holds one weight, one input and one psum: tiles are all 1, only
     the loop order is free. Keeping the psum (output-stationary) costs
-    (weights + inputs) per MAC from DRAM plus one write per output; the search finds it."""
+    (weights + inputs) per MAC from DRAM, each written into the RF (the fill), plus one
+    write per output; the search finds it."""
     dev = toy_device(tmp_path, 12)
     net = tiny_conv()
     row = hwprune.energy(net, dev).iloc[0]
     macs, outputs = 384, 48
-    expected = (2 * macs + 2 * (macs - outputs)) * 1.0 + (2 * macs + outputs) * 100.0 \
+    expected = (2 * macs + 2 * (macs - outputs) + 2 * macs) * 1.0 + (2 * macs + outputs) * 100.0 \
         + macs * 0.5
     assert row["energy_pj"] == pytest.approx(expected, rel=1e-12)
     assert row["mapping"].endswith("/o")
@@ -109,7 +115,8 @@ def _eyeriss_eval(bounds, tiles, spatial, orders):
         np.array(tiles, dtype=float), np.array(spatial, dtype=float),
         np.array(orders, dtype=np.int64), np.array(bounds, dtype=float), 1.0, 1.0, 1.0, 1.0,
         arrays.sp, True, arrays.holds, arrays.group_of, arrays.group_cap, arrays.backing,
-        arrays.rd, arrays.wr, arrays.noc_pj, 1.0, arrays.elem, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, acc)
+        arrays.rd, arrays.wr, arrays.noc_pj, 1.0, arrays.elem, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0,
+        0.0 if dev.fills == "free" else 1.0, acc)
     return energy, acc
 
 
@@ -186,7 +193,7 @@ def _brute_force(nest, dev, params):
                          arrays.rd, arrays.wr, arrays.noc_pj, dev.compute.mac_energy_pj,
                          arrays.elem, params.executed, params.weight_ratio,
                          params.index_per_mac, params.input_top_ratio, params.group_weights,
-                         params.group_keep, acc)
+                         params.group_keep, 1.0 if dev.fills == "charged" else 0.0, acc)
             best = min(best, e)
     return best
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import hwprune
@@ -108,3 +109,33 @@ def test_partial_sums_wider_than_data(tmp_path):
     extra = sum(acc[lv, 2, 0] * small.rd[lv, 2] + acc[lv, 2, 1] * small.wr[lv, 2] for lv in range(2))
     extra += acc[3, 2, 0] * small.noc_pj[2]
     assert dear.energy_pj - base.energy_pj == pytest.approx(extra)
+
+
+def test_fills_charged_at_the_receiving_level(tmp_path):
+    """Timeloop's and ZigZag's convention: a tile loaded into a level is written there.
+    Eyeriss's built-in profile keeps Chen et al.'s (each movement priced once)."""
+    from hwprune.cost.dataflow import get_dataflow
+    from hwprune.cost.densities import Density
+    from hwprune.cost.energy import sparsity_params
+    from hwprune.cost.loopnest import LoopNest
+    from hwprune.cost.search import find_mapping, price_mapping
+
+    free = hwprune.device("eyeriss")
+    assert free.fills == "free"
+    charged = hwprune.device(str(_variant(tmp_path, 'fills = "free"', 'fills = "charged"')))
+    nest = LoopNest.of(hwprune.network("alexnet")["conv4"])
+    params = sparsity_params(nest, free, Density(), "dense")[0]
+    mapping = find_mapping(nest, free, get_dataflow("row-stationary", free), params)
+    a, b = price_mapping(mapping, nest, free, params), price_mapping(mapping, nest, charged, params)
+    # the weights and inputs each level sends down are written into the level below:
+    # into the RF, every copy the array network carries; into the GLB, what DRAM sends
+    np.testing.assert_allclose(b.accesses[0, :2, 1] - a.accesses[0, :2, 1], a.accesses[3, :2, 0])
+    np.testing.assert_allclose(b.accesses[1, :2, 1] - a.accesses[1, :2, 1], a.accesses[2, :2, 0])
+    np.testing.assert_allclose(b.accesses[:, 2], a.accesses[:, 2])        # psums: unchanged
+    assert b.energy_pj > a.energy_pj
+
+
+def test_an_unknown_fill_convention_is_refused(tmp_path):
+    path = _variant(tmp_path, 'fills = "free"', 'fills = "sometimes"')
+    with pytest.raises(ProfileError, match=r"fills.*one of: charged, free"):
+        hwprune.device(str(path))

@@ -17,6 +17,10 @@ between a level and the level below it):
   X (X stays put while they run). A load reads the tile's footprint from the holding
   level. Across the spatial boundary, a NoC multicasts: the shared level is read once
   for the union of the units' tiles, the NoC carries every unit's copy.
+* Fills: with the profile's ``fills = "charged"`` (the default), every element of a
+  weight or input tile loaded into a level is also written there (into a per-unit
+  level: every unit's copy); with ``"free"`` only the read at the level it leaves
+  is charged (Chen et al.'s convention, below).
 * Partial sums: with V(l) the number of psum tiles' elements written up into level l,
   an inner level costs V(l) - V(next) reads and as many writes, the NoC carries
   V(noc) - V(next) psums, and the outermost level takes V(top) writes and
@@ -112,9 +116,11 @@ def _stationary(op, lo, hi, T, Tagg, order):
 @njit(cache=True)
 def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
              holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
-             elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, acc):
+             elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills,
+             acc):
     """Energy (pJ) of one mapping; ``acc`` receives element accesses.
 
+    ``fills``: 1.0 to charge every tile loaded into a level as writes there, 0.0 not to.
     ``g_weights``/``g_keep``: weights per pruning group and the kept fraction of groups
     (``g_keep = 1``: empty tiles are not skipped); see *Granularity-aware reuse* in the
     module docstring.
@@ -200,6 +206,8 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
                 scale = w_ratio if op == 0 else 1.0
                 acc[lv, op, 0] += up * (i_top_ratio if op == 1 and lv == top_in else scale)
                 acc[K, op, 0] += noc * scale
+                # the fill: every copy written into the receiving level
+                acc[prev, op, 1] += fills * (noc if noc > 0.0 else up) * scale
             prev = lv
         if op == 2:
             # The outermost holder of outputs: every visit is a write, all but the
@@ -222,10 +230,10 @@ def _cost(T, P, order, ctx, acc):
     """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
     (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
      noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights,
-     g_keep) = ctx
+     g_keep, fills) = ctx
     return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
                     group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
-                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, acc)
+                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, acc)
 
 
 @njit(cache=True)

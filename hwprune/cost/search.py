@@ -321,7 +321,8 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
            arrays.group_of, arrays.group_cap, arrays.backing, arrays.rd, arrays.wr,
            arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem,
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
-           sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep))
+           sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep),
+           1.0 if dev.fills == "charged" else 0.0)
     return bounds, ctx
 
 

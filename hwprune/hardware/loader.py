@@ -58,6 +58,7 @@ from .profile import (
     DEVICE_CLASSES,
     ENERGY_TABLE_COLUMNS,
     ENERGY_UNITS,
+    FILL_CONVENTIONS,
     FRACTION_LATENCY_KEYS,
     LATENCY_KEYS,
     LEVEL_COLUMN_SUFFIXES,
@@ -76,7 +77,7 @@ from .profile import (
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "energy_unit", "sources",
+TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "energy_unit", "fills", "sources",
             "compute", "memory", "sparsity", "latency", "stream_bandwidth",
             "gemv_bandwidth"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
@@ -256,6 +257,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
                 or DEFAULT_DATAFLOW.get(device_class, "cache-tiling"))
     clock_hz = float(ck.number(data, "clock_hz", "positive", ""))
     energy_unit = ck.string(data, "energy_unit", "", ENERGY_UNITS, required=False) or "pJ"
+    fills = ck.string(data, "fills", "", FILL_CONVENTIONS, required=False) or "charged"
     top_sources = ck.sources(data, set(TOP_NUMERIC), "")
 
     compute = _parse_compute(ck, data)
@@ -300,6 +302,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         stream_bandwidth=stream,
         gemv_bandwidth=gemv,
         energy_unit=energy_unit,
+        fills=fills,
     )
 
 

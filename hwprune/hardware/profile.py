@@ -72,6 +72,12 @@ MAX_LEVEL_NAME_CHARS = 32
 """Longest memory-level name: it becomes a column name (``l1_accesses``)."""
 
 
+FILL_CONVENTIONS = ("charged", "free")
+"""Accepted values of a profile's ``fills``: ``charged`` (the default, Timeloop's and
+ZigZag's convention) writes every tile loaded into a level at that level's write
+energy; ``free`` charges only the read at the level it comes from (Chen et al., ISCA
+2016, whose normalized costs price each movement once)."""
+
 ENERGY_UNITS = ("pJ", "MAC-equivalents")
 """Accepted values of a profile's ``energy_unit``: ``pJ`` (the default) for absolute
 energies, ``MAC-equivalents`` for energies normalized to one MAC of the device (every
@@ -331,6 +337,8 @@ class DeviceProfile:
             computed from it) is in, one of :data:`ENERGY_UNITS`: ``pJ``, or
             ``MAC-equivalents`` when the energies are normalized to one MAC of the
             device (see :attr:`energy_normalized`).
+        fills: one of :data:`FILL_CONVENTIONS`: whether a tile loaded into a level
+            is also charged as writes at that level.
     """
 
     id: str
@@ -348,6 +356,7 @@ class DeviceProfile:
     stream_bandwidth: tuple[tuple[float, float], ...] = ()
     gemv_bandwidth: tuple[tuple[float, float], ...] = ()
     energy_unit: str = "pJ"
+    fills: str = "charged"
 
     @property
     def energy_normalized(self) -> bool:
