@@ -139,3 +139,24 @@ def test_an_unknown_fill_convention_is_refused(tmp_path):
     path = _variant(tmp_path, 'fills = "free"', 'fills = "sometimes"')
     with pytest.raises(ProfileError, match=r"fills.*one of: charged, free"):
         hwprune.device(str(path))
+
+
+def test_outputs_are_written_run_length_coded_at_the_next_layers_density():
+    """Eyeriss run-length codes the feature maps it writes to DRAM (JSSC 2017 IV-B): a
+    conv layer whose output the next conv reads at 40% nonzero writes it coded."""
+    from hwprune.workload.passes import stored_as_read
+
+    net, dev = hwprune.network("alexnet"), hwprune.device("eyeriss")
+    assert "conv1" not in stored_as_read(net)           # a pool sits between conv1 and conv2
+    assert stored_as_read(net)["conv3"] == "conv4"
+    dense = hwprune.energy(net, dev).set_index("layer")
+    sparse = hwprune.energy(net, dev, densities={"conv4": (1.0, 0.4)}).set_index("layer")
+    assert sparse.loc["conv3", "dram_pj"] < dense.loc["conv3", "dram_pj"]
+    assert sparse.loc["conv3", "outputs_pj"] < dense.loc["conv3", "outputs_pj"]
+    assert sparse.loc["conv3", "weights_pj"] == dense.loc["conv3", "weights_pj"]
+    # the saving is the coded share of the finished outputs' DRAM writes
+    outputs = 384 * 13 * 13
+    from hwprune.sparse.storage import activation_ratio
+    ratio = activation_ratio("rle", 0.4, dev.element_bytes, dev.sparsity.index_bits)
+    saved = dense.loc["conv3", "dram_pj"] - sparse.loc["conv3", "dram_pj"]
+    assert saved == pytest.approx(outputs * (1 - ratio) * dev.level("DRAM").write_energy_pj, rel=1e-9)

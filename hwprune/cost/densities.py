@@ -57,10 +57,13 @@ _NOT_GIVEN = object()
 
 @dataclass(frozen=True)
 class Density:
-    """Fractions of nonzero weights and nonzero input activations of one layer."""
+    """Fractions of nonzero weights and nonzero input activations of one layer, and of
+    its stored outputs (``out``: the next layer's input density where the graph says
+    the output is written as that layer reads it; 1 otherwise)."""
 
     weight: float = 1.0
     act: float = 1.0
+    out: float = 1.0
 
 
 Row = tuple[str, Any, Any, Any]

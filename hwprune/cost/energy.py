@@ -17,8 +17,9 @@ Sparsity (per the device's ``[sparsity]`` table, see docs/energy-model.md):
   partial-sum update at the innermost level, if the device gates or skips zeros
   (``zero_activations``).
 * Activations stored run-length coded (``activation_format = "rle"``) shrink the input
-  reads from the outermost memory. Outputs are written uncompressed (a
-  simplification: the next layer's density is not known to this layer).
+  reads from the outermost memory, and the final output writes there at the next
+  layer's input density, where the output is stored as that layer reads it
+  (:func:`hwprune.workload.passes.stored_as_read`); else outputs are written dense.
 
 Every other layer (normalization, activations, element-wise arithmetic, pooling,
 data movement) is one pass over its tensors (:mod:`hwprune.workload.passes`), priced by
@@ -31,7 +32,7 @@ its totals are the sums of its rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -45,7 +46,7 @@ from ..sparse.storage import activation_ratio, storage_cost
 from ..workload.layer import Layer
 from ..workload.network import Network
 from ..workload.ops import CATEGORIES
-from ..workload.passes import KERNEL, PassWork, pass_works
+from ..workload.passes import KERNEL, PassWork, pass_works, stored_as_read
 from .dataflow import Dataflow, get_dataflow
 from .densities import Density, resolve_densities
 from .loopnest import LoopNest
@@ -116,6 +117,8 @@ def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
                                          support.index_bits),
         group_weights=float(group or dev.compute.simd_lanes) if weight_format == "simd-group" else 1.0,
         group_keep=density.weight if skips else 1.0,
+        output_top_ratio=activation_ratio(support.activation_format, density.out, eb,
+                                          support.index_bits),
     )
     return params, cost.value_ratio, cost.index_ratio
 
@@ -151,9 +154,9 @@ def _mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, density: Densit
     axis that does not change the sparsity parameters is skipped.
     """
     params = sparsity_params(nest, dev, density, weight_format, group)[0]
-    w_matters = params != sparsity_params(nest, dev, Density(1.0, density.act), weight_format,
+    w_matters = params != sparsity_params(nest, dev, replace(density, weight=1.0), weight_format,
                                           group)[0]
-    a_matters = params != sparsity_params(nest, dev, Density(density.weight, 1.0),
+    a_matters = params != sparsity_params(nest, dev, replace(density, act=1.0),
                                           weight_format, group)[0]
     best = None
     for gw in _rungs(density.weight, w_matters):
@@ -244,12 +247,15 @@ def network_costs(net: Network, dev: DeviceProfile, flow: Dataflow, densities: d
     and matmul layers priced from their loop nests at their density, the others as
     passes."""
     passes = pass_works(net)
+    next_reader = stored_as_read(net)
     for layer in net.layers:
         if layer.name in passes:
             work = passes[layer.name]
             yield layer, Density(), work.runs_as, pass_cost(work, dev, batch)
         else:
             density = densities.get(layer.name, Density())
+            reader = densities.get(next_reader.get(layer.name, ""), Density())
+            density = Density(density.weight, density.act, reader.act)
             yield layer, density, KERNEL, layer_cost(LoopNest.of(layer, batch), dev, flow, density,
                                                      weight_format)
 

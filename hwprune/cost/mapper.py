@@ -117,10 +117,12 @@ def _stationary(op, lo, hi, T, Tagg, order):
 def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
              holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
              elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills,
-             acc):
+             o_top_ratio, acc):
     """Energy (pJ) of one mapping; ``acc`` receives element accesses.
 
     ``fills``: 1.0 to charge every tile loaded into a level as writes there, 0.0 not to.
+    ``o_top_ratio``: bytes per dense byte of the finished outputs as the outermost
+    level stores them (run-length coded at the next layer's input density).
     ``g_weights``/``g_keep``: weights per pruning group and the kept fraction of groups
     (``g_keep = 1``: empty tiles are not skipped); see *Granularity-aware reuse* in the
     module docstring.
@@ -212,7 +214,7 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
         if op == 2:
             # The outermost holder of outputs: every visit is a write, all but the
             # first one per output value a read-back.
-            acc[prev, 2, 1] += v_prev
+            acc[prev, 2, 1] += v_prev - n_out * (1.0 - o_top_ratio)
             rb = v_prev - n_out
             acc[prev, 2, 0] += rb if rb > 0.0 else 0.0
 
@@ -230,10 +232,10 @@ def _cost(T, P, order, ctx, acc):
     """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
     (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
      noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights,
-     g_keep, fills) = ctx
+     g_keep, fills, o_top_ratio) = ctx
     return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
                     group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
-                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, acc)
+                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, o_top_ratio, acc)
 
 
 @njit(cache=True)

@@ -113,6 +113,8 @@ class SparsityParams:
         group_keep: kept fraction of those groups where the device skips an
             innermost tile whose weights are all pruned (1: it never skips one); see
             :mod:`hwprune.cost.mapper`, *Granularity-aware reuse*.
+        output_top_ratio: bytes per dense byte of the finished outputs in the
+            outermost memory (run-length coded at the next layer's input density).
     """
 
     executed: float = 1.0
@@ -121,6 +123,7 @@ class SparsityParams:
     input_top_ratio: float = 1.0
     group_weights: float = 1.0
     group_keep: float = 1.0
+    output_top_ratio: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -322,7 +325,7 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
            arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem,
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
            sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep),
-           1.0 if dev.fills == "charged" else 0.0)
+           1.0 if dev.fills == "charged" else 0.0, float(sparsity.output_top_ratio))
     return bounds, ctx
 
 

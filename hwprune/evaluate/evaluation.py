@@ -53,7 +53,7 @@ from ..schemes import Scheme
 from ..sparse.storage import StorageCost, storage_cost
 from ..workload.layer import Layer
 from ..workload.network import Network
-from ..workload.passes import KERNEL, pass_works, shrunk
+from ..workload.passes import KERNEL, pass_works, shrunk, stored_as_read
 from .plan import LayerPlan, LayerShape, Plan, kept_entries, shapes_as_run
 
 
@@ -234,7 +234,9 @@ def evaluate(net: Network, dev: DeviceProfile, plan: Plan | None = None, batch: 
         if unknown:
             raise InputError(f"network {net.name!r} has no conv/fc layer {unknown[0]!r}")
         names = [n for n in names if n in set(layers)]
-    out = [_layer(net[name], shapes[name], plan[name], dev, flow, batch) for name in names]
+    reader = stored_as_read(net)
+    out = [_layer(net[name], shapes[name], plan[name], dev, flow, batch,
+                  plan[reader[name]].act_density if name in reader else 1.0) for name in names]
     fixed = _fixed_layers(net, dev, plan, flow, batch) if layers is None else ()
     evaluated = set(names) | {fe.layer for fe in fixed}
     return Evaluation(net.name, dev.id, dev.energy_unit, batch, tuple(out), fixed,
@@ -266,7 +268,7 @@ def _fixed_layers(net: Network, dev: DeviceProfile, plan: Plan, flow,
 
 
 def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile, flow,
-           batch: int) -> LayerEvaluation:
+           batch: int, out_density: float = 1.0) -> LayerEvaluation:
     run = shape.layer
     kernel_shape = KernelShape.of(run)
     s = lp.scheme.on(kernel_shape.is_fc)
@@ -282,7 +284,8 @@ def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile
         stored_density = density
     _, m, c, _, _, r, k = nest.bounds
     rows, cols = m * nest.groups, c * r * k
-    energy = layer_cost(nest, dev, flow, Density(stored_density, lp.act_density), s.storage, group)
+    energy = layer_cost(nest, dev, flow, Density(stored_density, lp.act_density, out_density),
+                        s.storage, group)
     latency = layer_latency(run, dev, s, density, lp.act_density, batch,
                             unpruned=original if run is not original else None)
     store = storage_cost(s.storage, rows, cols, stored_density, dev.element_bytes,

@@ -262,3 +262,30 @@ def shrunk(work: PassWork, layer: Layer, inputs_kept: Sequence[float], output_ke
     return PassWork(work.runs_as,
                     round(work.reads * reads / full_reads) if full_reads else 0,
                     round(work.writes * output_kept), round(work.ops * output_kept))
+
+
+def stored_as_read(net: Network) -> dict[str, str]:
+    """For each conv/fc/matmul layer whose output is stored exactly as one other such
+    layer reads it, that reader's name: the path between them is only folded, fused and
+    view layers, each read by nothing else (the producing kernel applies them as it
+    writes). The next layer's input density is then the density of what the first one
+    writes."""
+    works = pass_works(net)
+    readers: dict[str, list[str]] = {}
+    for layer in net.layers:
+        for name in layer.inputs:
+            readers.setdefault(name, []).append(layer.name)
+    out: dict[str, str] = {}
+    for layer in net.layers:
+        if layer.name in works:
+            continue
+        name = layer.name
+        while len(readers.get(name, ())) == 1:
+            nxt = readers[name][0]
+            if nxt not in works:
+                out[layer.name] = nxt
+                break
+            if works[nxt].runs_as not in ("folded", "fused", "view"):
+                break
+            name = nxt
+    return out
