@@ -84,6 +84,14 @@ def get_dataflow(name: str, device: DeviceProfile) -> Dataflow:
             f"{device.id!r} does not have; use one of: "
             + ", ".join(n for n, p in PRESETS.items() if not p.needs_array)
         )
+    flow = _constrained(flow, device)
+    inner = device.level_loops(device.memory[0].name)
+    if inner is not None and any(d not in inner for d in flow.pinned):
+        raise InputError(
+            f"device {device.id!r} ({device.origin or 'profile'}): its [mapping.levels] "
+            f"{device.memory[0].name} = {list(inner)} leaves out {', '.join(flow.pinned)}, which "
+            f"dataflow {name!r} holds whole in the innermost level; add it or choose another "
+            "dataflow")
     has_noc = any(lvl.kind == "noc" for lvl in device.memory)
     reduces = any(d in REDUCTION_DIMS for axis in flow.spatial for d in axis)
     if reduces and not has_noc:
@@ -93,6 +101,29 @@ def get_dataflow(name: str, device: DeviceProfile) -> Dataflow:
         flow = Dataflow(flow.name, tuple(a for a in axes if a) or (("M",),), flow.stationary,
                         flow.pinned, flow.needs_array, flow.description)
     return flow
+
+
+def _constrained(flow: Dataflow, device: DeviceProfile) -> Dataflow:
+    """``flow`` with each array axis limited to the dimensions the profile's ``[mapping]
+    spatial`` constraint allows there (an error where none is left)."""
+    allowed = device.mapping_spatial
+    if not allowed:
+        return flow
+    if len(allowed) == 2 and len(flow.spatial) == 2:
+        axes = tuple(tuple(d for d in axis if d in ok) for axis, ok in zip(flow.spatial, allowed))
+    else:           # one axis of units: every axis of the dataflow lands on it
+        axes = tuple(tuple(d for d in axis if d in allowed[0]) for axis in flow.spatial)
+        axes = tuple(a for a in axes if a) or ((),)
+    for i, axis in enumerate(axes):
+        if not axis:
+            raise InputError(
+                f"device {device.id!r} ({device.origin or 'profile'}): its [mapping] spatial "
+                f"constraint {list(allowed[min(i, len(allowed) - 1)])} leaves dataflow "
+                f"{flow.name!r} nothing to unroll on axis {i} (the dataflow unrolls "
+                f"{list(flow.spatial[i]) if i < len(flow.spatial) else []} there); choose "
+                "another dataflow or widen the constraint")
+    return Dataflow(flow.name, axes, flow.stationary, flow.pinned, flow.needs_array,
+                    flow.description)
 
 
 def array_axes(device: DeviceProfile, flow: Dataflow) -> tuple[int, ...]:

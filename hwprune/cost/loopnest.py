@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from ..checks import check_batch
 from ..errors import InputError
+from ..hardware.profile import LOOP_DIMS
 from ..workload.layer import Layer
 from ..workload.ops import Conv2d, Linear, MatMul, TokenLinear
 
-DIMS = ("N", "M", "C", "E", "F", "R", "S")
-"""Loop dimensions, in the order every array indexed by dimension uses."""
+DIMS = LOOP_DIMS
+"""Loop dimensions, in the order every array indexed by dimension uses (one home:
+:data:`hwprune.hardware.profile.LOOP_DIMS`)."""
 
 N, M, C, E, F, R, S = range(7)
 

@@ -117,12 +117,14 @@ def _stationary(op, lo, hi, T, Tagg, order):
 def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
              holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
              elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills,
-             o_top_ratio, acc):
+             o_top_ratio, loops_ok, acc):
     """Energy (pJ) of one mapping; ``acc`` receives element accesses.
 
     ``fills``: 1.0 to charge every tile loaded into a level as writes there, 0.0 not to.
     ``o_top_ratio``: bytes per dense byte of the finished outputs as the outermost
     level stores them (run-length coded at the next layer's input density).
+    ``loops_ok[l, d]``: whether level ``l``'s tile may exceed the one below it (level
+    0: 1) in dimension ``d`` (the profile's ``[mapping.levels]``).
     ``g_weights``/``g_keep``: weights per pruning group and the kept fraction of groups
     (``g_keep = 1``: empty tiles are not skipped); see *Granularity-aware reuse* in the
     module docstring.
@@ -144,6 +146,13 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
     for d in range(7):
         if Tagg[K - 1, d] > D[d] * (1.0 + EPS):
             return np.inf
+    # Per-level loop constraints.
+    for lv in range(K - 1):
+        for d in range(7):
+            if not loops_ok[lv, d]:
+                below = 1.0 if lv == 0 else Tagg[lv - 1, d]
+                if T[lv, d] > below * (1.0 + EPS):
+                    return np.inf
     # Capacities.
     for lv in range(K):
         if backing[lv]:
@@ -232,10 +241,11 @@ def _cost(T, P, order, ctx, acc):
     """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
     (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
      noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights,
-     g_keep, fills, o_top_ratio) = ctx
+     g_keep, fills, o_top_ratio, loops_ok) = ctx
     return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
                     group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
-                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, o_top_ratio, acc)
+                    w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, o_top_ratio,
+                    loops_ok, acc)
 
 
 @njit(cache=True)

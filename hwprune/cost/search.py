@@ -39,7 +39,8 @@ class DeviceArrays:
     below the outermost level holding outputs, everything else the data width).
     Energies are per element (pJ): ``rd``/``wr`` (levels, operands), each operand's own
     partition energy where the level has one; ``noc_pj`` (operands,) per transfer.
-    Capacities in bytes per instance.
+    Capacities in bytes per instance. ``loops_ok`` (levels, dims): the profile's
+    ``[mapping.levels]`` constraint (True where a level may iterate over a dimension).
     """
 
     storage: tuple[MemoryLevel, ...]
@@ -53,6 +54,7 @@ class DeviceArrays:
     wr: np.ndarray
     noc_pj: np.ndarray
     elem: np.ndarray
+    loops_ok: np.ndarray
 
 
 @lru_cache(maxsize=64)
@@ -96,6 +98,8 @@ def device_arrays(dev: DeviceProfile) -> DeviceArrays:
         noc_pj=(np.zeros(3) if noc is None else
                 np.array([eb, eb, dev.psum_bytes]) * noc.read_energy_pj / noc.word_bytes),
         elem=elem,
+        loops_ok=np.array([[dev.level_loops(lvl.name) is None or d in dev.level_loops(lvl.name)
+                            for d in DIMS] for lvl in storage], dtype=np.bool_),
     )
 
 
@@ -325,7 +329,8 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
            arrays.noc_pj, dev.compute.mac_energy_pj, arrays.elem,
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
            sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep),
-           1.0 if dev.fills == "charged" else 0.0, float(sparsity.output_top_ratio))
+           1.0 if dev.fills == "charged" else 0.0, float(sparsity.output_top_ratio),
+           arrays.loops_ok)
     return bounds, ctx
 
 

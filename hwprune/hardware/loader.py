@@ -62,6 +62,7 @@ from .profile import (
     FRACTION_LATENCY_KEYS,
     LATENCY_KEYS,
     LEVEL_COLUMN_SUFFIXES,
+    LOOP_DIMS,
     MAX_LEVEL_NAME_CHARS,
     MEMORY_KINDS,
     OPERANDS,
@@ -79,7 +80,7 @@ _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "energy_unit", "fills", "sources",
             "compute", "memory", "sparsity", "latency", "stream_bandwidth",
-            "gemv_bandwidth"}
+            "gemv_bandwidth", "mapping"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
                  "index_bits", "sources"}
 DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
@@ -277,6 +278,7 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         for i, raw in enumerate(levels_raw)
     )
     _check_hierarchy(ck, levels, energy_unit)
+    mapping_spatial, mapping_levels = _parse_mapping(ck, data, compute[0], levels)
     sparsity, sparsity_sources = _parse_sparsity(ck, data)
     top_sources.update({f"sparsity.{k}": v for k, v in sparsity_sources.items()})
     latency, latency_sources = _parse_latency(ck, data, device_class)
@@ -303,6 +305,8 @@ def parse_profile(data: Mapping[str, Any], origin: str) -> DeviceProfile:
         gemv_bandwidth=gemv,
         energy_unit=energy_unit,
         fills=fills,
+        mapping_spatial=mapping_spatial,
+        mapping_levels=mapping_levels,
     )
 
 
@@ -328,6 +332,49 @@ def _parse_compute(ck: _Checker, data: Mapping[str, Any]) -> tuple[ComputeUnits,
     values["macs_per_unit_per_cycle"] = float(values["macs_per_unit_per_cycle"])
     values["mac_energy_pj"] = float(values["mac_energy_pj"])
     return ComputeUnits(**values), sources
+
+
+def _dims(ck: _Checker, value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(d, str) for d in value):
+        raise ck.fail(key, f"must be a non-empty list of loop dimensions ({', '.join(LOOP_DIMS)}), "
+                      f"got {value!r}")
+    unknown = [d for d in value if d not in LOOP_DIMS]
+    if unknown or len(set(value)) != len(value):
+        raise ck.fail(key, f"{unknown[0]!r} is not a loop dimension; accepted: {', '.join(LOOP_DIMS)}"
+                      if unknown else f"names a dimension twice: {value!r}")
+    return tuple(d for d in LOOP_DIMS if d in value)
+
+
+def _parse_mapping(ck: _Checker, data: Mapping[str, Any], compute: ComputeUnits,
+                   levels: tuple[MemoryLevel, ...]):
+    """``[mapping]``: ``spatial`` (per array axis, the dimensions it may unroll) and
+    ``[mapping.levels]`` (per storage level, the dimensions it may iterate over)."""
+    if "mapping" not in data:
+        return (), ()
+    table = ck.table(data["mapping"], "mapping")
+    ck.unknown(table, {"spatial", "levels"}, "mapping.")
+    spatial: tuple[tuple[str, ...], ...] = ()
+    if "spatial" in table:
+        raw = table["spatial"]
+        axes = 2 if compute.array_rows is not None else 1
+        what = "rows then columns of the PE array" if axes == 2 else "the cores or SMs"
+        if not isinstance(raw, list) or len(raw) != axes:
+            raise ck.fail("mapping.spatial", f"must be a list of {axes} list(s) of loop dimensions, "
+                          f"one per axis ({what}), got {raw!r}")
+        spatial = tuple(_dims(ck, axis, f"mapping.spatial[{i}]") for i, axis in enumerate(raw))
+    loops: list[tuple[str, tuple[str, ...]]] = []
+    if "levels" in table:
+        raw = ck.table(table["levels"], "mapping.levels")
+        storage = {lvl.name: lvl for lvl in levels if lvl.kind != "noc"}
+        for name, dims in raw.items():
+            if name not in storage:
+                raise ck.fail(f"mapping.levels.{name}", "is not a storage level of this profile; "
+                              "levels: " + ", ".join(storage))
+            if name == levels[-1].name:
+                raise ck.fail(f"mapping.levels.{name}", "is the outermost level, which holds the "
+                              "whole layer; constrain the levels inside it")
+            loops.append((name, _dims(ck, dims, f"mapping.levels.{name}")))
+    return spatial, tuple(loops)
 
 
 def _parse_sparsity(ck: _Checker, data: Mapping[str, Any]) -> tuple[SparsitySupport, dict[str, str]]:

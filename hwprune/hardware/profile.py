@@ -72,6 +72,12 @@ MAX_LEVEL_NAME_CHARS = 32
 """Longest memory-level name: it becomes a column name (``l1_accesses``)."""
 
 
+LOOP_DIMS = ("N", "M", "C", "E", "F", "R", "S")
+"""The energy model's loop dimensions (batch, output channels, input channels, output
+rows and columns, filter rows and columns), in the order every array indexed by
+dimension uses; :data:`hwprune.cost.loopnest.DIMS` is this tuple. Kept here because
+profiles name them in their ``[mapping]`` constraints."""
+
 FILL_CONVENTIONS = ("charged", "free")
 """Accepted values of a profile's ``fills``: ``charged`` (the default, Timeloop's and
 ZigZag's convention) writes every tile loaded into a level at that level's write
@@ -339,6 +345,11 @@ class DeviceProfile:
             device (see :attr:`energy_normalized`).
         fills: one of :data:`FILL_CONVENTIONS`: whether a tile loaded into a level
             is also charged as writes at that level.
+        mapping_spatial: the ``[mapping] spatial`` constraint: per array axis (rows,
+            columns; or the one axis of cores/SMs) the loop dimensions it may unroll,
+            intersected with the dataflow's; empty: the dataflow's alone.
+        mapping_levels: the ``[mapping.levels]`` constraint, ``((level, dims), ...)``:
+            the dimensions a storage level may iterate over (see :meth:`level_loops`).
     """
 
     id: str
@@ -357,6 +368,13 @@ class DeviceProfile:
     gemv_bandwidth: tuple[tuple[float, float], ...] = ()
     energy_unit: str = "pJ"
     fills: str = "charged"
+    mapping_spatial: tuple[tuple[str, ...], ...] = ()
+    mapping_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def level_loops(self, name: str) -> tuple[str, ...] | None:
+        """The loop dimensions the ``[mapping.levels]`` constraint lets storage level
+        ``name`` iterate over (its tile larger than the level below's), or None: any."""
+        return next((dims for lvl, dims in self.mapping_levels if lvl == name), None)
 
     @property
     def energy_normalized(self) -> bool:
