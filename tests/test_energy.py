@@ -116,7 +116,7 @@ def _eyeriss_eval(bounds, tiles, spatial, orders):
         np.array(orders, dtype=np.int64), np.array(bounds, dtype=float), 1.0, 1.0, 1.0, 1.0,
         arrays.sp, True, arrays.holds, arrays.group_of, arrays.group_cap, arrays.backing,
         arrays.rd, arrays.wr, arrays.noc_pj, 1.0, arrays.elem, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0,
-        0.0 if dev.fills == "free" else 1.0, 1.0, arrays.loops_ok, acc)
+        0.0 if dev.fills == "free" else 1.0, 1.0, arrays.loops_ok, False, acc)
     return energy, acc
 
 
@@ -194,7 +194,7 @@ def _brute_force(nest, dev, params):
                          arrays.elem, params.executed, params.weight_ratio,
                          params.index_per_mac, params.input_top_ratio, params.group_weights,
                          params.group_keep, 1.0 if dev.fills == "charged" else 0.0,
-                         params.output_top_ratio, arrays.loops_ok, acc)
+                         params.output_top_ratio, arrays.loops_ok, False, acc)
             best = min(best, e)
     return best
 

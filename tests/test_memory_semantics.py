@@ -160,3 +160,36 @@ def test_outputs_are_written_run_length_coded_at_the_next_layers_density():
     ratio = activation_ratio("rle", 0.4, dev.element_bytes, dev.sparsity.index_bits)
     saved = dense.loc["conv3", "dram_pj"] - sparse.loc["conv3", "dram_pj"]
     assert saved == pytest.approx(outputs * (1 - ratio) * dev.level("DRAM").write_energy_pj, rel=1e-9)
+
+
+def test_sliding_window_share_by_hand():
+    """Tile of 4 output columns with the whole 3-wide filter row (6 input columns);
+    the loop above steps it 5 times along F with stride 1: after the first load each
+    step brings 4 new columns of 6, so (1 + 4 x 4/6) / 5 of the full loads."""
+    from hwprune.cost.mapper import _slide
+
+    D = np.array([1, 8, 4, 1, 20, 1, 3], dtype=float)
+    T = np.array([[1, 1, 1, 1, 4, 1, 3], [1, 1, 1, 1, 20, 1, 3], D], dtype=float)
+    order = np.array([0, 1, 1], dtype=np.int64)     # weights stay: F E N | S R C | M innermost first
+    assert _slide(1, T, T.copy(), order, D, 1.0, 1.0) == pytest.approx((1 + 4 * 4 / 6) / 5)
+    assert _slide(1, T, T.copy(), order, D, 1.0, 4.0) == 1.0      # stride 4: no overlap
+    partial = T.copy()
+    partial[0, 6] = 1                                              # the row split: no window
+    assert _slide(1, partial, partial.copy(), order, D, 1.0, 1.0) == 1.0
+
+
+def test_eyeriss_slides_its_input_rows(tmp_path):
+    """The built-in eyeriss keeps the overlap (ISCA 2016's 1-D primitive): AlexNet's
+    conv1 moves fewer input values into the array than without it, and costs less."""
+    assert hwprune.device("eyeriss").memory[0].sliding_window
+    off = _variant(tmp_path, "sliding_window = true", "sliding_window = false")
+    on = hwprune.energy("alexnet", "eyeriss").set_index("layer").loc["conv1"]
+    no = hwprune.energy("alexnet", hwprune.device(str(off))).set_index("layer").loc["conv1"]
+    assert on["inputs_pj"] < no["inputs_pj"] and on["energy_pj"] < no["energy_pj"]
+
+
+def test_only_the_innermost_level_slides(tmp_path):
+    glb = "bandwidth_bytes_per_cycle = 18\npartition_bytes = { weights = 8192"
+    path = _variant(tmp_path, glb, glb.replace("\npartition", "\nsliding_window = true\npartition"))
+    with pytest.raises(ProfileError, match=r"memory\[2\] \(GLB\)\.sliding_window.*innermost"):
+        hwprune.device(str(path))

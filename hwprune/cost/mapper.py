@@ -114,17 +114,48 @@ def _stationary(op, lo, hi, T, Tagg, order):
 
 
 @njit(cache=True)
+def _slide(hi, T, Tagg, order, D, sh, sw):
+    """Share of an innermost input tile's footprint that a load brings in, on average,
+    when the loop that moves it is a sliding window: the innermost loop relevant to
+    inputs over levels 1..hi steps along output columns ``F`` (rows ``E``) with the
+    whole filter width ``S`` (height ``R``) in the tile, so consecutive windows share
+    ``S - stride`` columns and only ``F_t x stride`` new ones enter, after the first of
+    the loop's ``n`` steps. 1 when no such loop moves the tile."""
+    for lv in range(1, hi + 1):
+        o = order[lv]
+        for j in range(7):
+            d = ORDERS[o, j]
+            c = T[lv, d] / Tagg[lv - 1, d]
+            if c <= 1.0 + EPS:
+                continue
+            if not RELEVANT[1, d]:
+                continue                 # the stationary run: the tile stays put
+            if d == 4 and T[0, 6] >= D[6] * (1.0 - EPS):
+                t, k, st = T[0, 4], T[0, 6], sw
+            elif d == 3 and T[0, 5] >= D[5] * (1.0 - EPS):
+                t, k, st = T[0, 3], T[0, 5], sh
+            else:
+                return 1.0
+            new = t * st / ((t - 1.0) * st + k)
+            if new >= 1.0:
+                return 1.0
+            return (1.0 + (c - 1.0) * new) / c
+    return 1.0
+
+
+@njit(cache=True)
 def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
              holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
              elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills,
-             o_top_ratio, loops_ok, acc):
+             o_top_ratio, loops_ok, slide, acc):
     """Energy (pJ) of one mapping; ``acc`` receives element accesses.
 
     ``fills``: 1.0 to charge every tile loaded into a level as writes there, 0.0 not to.
     ``o_top_ratio``: bytes per dense byte of the finished outputs as the outermost
     level stores them (run-length coded at the next layer's input density).
     ``loops_ok[l, d]``: whether level ``l``'s tile may exceed the one below it (level
-    0: 1) in dimension ``d`` (the profile's ``[mapping.levels]``).
+    0: 1) in dimension ``d`` (the profile's ``[mapping.levels]``). ``slide``: whether
+    the innermost level keeps the overlap of consecutive input windows (:func:`_slide`).
     ``g_weights``/``g_keep``: weights per pruning group and the kept fraction of groups
     (``g_keep = 1``: empty tiles are not skipped); see *Granularity-aware reuse* in the
     module docstring.
@@ -206,6 +237,10 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
             if prev == 0 and op != 0:
                 up *= keep0                 # a tile without weights loads no inputs,
                 noc *= keep0                # and leaves no partial sums
+            if prev == 0 and op == 1 and slide:
+                f = _slide(lv, T, Tagg, order, D, sh, sw)
+                up *= f
+                noc *= f
             if op == 2:
                 if noc > 0.0:
                     _accumulate(acc, prev, v_prev, noc)      # in the holder below
@@ -241,11 +276,11 @@ def _cost(T, P, order, ctx, acc):
     """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
     (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
      noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights,
-     g_keep, fills, o_top_ratio, loops_ok) = ctx
+     g_keep, fills, o_top_ratio, loops_ok, slide) = ctx
     return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
                     group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
                     w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, o_top_ratio,
-                    loops_ok, acc)
+                    loops_ok, slide, acc)
 
 
 @njit(cache=True)

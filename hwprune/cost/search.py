@@ -330,7 +330,7 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
            sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep),
            1.0 if dev.fills == "charged" else 0.0, float(sparsity.output_top_ratio),
-           arrays.loops_ok)
+           arrays.loops_ok, bool(dev.memory[0].sliding_window))
     return bounds, ctx
 
 

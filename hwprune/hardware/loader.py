@@ -107,8 +107,8 @@ MEMORY_OPTIONAL = {
     "bandwidth_bytes_per_cycle": "positive",
     "bandwidth_gb_s": "positive",
 }
-MEMORY_KEYS = {"name", "kind", "sources", "holds", "partition_bytes", "operand_energy_pj", *MEMORY_REQUIRED,
-               *MEMORY_OPTIONAL}
+MEMORY_KEYS = {"name", "kind", "sources", "holds", "partition_bytes", "operand_energy_pj",
+               "sliding_window", *MEMORY_REQUIRED, *MEMORY_OPTIONAL}
 
 _ACCEPTS = {
     "int": "an integer >= 1",
@@ -586,6 +586,12 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
     holds = _parse_holds(ck, table, prefix, kind, v["write_energy_pj"] is not None)
     partition = _parse_partition(ck, table, prefix, holds, v["size_bytes"])
     operand_energy = _parse_operand_energy(ck, table, prefix, holds)
+    sliding = table.get("sliding_window", False)
+    if not isinstance(sliding, bool):
+        raise ck.fail(prefix + "sliding_window", f"must be true or false, got {sliding!r}")
+    if sliding and index != 0:
+        raise ck.fail(prefix + "sliding_window", "only the innermost level (memory[0]) feeds "
+                      "the MACs' sliding windows")
 
     numeric = {k for k in v if v[k] is not None} | ({"partition_bytes"} if partition else set()) \
         | ({"operand_energy_pj"} if operand_energy else set())
@@ -608,6 +614,7 @@ def _parse_level(ck: _Checker, table: Mapping[str, Any], index: int,
         holds=holds,
         partition_bytes=partition,
         operand_energy_pj=operand_energy,
+        sliding_window=sliding,
         sources=MappingProxyType(sources),
     )
 

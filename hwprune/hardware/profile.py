@@ -231,6 +231,9 @@ class MemoryLevel:
             per access of ``word_bytes`` where its partition has its own (Eyeriss's
             filter, ifmap and psum scratchpads); empty: every operand costs
             ``read_energy_pj``/``write_energy_pj``. See :meth:`read_pj`.
+        sliding_window: (innermost level only) it keeps the overlap of consecutive
+            input windows, so a window that slides by the stride loads only the new
+            columns (Eyeriss's ifmap scratchpad).
         sources: where each numeric value comes from, keyed by field name.
     """
 
@@ -248,6 +251,7 @@ class MemoryLevel:
     holds: tuple[str, ...] = OPERANDS
     partition_bytes: tuple[tuple[tuple[str, ...], int], ...] = ()
     operand_energy_pj: tuple[tuple[str, float, float], ...] = ()
+    sliding_window: bool = False
     sources: Mapping[str, str] = field(default_factory=_no_sources, compare=False, repr=False)
 
     def read_pj(self, operand: str) -> float:
