@@ -66,6 +66,7 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -74,6 +75,11 @@ from typing import Any, Iterator
 WORKLOAD_REL = os.path.join("inputs", "workload", "alexnet.onnx")
 ACCELERATOR_REL = os.path.join("inputs", "hardware", "eyeriss_like.yaml")
 MAPPING_REL = os.path.join("inputs", "mapping", "default.yaml")
+# The packaged workloads (inputs/workload/<name>.onnx) and example accelerators with the
+# mapping file each is run with: tpu_like has its own mapping (K32 on D1, C32 on D2,
+# memory operands O->O, W->I2, I->I1), eyeriss_like has none and uses default.yaml.
+WORKLOADS = ("alexnet", "resnet18")
+HARDWARE_MAPPINGS = {"eyeriss_like": "default.yaml", "tpu_like": "tpu_like.yaml"}
 OPT = "energy"  # as in ZigZag's example.py
 _COMPUTE_OPS = ("Conv", "QLinearConv", "Gemm", "MatMul")  # the ops ZigZag's ONNX parser evaluates
 
@@ -124,14 +130,19 @@ def zigzag_version() -> str | None:
             return None
 
 
-def example_paths() -> dict[str, str]:
-    """Absolute paths of the packaged example files that are used."""
+def example_paths(workload: str = "alexnet", hardware: str = "eyeriss_like") -> dict[str, str]:
+    """Absolute paths of the packaged example files that are used: ``workload`` one of
+    :data:`WORKLOADS`, ``hardware`` one of :data:`HARDWARE_MAPPINGS`."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown ZigZag workload {workload!r}; packaged: {', '.join(WORKLOADS)}")
+    if hardware not in HARDWARE_MAPPINGS:
+        raise ValueError(f"unknown ZigZag hardware {hardware!r}; used here: {', '.join(HARDWARE_MAPPINGS)}")
     zigzag = _require_zigzag()
     root = os.path.dirname(zigzag.__file__)
     paths = {
-        "workload": os.path.join(root, WORKLOAD_REL),
-        "accelerator": os.path.join(root, ACCELERATOR_REL),
-        "mapping": os.path.join(root, MAPPING_REL),
+        "workload": os.path.join(root, "inputs", "workload", f"{workload}.onnx"),
+        "accelerator": os.path.join(root, "inputs", "hardware", f"{hardware}.yaml"),
+        "mapping": os.path.join(root, "inputs", "mapping", HARDWARE_MAPPINGS[hardware]),
     }
     missing = [p for p in paths.values() if not os.path.isfile(p)]
     if missing:
@@ -220,34 +231,89 @@ def _api_defaults(func) -> dict[str, Any]:
     return {k: sig.parameters[k].default for k in keys if k in sig.parameters}
 
 
-def run_zigzag_alexnet(layers: int | None = None) -> dict:
-    """Run ZigZag on AlexNet with its Eyeriss-like example accelerator.
-    Returns {"seconds": wall time of the ZigZag call, "energy_pj": total energy ZigZag reports,
-             "latency_cycles": total latency, "layers": number of layers evaluated,
-             "workload": path used, "accelerator": path used, "version": zigzag version}.
-    `layers` limits to the first N layers (if the API allows, e.g. via a layer filter in the
-    mapping or by building a truncated workload) so a quick run is possible.
+def _stride(layer, out_dim: str, filt_dim: str) -> int:
+    """The stride of ``out_dim`` in ZigZag's dimension relation ``ix=4*ox+1*fx`` (1 if none)."""
+    for rel in getattr(layer, "dimension_relations", None) or []:
+        text = str(rel).replace(" ", "").lower()
+        match = re.search(rf"=(\d+)\*{out_dim.lower()}\+(\d+)\*{filt_dim.lower()}", text)
+        if match:
+            return int(match.group(1))
+    return 1
 
-    Extra keys: "mapping" (the path used), "opt", "settings" (the API defaults
-    in force, read with inspect), and "per_layer" (a list of {"name",
-    "energy_pj", "latency_cycles", "seconds"} in the order evaluated).
-    """
+
+def layer_shape(layer) -> dict[str, Any]:
+    """The shape ZigZag evaluated for one layer, from its ``LayerNode``: loop bounds
+    (``B``, ``K``, ``C``, ``G``, ``OX``, ``OY``, ``FX``, ``FY``; K and C per group), the
+    input extent ``input`` = [IY, IX] (its ``pr_layer_dim_sizes``, the ONNX input shape;
+    absent for Gemm), strides [y, x], padding [[top, bottom], [left, right]] and bits
+    per operand (``operand_precision``: ``W``, ``I``, ``O`` = partial sums, ``O_final``)."""
+    dims = {str(d): int(v) for d, v in layer.layer_dim_sizes.items()}
+    pr_sizes = {str(d): int(v) for d, v in getattr(layer, "pr_layer_dim_sizes", {}).items()}
+    pad_data = {str(d): tuple(int(p) for p in v) for d, v in getattr(layer.padding, "data", {}).items()}
+    shape: dict[str, Any] = {
+        "type": str(getattr(layer, "type", "")),
+        "dims": dims,
+        "stride": [_stride(layer, "oy", "fy"), _stride(layer, "ox", "fx")],
+        "padding": [list(pad_data.get("IY", (0, 0))), list(pad_data.get("IX", (0, 0)))],
+        "precision_bits": {str(k): int(v) for k, v in layer.operand_precision.data.items()},
+        "macs": int(layer.total_mac_count),
+    }
+    if "IX" in pr_sizes and "IY" in pr_sizes:
+        shape["input"] = [pr_sizes["IY"], pr_sizes["IX"]]
+    return shape
+
+
+def memory_breakdown(cme) -> dict[str, dict[str, Any]]:
+    """Per memory level (ZigZag's memory instance name), the energy ZigZag's cost model
+    charged there for one layer, in the hardware YAML's unit (pJ): ``{"energy_pj": sum,
+    "operands": {"W"|"I"|"O": energy}, "directions": {"rd_out_to_low": ..., ...}}``.
+
+    Read from ``CostModelEvaluation.mem_energy_breakdown`` (per layer operand, a list
+    over the memory levels that hold it, innermost first) and
+    ``mem_energy_breakdown_further`` (the same split by data direction); the level of
+    each entry is ``accelerator.memory_hierarchy.get_memory_levels(mem_op)``, the list
+    ``calc_memory_energy_cost`` walks (zigzag/cost_model/cost_model.py)."""
+    hierarchy = cme.accelerator.memory_hierarchy
+    levels: dict[str, dict[str, Any]] = {}
+    for layer_op, energies in cme.mem_energy_breakdown.items():
+        mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
+        mem_levels = hierarchy.get_memory_levels(mem_op=mem_op)
+        further = cme.mem_energy_breakdown_further[layer_op]
+        for mem, energy, split in zip(mem_levels, energies, further):
+            entry = levels.setdefault(mem.name, {"energy_pj": 0.0, "operands": {}, "directions": {}})
+            entry["energy_pj"] += float(energy)
+            entry["operands"][str(layer_op)] = float(energy)
+            for direction, value in split.data.items():
+                key = str(getattr(direction, "value", direction))
+                entry["directions"][key] = entry["directions"].get(key, 0.0) + float(value)
+    return levels
+
+
+def run_zigzag(workload: str = "alexnet", hardware: str = "eyeriss_like", layers: int | None = None) -> dict:
+    """Run ZigZag on a packaged workload (:data:`WORKLOADS`) with a packaged example
+    accelerator (:data:`HARDWARE_MAPPINGS`).
+
+    Returns {"seconds", "energy_pj", "latency_cycles", "layers", "workload", "accelerator",
+    "mapping", "version", "opt", "settings", "per_layer"}; each ``per_layer`` entry holds
+    "name", "energy_pj", "mac_energy_pj", "latency_cycles", "seconds" (when timed),
+    "shape" (:func:`layer_shape`) and "levels" (:func:`memory_breakdown`). ``layers``
+    keeps the first N Conv/Gemm nodes (a truncated in-memory ONNX model)."""
     _require_zigzag()
     os.environ.setdefault("MPLBACKEND", "Agg")  # ZigZag saves a memory-hierarchy PNG; keep it headless
     from zigzag.api import get_hardware_performance_zigzag
 
-    paths = example_paths()
+    paths = example_paths(workload, hardware)
     if layers is None:
-        workload: Any = paths["workload"]  # the plain path, as a user would pass it
+        model: Any = paths["workload"]  # the plain path, as a user would pass it
         n_expected = None
     else:
-        workload, n_expected = _truncated_model(paths["workload"], int(layers))
+        model, n_expected = _truncated_model(paths["workload"], int(layers))
 
     with tempfile.TemporaryDirectory(prefix="zigzag_peer_") as dump_folder:
         with _quiet_zigzag() as timer:
             t0 = time.perf_counter()
             energy, latency, cmes = get_hardware_performance_zigzag(
-                workload=workload,
+                workload=model,
                 accelerator=paths["accelerator"],
                 mapping=paths["mapping"],
                 opt=OPT,
@@ -264,7 +330,10 @@ def run_zigzag_alexnet(layers: int | None = None) -> dict:
         entry: dict[str, Any] = {
             "name": str(cme.layer.name),
             "energy_pj": float(cme.energy_total),
+            "mac_energy_pj": float(cme.mac_energy),
             "latency_cycles": float(cme.latency_total2),
+            "shape": layer_shape(cme.layer),
+            "levels": memory_breakdown(cme),
         }
         if len(starts) == len(per_layer_cmes):
             end = starts[i + 1][1] if i + 1 < len(starts) else t1
@@ -288,14 +357,27 @@ def run_zigzag_alexnet(layers: int | None = None) -> dict:
     }
 
 
+def run_zigzag_alexnet(layers: int | None = None) -> dict:
+    """ZigZag's eyeriss_like on its AlexNet (:func:`run_zigzag` with the defaults), the
+    run ``benchmarks/bench_energy.py`` times."""
+    return run_zigzag("alexnet", "eyeriss_like", layers)
+
+
 if __name__ == "__main__":
     import argparse
     import json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=None, help="only the first N Conv/Gemm layers")
+    ap.add_argument("--workload", choices=WORKLOADS, default="alexnet")
+    ap.add_argument("--hardware", choices=sorted(HARDWARE_MAPPINGS), default="eyeriss_like")
+    ap.add_argument("--out", help="also write the JSON to this file")
     args = ap.parse_args()
     problem = zigzag_import_problem()
     if problem:
         sys.exit(problem)
-    print(json.dumps(run_zigzag_alexnet(args.layers), indent=2))
+    text = json.dumps(run_zigzag(args.workload, args.hardware, args.layers), indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
