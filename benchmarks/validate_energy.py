@@ -234,7 +234,8 @@ def timeloop_records() -> list[dict]:
 def peer_tables(title: str, records: list[dict]) -> tuple[str, dict]:
     """Markdown for one peer run: per layer, per layer and level, per level over the
     network, and the totals; plus a summary of the targets met."""
-    levels = list(dict.fromkeys(lv for rec in records for lv in (*rec["peer"], *rec["ours"])))
+    # The mirror's order (MACs, then its levels innermost first), then any peer-only level.
+    levels = list(dict.fromkeys(["MAC"] + [lv for rec in records for lv in (*rec["ours"], *rec["peer"])]))
     out = [f"### {title}", "",
            "| layer | shape | peer pJ | hwprune pJ | error | ±20% |",
            "| --- | --- | ---: | ---: | ---: | --- |"]
@@ -336,6 +337,12 @@ def peers_section(args) -> str:
                  f"(mirror: benchmarks/peers/{ZIGZAG_MIRRORS[hardware][0]})")
         text, summary = peer_tables(title, zigzag_records(result, hardware))
         parts += [text, ""]
+        other = [lay for lay in result["per_layer"] if lay["shape"]["type"] not in ("Conv", "Gemm")]
+        if other:
+            kinds = ", ".join(sorted({lay["shape"]["type"] for lay in other}))
+            parts += [f"ZigZag also priced {len(other)} {kinds} layers "
+                      f"({sum(lay['energy_pj'] for lay in other):.4g} pJ), not compared "
+                      "(only Conv and Gemm layers are).", ""]
         summaries.append(summary)
     if args.no_timeloop:
         print("Timeloop skipped (--no-timeloop)", file=sys.stderr)

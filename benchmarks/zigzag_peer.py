@@ -296,7 +296,8 @@ def run_zigzag(workload: str = "alexnet", hardware: str = "eyeriss_like", layers
     Returns {"seconds", "energy_pj", "latency_cycles", "layers", "workload", "accelerator",
     "mapping", "version", "opt", "settings", "per_layer"}; each ``per_layer`` entry holds
     "name", "energy_pj", "mac_energy_pj", "latency_cycles", "seconds" (when timed),
-    "shape" (:func:`layer_shape`) and "levels" (:func:`memory_breakdown`). ``layers``
+    "shape" (:func:`layer_shape`), "levels" (:func:`memory_breakdown`) and "mapping"
+    (ZigZag's spatial and temporal mapping, as text). ``layers``
     keeps the first N Conv/Gemm nodes (a truncated in-memory ONNX model)."""
     _require_zigzag()
     os.environ.setdefault("MPLBACKEND", "Agg")  # ZigZag saves a memory-hierarchy PNG; keep it headless
@@ -334,6 +335,8 @@ def run_zigzag(workload: str = "alexnet", hardware: str = "eyeriss_like", layers
             "latency_cycles": float(cme.latency_total2),
             "shape": layer_shape(cme.layer),
             "levels": memory_breakdown(cme),
+            # ZigZag's chosen mapping, as it prints it (per operand, innermost level first).
+            "mapping": {"spatial": str(cme.spatial_mapping), "temporal": str(cme.temporal_mapping)},
         }
         if len(starts) == len(per_layer_cmes):
             end = starts[i + 1][1] if i + 1 < len(starts) else t1
