@@ -5,9 +5,9 @@ A dataflow constrains the mapping search (:mod:`hwprune.cost.mapper`):
 * ``spatial``: for each axis of the PE array (rows, then columns) the loop
   dimensions that may be unrolled across it, in order of preference. Devices without
   an array (cpu, gpu, mcu) have one axis of ``units`` cores or SMs.
-* ``orders``: the loop order at every level above the innermost one, given as the
-  operand that stays stationary (:data:`STATIONARY`); ``None`` lets the search choose
-  per level.
+* ``stationary``: the operand that stays in the innermost level while the loops of
+  the level above it run (:data:`STATIONARY`); the orders of the levels above that are
+  searched. ``None`` lets the search choose at every level.
 * ``pinned``: dimensions the innermost level always holds in full.
 
 Presets:

@@ -378,10 +378,12 @@ def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
 
 
 @njit(cache=True)
-def search(T0, P, order0, order_free, cand, ncand, minT0, ctx, max_iter):
+def search(T0, P, order0, free_from, cand, ncand, minT0, ctx, max_iter):
     """Hill-climb from ``T0``/``order0``: single-dimension steps (with the tiles
     above and below following), paired grow-one/shrink-another steps at one level,
-    and order changes; take the best improving neighbour until none improves.
+    and order changes at levels ``free_from`` and above (1: every level's order is
+    searched; 2: level 1's, which sets what stays in the innermost level, is the
+    dataflow's); take the best improving neighbour until none improves.
 
     ``ctx`` is the tuple of :func:`evaluate`'s arguments after ``order`` and before
     ``acc``. Returns ``(energy, T, order)``; energy is ``inf`` if ``T0`` is illegal.
@@ -424,8 +426,8 @@ def search(T0, P, order0, order_free, cand, ncand, minT0, ctx, max_iter):
                             cand_best = e
                             best_T = trial2
                             best_order = order.copy()
-        if order_free:
-            for lv in range(1, K):
+        if free_from < K:
+            for lv in range(free_from, K):
                 for o in range(3):
                     if o == order[lv]:
                         continue
@@ -457,7 +459,7 @@ def _jump(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
 
 
 @njit(cache=True)
-def refine(T, P, order, order_free, cand, ncand, minT0, ctx, max_iter):
+def refine(T, P, order, free_from, cand, ncand, minT0, ctx, max_iter):
     """Iterated local search around a hill-climbed mapping: kick one tile to its
     smallest or largest legal size, climb again, keep the result if it is cheaper;
     repeat until no kick helps. Returns ``(energy, T, order)``."""
@@ -477,7 +479,7 @@ def refine(T, P, order, order_free, cand, ncand, minT0, ctx, max_iter):
                     kicked = best_T.copy()
                     if not _jump(kicked, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
                         continue
-                    e, t2, o2 = search(kicked, P, best_order, order_free, cand, ncand, minT0,
+                    e, t2, o2 = search(kicked, P, best_order, free_from, cand, ncand, minT0,
                                        ctx, max_iter)
                     if e < best * (1.0 - 1e-9):
                         best = e

@@ -403,6 +403,9 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
     (infinite energy: none legal) with the innermost tiles at least ``min_t0``."""
     arrays = device_arrays(dev)
     fixed = flow.stationary is not None
+    # A preset's stationary operand is the one kept in the innermost level (level 1's
+    # order); the orders of the levels above are searched either way.
+    free_from = 2 if fixed else 1
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
     sp = arrays.sp
     best = (np.inf, None, None, None)
@@ -413,7 +416,7 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
             continue            # no mapping with this unrolling can beat the best found
         t0 = _initial_tiles(bounds, p, min_t0, k, sp)
         for start in order_starts:
-            energy, tiles, order = search(t0, p, start, not fixed, cand, ncand, min_t0,
+            energy, tiles, order = search(t0, p, start, free_from, cand, ncand, min_t0,
                                           ctx, MAX_ITER)
             if energy < best[0]:
                 best = (energy, tiles, order, p)
@@ -421,7 +424,7 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
         seed_p = np.array(seed.spatial)
         seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
                               dtype=np.int64)
-        energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, not fixed,
+        energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, free_from,
                                       cand, ncand, min_t0, ctx, MAX_ITER)
         if energy < best[0]:
             best = (energy, tiles, order, seed_p)
@@ -435,10 +438,10 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
             if not _jump(start_t, p, sp, 0, d, 1, cand, ncand, min_t0, bounds, k):
                 continue
             for start in order_starts:
-                e, t2, o2 = search(start_t, p, start, not fixed, cand, ncand, min_t0,
+                e, t2, o2 = search(start_t, p, start, free_from, cand, ncand, min_t0,
                                    ctx, MAX_ITER)
                 if e < energy:
                     energy, tiles, order = e, t2, o2
-        energy, tiles, order = refine(tiles, p, order, not fixed, cand, ncand, min_t0,
+        energy, tiles, order = refine(tiles, p, order, free_from, cand, ncand, min_t0,
                                       ctx, MAX_ITER)
     return energy, tiles, order, p
