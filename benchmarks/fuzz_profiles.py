@@ -113,7 +113,9 @@ def documents(draw):
         elif what == "add":
             table = draw(st.sampled_from([c for c, _ in places if isinstance(c, dict)] + [doc]))
             table[draw(st.sampled_from(["colour", "size_bytes", "sources", "memory", "latency",
-                                        "name", "holds", "x.y"]))] = draw(values)
+                                        "name", "holds", "x.y", "operand_energy_pj",
+                                        "sliding_window", "mapping", "fills", "psum_bits"]))] = \
+                draw(values)
         elif what == "level" and isinstance(doc.get("memory"), list) and doc["memory"]:
             levels = doc["memory"]
             i, j = draw(st.integers(0, len(levels) - 1)), draw(st.integers(0, len(levels) - 1))
