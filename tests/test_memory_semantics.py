@@ -193,3 +193,14 @@ def test_only_the_innermost_level_slides(tmp_path):
     path = _variant(tmp_path, glb, glb.replace("\npartition", "\nsliding_window = true\npartition"))
     with pytest.raises(ProfileError, match=r"memory\[2\] \(GLB\)\.sliding_window.*innermost"):
         hwprune.device(str(path))
+
+
+def test_device_detail_lists_operand_energies_and_psum_width(tmp_path):
+    path = _variant(tmp_path, RF_PARTITION,
+                    RF_PARTITION + "operand_energy_pj = { outputs = { read = 3.0, write = 2.5 } }\n")
+    text = path.read_text().replace("simd_element_bits = 16\n", "simd_element_bits = 8\npsum_bits = 16\n", 1)
+    path.write_text(text)
+    table = hwprune.api.device_detail(str(path)).set_index("key")
+    assert table.loc["memory.RF.operand_energy_pj.outputs.read", "value"] == 3.0
+    assert table.loc["memory.RF.operand_energy_pj.outputs.write", "value"] == 2.5
+    assert table.loc["compute.psum_bits", "value"] == 16

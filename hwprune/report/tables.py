@@ -133,6 +133,7 @@ _COMPUTE_FIELDS = (
     ("mac_energy_pj", "{energy}"),
     ("array_rows", "PEs"),
     ("array_cols", "PEs"),
+    ("psum_bits", "bits"),
 )
 
 
@@ -159,6 +160,11 @@ def device_detail_table(dev: DeviceProfile) -> pd.DataFrame:
                 rows.append({"key": f"memory.{lvl.name}.{attr}", "value": value,
                              "unit": unit.format(energy=dev.energy_unit),
                              "source": lvl.sources.get(attr, "")})
+        for operand, read, write in lvl.operand_energy_pj:
+            for what, value in (("read", read), ("write", write)):
+                rows.append({"key": f"memory.{lvl.name}.operand_energy_pj.{operand}.{what}",
+                             "value": value, "unit": f"{dev.energy_unit}/word",
+                             "source": lvl.sources.get("operand_energy_pj", "")})
     df = pd.DataFrame(rows, columns=["key", "value", "unit", "source"])
     df["value"] = df["value"].astype(float)
     return df
