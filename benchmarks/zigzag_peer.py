@@ -1,9 +1,18 @@
-"""Run ZigZag (PyPI ``zigzag-dse``) on AlexNet with its Eyeriss-like example accelerator.
+"""Run ZigZag (PyPI ``zigzag-dse``): its AlexNet and ResNet-18 on its eyeriss_like and tpu_like examples.
+
+``run_zigzag(workload, hardware)`` returns, per layer, the shape ZigZag evaluated and its
+cost model's energy per memory level and operand (``benchmarks/validate_energy.py``
+compares them with hwprune on the mirrored profiles in ``benchmarks/peers/``);
+``run_zigzag_alexnet`` is the eyeriss_like AlexNet run described below, which
+``benchmarks/bench_energy.py`` times. ``tpu_like`` runs with ZigZag's own
+``inputs/mapping/tpu_like.yaml``; ``resnet18`` is ``inputs/workload/resnet18.onnx``
+(torchvision's ResNet-18 shapes, 20 Conv + 1 Gemm).
 
 This is the *peer* side of the hwprune benchmark: it times KU Leuven's ZigZag
 design-space-exploration tool on the same kind of job hwprune's loop-nest energy
 model does, so both can be timed in one run. ``zigzag-dse`` is an optional
-dependency: install it with ``pip install zigzag-dse`` (checked with 3.9.1).
+dependency: install it with ``pip install 'hwprune[bench]'`` (zigzag-dse 3.9.1 and
+the ``six`` it imports undeclared).
 Nothing is downloaded at run time. Every input file ships inside the installed
 ``zigzag`` package (``<site-packages>/zigzag/inputs/...``):
 
@@ -83,7 +92,7 @@ HARDWARE_MAPPINGS = {"eyeriss_like": "default.yaml", "tpu_like": "tpu_like.yaml"
 OPT = "energy"  # as in ZigZag's example.py
 _COMPUTE_OPS = ("Conv", "QLinearConv", "Gemm", "MatMul")  # the ops ZigZag's ONNX parser evaluates
 
-_INSTALL_HINT = "ZigZag is not installed: pip install zigzag-dse"
+_INSTALL_HINT = "ZigZag is not installed: pip install zigzag-dse==3.9.1 six"
 
 
 def zigzag_import_problem() -> str | None:
