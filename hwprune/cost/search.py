@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..hardware.profile import BACKING_KINDS, OPERANDS, DeviceProfile, MemoryLevel
 from .dataflow import STATIONARY, Dataflow, array_axes
 from .loopnest import DIMS, LoopNest
-from .mapper import _jump, evaluate, refine, search
+from .mapper import _cost, _jump, _step, evaluate, refine, search
 
 MAX_ITER = 400
 
@@ -397,6 +397,23 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     )
 
 
+def _greedy_tiles(t, p, sp, order, cand, ncand, min_t0, bounds, k, ctx) -> np.ndarray:
+    """``t`` with each level's tile grown, outermost on-chip level first and one
+    dimension at a time, as far as every tile still fits its level."""
+    acc = np.zeros((k + 1, 3, 2))
+    t = t.copy()
+    for lv in range(k - 2, -1, -1):
+        for d in range(7):
+            while True:
+                trial = t.copy()
+                if not _step(trial, p, sp, lv, d, 1, cand, ncand, min_t0, bounds, k):
+                    break
+                if not np.isfinite(_cost(trial, p, order, ctx, acc)):
+                    break
+                t = trial
+    return t
+
+
 def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t0, k,
                 fallback=False):
     """(energy, tiles, order, spatial) of the best mapping from every start, refined
@@ -444,4 +461,13 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
                     energy, tiles, order = e, t2, o2
         energy, tiles, order = refine(tiles, p, order, free_from, cand, ncand, min_t0,
                                       ctx, MAX_ITER)
+        # And from the largest tiles that fit, outermost on-chip level first (a layer
+        # that fits a big buffer whole: single steps from small tiles can stall short
+        # of it, each one costing more before several together cost less).
+        greedy = _greedy_tiles(_initial_tiles(bounds, p, min_t0, k, sp), p, sp, order0, cand, ncand,
+                               min_t0, bounds, k, ctx)
+        for start in order_starts:
+            e, t2, o2 = search(greedy, p, start, free_from, cand, ncand, min_t0, ctx, MAX_ITER)
+            if e < energy:
+                energy, tiles, order = e, t2, o2
     return energy, tiles, order, p
