@@ -97,8 +97,10 @@ def _footprint(op, t, sh, sw, in_h, in_w):
 
 
 @njit(cache=True)
-def _stationary(op, lo, hi, T, Tagg, order):
-    """Product of the innermost run of loops irrelevant to ``op`` over levels lo+1..hi."""
+def _first_moving_loop(op, lo, hi, T, Tagg, order):
+    """Walk the loops over levels lo+1..hi from the innermost: ``(d, c, s)`` for the
+    first loop relevant to ``op`` that iterates (dimension, trip count), after a run of
+    irrelevant loops whose trip counts multiply to ``s``; ``d = -1`` when none moves."""
     s = 1.0
     for lv in range(lo + 1, hi + 1):
         o = order[lv]
@@ -108,9 +110,15 @@ def _stationary(op, lo, hi, T, Tagg, order):
             if c <= 1.0 + EPS:
                 continue
             if RELEVANT[op, d]:
-                return s
+                return d, c, s
             s *= c
-    return s
+    return -1, 1.0, s
+
+
+@njit(cache=True)
+def _stationary(op, lo, hi, T, Tagg, order):
+    """Product of the innermost run of loops irrelevant to ``op`` over levels lo+1..hi."""
+    return _first_moving_loop(op, lo, hi, T, Tagg, order)[2]
 
 
 @njit(cache=True)
@@ -121,26 +129,17 @@ def _slide(hi, T, Tagg, order, D, sh, sw):
     whole filter width ``S`` (height ``R``) in the tile, so consecutive windows share
     ``S - stride`` columns and only ``F_t x stride`` new ones enter, after the first of
     the loop's ``n`` steps. 1 when no such loop moves the tile."""
-    for lv in range(1, hi + 1):
-        o = order[lv]
-        for j in range(7):
-            d = ORDERS[o, j]
-            c = T[lv, d] / Tagg[lv - 1, d]
-            if c <= 1.0 + EPS:
-                continue
-            if not RELEVANT[1, d]:
-                continue                 # the stationary run: the tile stays put
-            if d == 4 and T[0, 6] >= D[6] * (1.0 - EPS):
-                t, k, st = T[0, 4], T[0, 6], sw
-            elif d == 3 and T[0, 5] >= D[5] * (1.0 - EPS):
-                t, k, st = T[0, 3], T[0, 5], sh
-            else:
-                return 1.0
-            new = t * st / ((t - 1.0) * st + k)
-            if new >= 1.0:
-                return 1.0
-            return (1.0 + (c - 1.0) * new) / c
-    return 1.0
+    d, c, _ = _first_moving_loop(1, 0, hi, T, Tagg, order)
+    if d == 4 and T[0, 6] >= D[6] * (1.0 - EPS):
+        t, k, st = T[0, 4], T[0, 6], sw
+    elif d == 3 and T[0, 5] >= D[5] * (1.0 - EPS):
+        t, k, st = T[0, 3], T[0, 5], sh
+    else:
+        return 1.0
+    new = t * st / ((t - 1.0) * st + k)
+    if new >= 1.0:
+        return 1.0
+    return (1.0 + (c - 1.0) * new) / c
 
 
 @njit(cache=True)
