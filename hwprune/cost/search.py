@@ -231,9 +231,10 @@ def spatial_candidates(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     them searched:
 
     * on a 2-D PE array, on each axis every maximal assignment of the dataflow's
-      dimensions to it (:func:`_maximal_assignments`) and the one- and two-dimension
-      unrollings that use the largest divisors, in every combination across the two
-      axes whose factors divide their dimensions;
+      dimensions to it (:func:`_maximal_assignments`; an axis nothing fits stays idle),
+      in every combination across the two axes whose factors divide their dimensions;
+      with ``fallback`` (no maximal unrolling had a legal mapping), the one- and
+      two-dimension unrollings that use the largest divisors, partly idle axes included;
     * across cores or SMs (one axis), the one- and two-dimension splits that use the
       largest divisors (*simplification*: on the built-in cpu and gpu the maximal
       assignments found no cheaper mapping on AlexNet, VGG-16, ResNet-18 and
