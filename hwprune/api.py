@@ -168,8 +168,13 @@ def energy(net: str | Path | Network, dev: str | Path | DeviceProfile, densities
         profiles: extra directories of device profiles.
 
     Returns:
-        One row per conv/fc layer. Columns: ``layer``, ``kind``, ``macs`` (whole
-        batch), ``effective_macs`` (MACs whose energy is spent), ``weight_density``,
+        One row per layer (the totals are the sums of the rows). Columns: ``layer``,
+        ``kind``, ``category`` (``compute``, ``normalization``, ``elementwise``,
+        ``pooling``, ``data``), ``runs_as`` (``kernel`` for conv/fc/matmul; a layer
+        without MACs is ``folded``, ``fused``, ``view``, ``copy`` or ``stream``, see
+        :mod:`hwprune.workload.passes`), ``macs`` (whole batch), ``effective_macs``
+        (MACs whose energy is spent), ``ops`` (element operations of a pass, whole
+        batch), ``weight_density``,
         ``act_density``, ``energy_pj``, ``energy_norm`` (energy in units of one MAC
         on this device), for each memory level L (lower-case name, innermost first,
         then the NoC) ``L_accesses`` (word accesses, reads + writes; NoC transfers)
@@ -178,7 +183,8 @@ def energy(net: str | Path | Network, dev: str | Path | DeviceProfile, densities
         indices and pointers); ``energy_unit`` (what the ``_pj`` columns hold: ``pJ``,
         or ``MAC-equivalents`` on a device whose energies are normalized to one MAC);
         ``fits_memory``; ``dataflow``; ``weight_format``;
-        ``mapping`` (tiles per level, spatial unrolling, stationary operand).
+        ``mapping`` (tiles per level, spatial unrolling, stationary operand; ``pass
+        (runs_as)`` on a layer without MACs).
         ``energy_pj`` is the sum of the level columns plus ``compute_pj``, and equals
         the sum of the operand columns.
     """
@@ -283,8 +289,8 @@ def evaluate(net: str | Path | Network, dev: str | Path | DeviceProfile, plan=No
 
 def latency(net: str | Path | Network, dev: str | Path | DeviceProfile, scheme: str = "dense",
             density: float = 1.0, profiles: Sequence[str | Path] = (), batch: int = 1) -> pd.DataFrame:
-    """Predicted latency per conv/fc layer for ``batch`` inputs processed together (see
-    :func:`hwprune.latency.network_latency`)."""
+    """Predicted latency per layer for ``batch`` inputs processed together, the network's
+    time the sum of the rows (see :func:`hwprune.latency.network_latency`)."""
     from .latency import network_latency
 
     net, dev = _network_arg(net), _device_arg(dev)
