@@ -247,7 +247,7 @@ def network_costs(net: Network, dev: DeviceProfile, flow: Dataflow, densities: d
     and matmul layers priced from their loop nests at their density, the others as
     passes."""
     passes = pass_works(net)
-    next_reader = stored_as_read(net)
+    next_reader = stored_as_read(net, passes)
     for layer in net.layers:
         if layer.name in passes:
             work = passes[layer.name]

@@ -234,20 +234,21 @@ def evaluate(net: Network, dev: DeviceProfile, plan: Plan | None = None, batch: 
         if unknown:
             raise InputError(f"network {net.name!r} has no conv/fc layer {unknown[0]!r}")
         names = [n for n in names if n in set(layers)]
-    reader = stored_as_read(net)
+    works = pass_works(net)
+    reader = stored_as_read(net, works)
     out = [_layer(net[name], shapes[name], plan[name], dev, flow, batch,
                   plan[reader[name]].act_density if name in reader else 1.0) for name in names]
-    fixed = _fixed_layers(net, dev, plan, flow, batch) if layers is None else ()
+    fixed = _fixed_layers(net, dev, plan, flow, batch, works) if layers is None else ()
     evaluated = set(names) | {fe.layer for fe in fixed}
     return Evaluation(net.name, dev.id, dev.energy_unit, batch, tuple(out), fixed,
                       tuple(lay.name for lay in net.layers if lay.name in evaluated))
 
 
-def _fixed_layers(net: Network, dev: DeviceProfile, plan: Plan, flow,
-                  batch: int) -> tuple[FixedLayerEvaluation, ...]:
-    """Every layer of ``net`` that is not conv/fc, priced with what ``plan`` leaves it."""
+def _fixed_layers(net: Network, dev: DeviceProfile, plan: Plan, flow, batch: int,
+                  works) -> tuple[FixedLayerEvaluation, ...]:
+    """Every layer of ``net`` that is not conv/fc, priced with what ``plan`` leaves it
+    (``works``: :func:`~hwprune.workload.passes.pass_works` of ``net``)."""
     kept = kept_entries(net, plan)
-    works = pass_works(net)
     out = []
     for lay in net.layers:
         if lay.has_weights:

@@ -264,13 +264,13 @@ def shrunk(work: PassWork, layer: Layer, inputs_kept: Sequence[float], output_ke
                     round(work.writes * output_kept), round(work.ops * output_kept))
 
 
-def stored_as_read(net: Network) -> dict[str, str]:
+def stored_as_read(net: Network, works: Mapping[str, PassWork] | None = None) -> dict[str, str]:
     """For each conv/fc/matmul layer whose output is stored exactly as one other such
     layer reads it, that reader's name: the path between them is only folded, fused and
     view layers, each read by nothing else (the producing kernel applies them as it
     writes). The next layer's input density is then the density of what the first one
     writes."""
-    works = pass_works(net)
+    works = pass_works(net) if works is None else works
     readers: dict[str, list[str]] = {}
     for layer in net.layers:
         for name in layer.inputs:
