@@ -378,6 +378,22 @@ _MOBILENET_V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4,
                          (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
+def _expand_depthwise(b: NetworkBuilder, prefix: str, x: str, expand: int, kernel: int,
+                      stride: int) -> tuple[str, int]:
+    """The front of an inverted-residual block (MobileNetV2, EfficientNet's MBConv): a
+    1x1 expansion conv + BN (``prefix.0.0``/``prefix.0.1``, left out when ``expand`` is
+    1), then the ``kernel`` x ``kernel`` depthwise conv + BN. Returns the output and the
+    index of the block's next sub-module."""
+    hidden = b.shape(x)[0] * expand
+    y, index = x, 0
+    if expand != 1:
+        y = _conv_bn(b, f"{prefix}.0.0", f"{prefix}.0.1", y, hidden, 1)
+        index = 1
+    y = _conv_bn(b, f"{prefix}.{index}.0", f"{prefix}.{index}.1", y, hidden, kernel,
+                 stride, padding=(kernel - 1) // 2, groups=hidden)
+    return y, index + 1
+
+
 def _inverted_residual(b: NetworkBuilder, name: str, x: str, out: int, stride: int,
                        expand: int) -> str:
     """torchvision ``InvertedResidual``: 1x1 expansion conv + BN (``conv.0``, left out
@@ -385,14 +401,8 @@ def _inverted_residual(b: NetworkBuilder, name: str, x: str, out: int, stride: i
     (``conv.<k>``) + BN (``conv.<k+1>``); the block's addition (``name``) when the
     stride is 1 and the channels do not change."""
     channels = b.shape(x)[0]
-    hidden = channels * expand
-    y, index = x, 0
-    if expand != 1:
-        y = _conv_bn(b, f"{name}.conv.0.0", f"{name}.conv.0.1", y, hidden, 1)
-        index = 1
-    y = _conv_bn(b, f"{name}.conv.{index}.0", f"{name}.conv.{index}.1", y, hidden, 3,
-                 stride, padding=1, groups=hidden)
-    y = _conv_bn(b, f"{name}.conv.{index + 1}", f"{name}.conv.{index + 2}", y, out, 1)
+    y, index = _expand_depthwise(b, f"{name}.conv", x, expand, 3, stride)
+    y = _conv_bn(b, f"{name}.conv.{index}", f"{name}.conv.{index + 1}", y, out, 1)
     if stride == 1 and channels == out:
         return b.add(name, [x, y])
     return y
@@ -446,15 +456,9 @@ def _mbconv(b: NetworkBuilder, name: str, x: str, out: int, kernel: int, stride:
     when the stride is 1 and the channels do not change (stochastic depth is the
     identity at inference)."""
     channels = b.shape(x)[0]
-    hidden = channels * expand
-    y, index = x, 0
-    if expand != 1:
-        y = _conv_bn(b, f"{name}.block.0.0", f"{name}.block.0.1", y, hidden, 1)
-        index = 1
-    y = _conv_bn(b, f"{name}.block.{index}.0", f"{name}.block.{index}.1", y, hidden, kernel,
-                 stride, padding=(kernel - 1) // 2, groups=hidden)
-    y = _squeeze_excite(b, f"{name}.block.{index + 1}", y, max(1, channels // 4))
-    y = _conv_bn(b, f"{name}.block.{index + 2}.0", f"{name}.block.{index + 2}.1", y, out, 1)
+    y, index = _expand_depthwise(b, f"{name}.block", x, expand, kernel, stride)
+    y = _squeeze_excite(b, f"{name}.block.{index}", y, max(1, channels // 4))
+    y = _conv_bn(b, f"{name}.block.{index + 1}.0", f"{name}.block.{index + 1}.1", y, out, 1)
     if stride == 1 and channels == out:
         return b.add(name, [y, x])
     return y
