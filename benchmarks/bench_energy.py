@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hwprune  # noqa: E402
 from hwprune.cost import energy as energy_module  # noqa: E402
+from hwprune.cost import search as search_module  # noqa: E402
 
 DEVICES = ("eyeriss", "core-i7", "titan-x", "cortex-m4")
 
@@ -33,6 +34,8 @@ def time_estimate(net: str, dev: str, repeats: int) -> tuple[float, float, int]:
     for _ in range(repeats):
         energy_module._mapping.cache_clear()
         energy_module._ladder_mapping.cache_clear()
+        search_module._spatial_candidates.cache_clear()
+        search_module._partial_candidates.cache_clear()
         start = time.perf_counter()
         df = hwprune.energy(net, dev)
         times.append(time.perf_counter() - start)

@@ -81,8 +81,9 @@ def test_everything_fits_the_register_file(tmp_path, fills):
     assert row["macs"] == macs
     # RF: a weight and an input read per MAC; a psum read and write per MAC except the
     # first of each output's 8-term sum; with fills charged, each weight and input
-    # written into it once.
-    filled = (weights + inputs) if fills == "charged" else 0
+    # written into it once, and each finished output's first write and its read out
+    # (the drain).
+    filled = (weights + inputs + 2 * outputs) if fills == "charged" else 0
     assert row["rf_accesses"] == 2 * macs + 2 * (macs - outputs) + filled
     assert row["dram_accesses"] == weights + inputs + outputs
     expected = (2 * macs + 2 * (macs - outputs) + filled) * 1.0 \
@@ -95,13 +96,14 @@ def test_three_element_register_file_picks_output_stationary(tmp_path):
     """An RF of 12 bytes holds one weight, one input and one psum: tiles are all 1, only
     the loop order is free. Keeping the psum (output-stationary) costs
     (weights + inputs) per MAC from DRAM, each written into the RF (the fill), plus one
-    write per output; the search finds it."""
+    write per output to DRAM and its first write and read out of the RF (the drain);
+    the search finds it."""
     dev = toy_device(tmp_path, 12)
     net = tiny_conv()
     row = hwprune.energy(net, dev).iloc[0]
     macs, outputs = 384, 48
-    expected = (2 * macs + 2 * (macs - outputs) + 2 * macs) * 1.0 + (2 * macs + outputs) * 100.0 \
-        + macs * 0.5
+    expected = (2 * macs + 2 * (macs - outputs) + 2 * macs + 2 * outputs) * 1.0 \
+        + (2 * macs + outputs) * 100.0 + macs * 0.5
     assert row["energy_pj"] == pytest.approx(expected, rel=1e-12)
     assert row["mapping"].endswith("/o")
 
@@ -116,7 +118,8 @@ def _eyeriss_eval(bounds, tiles, spatial, orders):
         np.array(orders, dtype=np.int64), np.array(bounds, dtype=float), 1.0, 1.0, 1.0, 1.0,
         arrays.sp, True, arrays.holds, arrays.group_of, arrays.group_cap, arrays.backing,
         arrays.rd, arrays.wr, arrays.noc_pj, 1.0, arrays.elem, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0,
-        0.0 if dev.fills == "free" else 1.0, 1.0, arrays.loops_ok, False, acc)
+        0.0 if dev.fills == "free" else 1.0, 1.0, arrays.loops_ok, False,
+        np.array(bounds, dtype=float), acc)
     return energy, acc
 
 
@@ -194,7 +197,7 @@ def _brute_force(nest, dev, params):
                          arrays.elem, params.executed, params.weight_ratio,
                          params.index_per_mac, params.input_top_ratio, params.group_weights,
                          params.group_keep, 1.0 if dev.fills == "charged" else 0.0,
-                         params.output_top_ratio, arrays.loops_ok, False, acc)
+                         params.output_top_ratio, arrays.loops_ok, False, bounds, acc)
             best = min(best, e)
     return best
 

@@ -112,8 +112,9 @@ def test_partial_sums_wider_than_data(tmp_path):
 
 
 def test_fills_charged_at_the_receiving_level(tmp_path):
-    """Timeloop's and ZigZag's convention: a tile loaded into a level is written there.
-    Eyeriss's built-in profile keeps Chen et al.'s (each movement priced once)."""
+    """Timeloop's and ZigZag's convention: a tile loaded into a level is written there,
+    and a partial sum leaving a level is read out of it (its first write there needs no
+    read). Eyeriss's built-in profile keeps Chen et al.'s (each movement priced once)."""
     from hwprune.cost.dataflow import get_dataflow
     from hwprune.cost.densities import Density
     from hwprune.cost.energy import sparsity_params
@@ -131,7 +132,16 @@ def test_fills_charged_at_the_receiving_level(tmp_path):
     # into the RF, every copy the array network carries; into the GLB, what DRAM sends
     np.testing.assert_allclose(b.accesses[0, :2, 1] - a.accesses[0, :2, 1], a.accesses[3, :2, 0])
     np.testing.assert_allclose(b.accesses[1, :2, 1] - a.accesses[1, :2, 1], a.accesses[2, :2, 0])
-    np.testing.assert_allclose(b.accesses[:, 2], a.accesses[:, 2])        # psums: unchanged
+    # every partial sum leaving a level that accumulates them was written there once
+    # without a read and is read out: the GLB drains what it writes to DRAM, the RF
+    # what the array network carries (its reductions, plus every psum reaching the
+    # GLB: those the GLB accumulates and those it drains)
+    to_dram = a.accesses[2, 2, 1]
+    to_glb = a.accesses[1, 2, 0] + to_dram
+    drained = b.accesses[:, 2] - a.accesses[:, 2]
+    np.testing.assert_allclose(drained[1], [to_dram, to_dram])
+    np.testing.assert_allclose(drained[0], [a.accesses[3, 2, 0] + to_glb] * 2)
+    np.testing.assert_allclose(drained[2:], 0.0)
     assert b.energy_pj > a.energy_pj
 
 
@@ -168,14 +178,17 @@ def test_sliding_window_share_by_hand():
     step brings 4 new columns of 6, so (1 + 4 x 4/6) / 5 of the full loads."""
     from hwprune.cost.mapper import _slide
 
+    def trips(T):       # loop trip counts per level (no spatial unrolling)
+        return np.vstack([np.ones(7), T[1:] / T[:-1]])
+
     D = np.array([1, 8, 4, 1, 20, 1, 3], dtype=float)
     T = np.array([[1, 1, 1, 1, 4, 1, 3], [1, 1, 1, 1, 20, 1, 3], D], dtype=float)
     order = np.array([0, 1, 1], dtype=np.int64)     # weights stay: F E N | S R C | M innermost first
-    assert _slide(1, T, T.copy(), order, D, 1.0, 1.0) == pytest.approx((1 + 4 * 4 / 6) / 5)
-    assert _slide(1, T, T.copy(), order, D, 1.0, 4.0) == 1.0      # stride 4: no overlap
+    assert _slide(1, T, trips(T), order, D, 1.0, 1.0) == pytest.approx((1 + 4 * 4 / 6) / 5)
+    assert _slide(1, T, trips(T), order, D, 1.0, 4.0) == 1.0      # stride 4: no overlap
     partial = T.copy()
     partial[0, 6] = 1                                              # the row split: no window
-    assert _slide(1, partial, partial.copy(), order, D, 1.0, 1.0) == 1.0
+    assert _slide(1, partial, trips(partial), order, D, 1.0, 1.0) == 1.0
 
 
 def test_eyeriss_slides_its_input_rows(tmp_path):
@@ -204,3 +217,92 @@ def test_device_detail_lists_operand_energies_and_psum_width(tmp_path):
     assert table.loc["memory.RF.operand_energy_pj.outputs.read", "value"] == 3.0
     assert table.loc["memory.RF.operand_energy_pj.outputs.write", "value"] == 2.5
     assert table.loc["compute.psum_bits", "value"] == 16
+
+
+def _bypass_toy(tmp_path, holds: str = '["weights", "outputs"]', extra: str = ""):
+    """A register file that holds no inputs (they bypass it, as in ZigZag's tpu_like)
+    and DRAM; 1 pJ vs 100 pJ per 4-byte word."""
+    path = tmp_path / "bypass.toml"
+    path.write_text(f"""\
+id = "bypass-toy"
+name = "bypass toy"
+class = "mcu"
+clock_hz = 1e8
+[compute]
+units = 1
+simd_lanes = 1
+simd_element_bits = 32
+macs_per_unit_per_cycle = 1
+mac_energy_pj = 0.5
+[[memory]]
+name = "RF"
+kind = "register_file"
+holds = {holds}
+size_bytes = 64
+line_bytes = 4
+word_bytes = 4
+latency_cycles = 0
+read_energy_pj = 1.0
+write_energy_pj = 1.0
+bandwidth_bytes_per_cycle = 12
+{extra}
+[[memory]]
+name = "DRAM"
+kind = "dram"
+size_bytes = 1048576
+line_bytes = 4
+word_bytes = 4
+latency_cycles = 10
+read_energy_pj = 100.0
+write_energy_pj = 100.0
+bandwidth_bytes_per_cycle = 4
+""")
+    return hwprune.device(str(path))
+
+
+def test_an_operand_that_bypasses_the_innermost_level_by_hand(tmp_path):
+    """Inputs not held by the RF are read from DRAM at every MAC that needs a new one:
+    2 filters x 3 positions = 6 MACs over 3 inputs. With both filters in the RF tile
+    (its M loop reuses each input) or M the innermost loop above it, each input is read
+    once; with the positions innermost, once per MAC. The RF itself is never touched
+    by inputs."""
+    from hwprune.cost.loopnest import LoopNest
+    from hwprune.cost.mapper import evaluate
+    from hwprune.cost.search import SparsityParams, _context
+
+    dev = _bypass_toy(tmp_path)
+    nest = LoopNest((1, 2, 1, 3, 1, 1, 1), in_hw=(3, 1))
+    _, ctx = _context(nest, dev, SparsityParams())
+    D = np.array(nest.bounds, dtype=float)
+
+    def input_reads(inner, order):
+        acc = np.zeros((3, 3, 2))
+        energy = evaluate(np.array([inner, D]), np.ones(7), np.array(order, dtype=np.int64),
+                          *ctx, acc)
+        assert np.isfinite(energy) and acc[0, 1].sum() == 0
+        return acc[1, 1, 0]
+
+    assert input_reads([1, 2, 1, 1, 1, 1, 1], [0, 0]) == 3     # M in the RF tile
+    assert input_reads([1, 1, 1, 1, 1, 1, 1], [0, 2]) == 3     # M innermost above it
+    assert input_reads([1, 1, 1, 1, 1, 1, 1], [0, 0]) == 6     # E innermost: every MAC
+
+
+def test_a_bypassing_operand_is_searched_and_bounded(tmp_path):
+    """The search finds the one-read-per-input mapping of a bypassing operand, and the
+    lower bound stays below it."""
+    from hwprune.cost import search as S
+    from hwprune.cost.dataflow import get_dataflow
+    from hwprune.cost.loopnest import LoopNest
+
+    dev = _bypass_toy(tmp_path)
+    nest = LoopNest((1, 4, 3, 5, 1, 1, 1), in_hw=(5, 1))
+    mapping = S.find_mapping(nest, dev, get_dataflow(dev.dataflow, dev), S.SparsityParams())
+    assert mapping.accesses[1, 1, 0] == 3 * 5                   # each input read once
+    assert S.lower_bound(nest, dev, S.SparsityParams(), np.ones(7)) <= mapping.energy_pj
+
+
+def test_the_innermost_level_must_hold_outputs_and_a_window_needs_inputs(tmp_path):
+    with pytest.raises(ProfileError, match=r"memory\[0\]\.holds.*must hold the outputs"):
+        _bypass_toy(tmp_path, holds='["weights", "inputs"]')
+    with pytest.raises(ProfileError, match=r"memory\[0\]\.sliding_window.*does not hold inputs"):
+        _bypass_toy(tmp_path, extra="sliding_window = true")

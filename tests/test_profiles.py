@@ -183,7 +183,7 @@ def test_minimal_user_profile_loads_by_path(tmp_path):
         ('kind = "dram"', 'kind = "dram"\nholds = ["weights", "bias"]', "memory[1] (DRAM).holds",
          "distinct operands"),
         ('name = "L1"\nkind = "cache"', 'name = "L1"\nkind = "cache"\nholds = ["weights"]',
-         "memory[0].holds", "must hold every operand"),
+         "memory[0].holds", "must hold the outputs"),
         ('associativity = 4\n', 'associativity = 4\npartition_bytes = { weights = 1024 }\n',
          "memory[0] (L1).partition_bytes", "exactly one part"),
         ('associativity = 4\n', 'associativity = 4\npartition_bytes = { weights = 4000, '

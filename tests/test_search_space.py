@@ -19,16 +19,29 @@ from hwprune.cost.energy import sparsity_params
 from hwprune.cost.loopnest import DIMS, LoopNest
 
 
-def _brute_maximal(bounds, dims, size):
-    divisors = [[f for f in range(1, min(bounds[DIMS.index(d)], size) + 1)
-                 if bounds[DIMS.index(d)] % f == 0] for d in dims]
-    fits = [combo for combo in itertools.product(*divisors) if math.prod(combo) <= size]
+def _brute_maximal(bounds, dims, size, fill=None):
+    """Maximal assignments by brute force: every factor combination that fits, each
+    factor a divisor of its dimension or, for the dimension ``fill``, the fewest-folds
+    factor for the room the others leave it."""
+    bound = [bounds[DIMS.index(d)] for d in dims]
+
+    def options(i, room):
+        opts = [f for f in range(1, min(bound[i], room) + 1) if bound[i] % f == 0]
+        if dims[i] == fill:
+            folds = -(-bound[i] // room)
+            opts.append(-(-bound[i] // folds))
+        return set(opts)
+
     out = []
-    for combo in fits:
-        grows = any(g > combo[i] and math.prod(combo) // combo[i] * g <= size
-                    for i in range(len(dims)) for g in divisors[i])
-        if not grows and math.prod(combo) > 1:
-            out.append({d: f for d, f in zip(dims, combo) if f > 1})
+    for combo in itertools.product(range(1, size + 1), repeat=len(dims)):
+        if math.prod(combo) > size or math.prod(combo) == 1:
+            continue
+        rooms = [size // (math.prod(combo) // combo[i]) for i in range(len(dims))]
+        if any(combo[i] not in options(i, rooms[i]) for i in range(len(dims))):
+            continue
+        if any(g > combo[i] for i in range(len(dims)) for g in options(i, rooms[i])):
+            continue
+        out.append({d: f for d, f in zip(dims, combo) if f > 1})
     return out
 
 
@@ -36,10 +49,16 @@ def _brute_maximal(bounds, dims, size):
 @given(bounds=st.tuples(*[st.integers(1, 64)] * 7), size=st.integers(2, 16),
        dims=st.sampled_from([("R", "C", "M"), ("E", "N", "M"), ("C", "R", "S"), ("M",)]))
 def test_maximal_assignments_are_exactly_the_maximal_ones(bounds, size, dims):
-    got = S._maximal_assignments(bounds, dims, size)
-    want = _brute_maximal(bounds, dims, size)
+    """Whole divisors only, plus the maximal ones where one dimension may use partial
+    folds."""
     key = lambda a: sorted(a.items())      # noqa: E731
-    assert sorted(map(key, got)) == sorted(map(key, want))
+    whole = _brute_maximal(bounds, dims, size)
+    assert (sorted(map(key, S._maximal_assignments(bounds, dims, size, partial=False)))
+            == sorted(map(key, whole)))
+    both = list(whole)
+    for d in dims:
+        both += [a for a in _brute_maximal(bounds, dims, size, fill=d) if a not in both]
+    assert sorted(map(key, S._maximal_assignments(bounds, dims, size))) == sorted(map(key, both))
 
 
 def test_alexnet_conv1_gets_the_eyeriss_unrolling():
@@ -50,7 +69,23 @@ def test_alexnet_conv1_gets_the_eyeriss_unrolling():
     nest = LoopNest.of(hwprune.network("alexnet")["conv1"])
     cands = [tuple(p) for p in S.spatial_candidates(nest, dev, get_dataflow(dev.dataflow, dev))]
     assert (1, 1, 1, 11, 1, 11, 1) in cands
-    assert all(np.all(np.array(nest.bounds) % np.array(p) == 0) for p in cands)
+
+
+def test_a_partial_fold_uses_the_pes_a_divisor_leaves_idle():
+    """AlexNet conv1's 55 output rows on Eyeriss's 14-PE axis: divisors use 11 of 14
+    PEs; the partial fold E14 (4 folds, the last one 13 rows) is a candidate, its
+    padded nest is 56 rows, and the search prefers it (fewer reloads)."""
+    dev = hwprune.device("eyeriss")
+    flow = get_dataflow(dev.dataflow, dev)
+    nest = LoopNest.of(hwprune.network("alexnet")["conv1"])
+    assert (1, 1, 1, 14, 1, 11, 1) not in [tuple(p) for p in S.spatial_candidates(nest, dev, flow)]
+    assert (1, 1, 1, 14, 1, 11, 1) in [tuple(p) for p in S.partial_candidates(nest, dev, flow)]
+    assert list(S.padded_bounds(nest.bounds, np.array((1, 1, 1, 14, 1, 11, 1)))) == \
+        [1, 96, 3, 56, 55, 11, 11]
+    params = sparsity_params(nest, dev, Density(), "dense")[0]
+    mapping = S.find_mapping(nest, dev, flow, params)
+    assert mapping.padded != mapping.bounds and "padded[E56]" in mapping.describe(("RF", "GLB", "DRAM"))
+    assert mapping.utilization(dev.compute.units) == pytest.approx(14 * 11 / 168 * 55 / 56)
 
 
 def _layers():
@@ -67,8 +102,10 @@ def test_the_bound_never_exceeds_a_mapping_it_may_skip(dev_id, net, layer, monke
     params = sparsity_params(nest, dev, Density(0.4), "csr")[0]
     candidates = S.spatial_candidates(nest, dev, flow)
     monkeypatch.setattr(S, "USE_BOUND", False)
-    for p in candidates[:8]:
-        monkeypatch.setattr(S, "spatial_candidates", lambda *a, p=p: [p])
+    candidates += S.partial_candidates(nest, dev, flow)[:4]
+    monkeypatch.setattr(S, "_partial_candidates", lambda *a: ())
+    for p in candidates[:8] + candidates[-4:]:
+        monkeypatch.setattr(S, "_spatial_candidates", lambda *a, p=p: (tuple(p),))
         found = S.find_mapping(nest, dev, flow, params)
         if np.array_equal(np.array(found.spatial), p):
             assert S.lower_bound(nest, dev, params, p) <= found.energy_pj
@@ -84,3 +121,26 @@ def test_skipping_by_the_bound_finds_what_searching_every_unrolling_finds(dev_id
     monkeypatch.setattr(S, "USE_BOUND", False)
     every = S.find_mapping(nest, dev, flow, params)
     assert with_bound.energy_pj == every.energy_pj
+
+
+def test_padding_is_taken_out_of_every_count(monkeypatch):
+    """AlexNet conv1 on Eyeriss with E on 14 PEs: the nest runs 56 output rows, but the
+    MACs, the weights read per MAC and the finished outputs written to DRAM are the
+    layer's own (55 rows); the same tiles priced for a real 56-row layer move more."""
+    dev = hwprune.device("eyeriss")
+    flow = get_dataflow(dev.dataflow, dev)
+    nest = LoopNest.of(hwprune.network("alexnet")["conv1"])
+    p = (1, 1, 1, 14, 1, 11, 1)
+    monkeypatch.setattr(S, "_spatial_candidates", lambda *a: (p,))
+    monkeypatch.setattr(S, "_partial_candidates", lambda *a: ())
+    params = sparsity_params(nest, dev, Density(), "dense")[0]
+    mapping = S.find_mapping(nest, dev, flow, params)
+    assert mapping.padded[3] == 56 and mapping.bounds[3] == 55
+    macs = 96 * 3 * 55 * 55 * 11 * 11
+    dram = len(mapping.tiles) - 1
+    assert mapping.accesses[0, 0, 0] == macs                       # one weight read per MAC
+    assert mapping.accesses[dram, 2, 1] == 96 * 55 * 55            # outputs written once
+    padded_layer = LoopNest((1, 96, 3, 56, 55, 11, 11), 1, nest.stride, (231, 227))
+    as_56 = S.price_mapping(mapping, padded_layer, dev, params)
+    assert as_56.energy_pj > mapping.energy_pj
+    assert as_56.accesses[dram, 2, 1] == 96 * 56 * 55

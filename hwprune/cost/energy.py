@@ -32,6 +32,8 @@ its totals are the sums of its rows.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -248,16 +250,40 @@ def network_costs(net: Network, dev: DeviceProfile, flow: Dataflow, densities: d
     passes."""
     passes = pass_works(net)
     next_reader = stored_as_read(net, passes)
+    kernels = {layer.name: (LoopNest.of(layer, batch), _read_density(layer, densities, next_reader))
+               for layer in net.layers if layer.name not in passes}
+    _search_ahead(kernels.values(), dev, flow, weight_format)
     for layer in net.layers:
         if layer.name in passes:
             work = passes[layer.name]
             yield layer, Density(), work.runs_as, pass_cost(work, dev, batch)
         else:
-            density = densities.get(layer.name, Density())
-            reader = densities.get(next_reader.get(layer.name, ""), Density())
-            density = Density(density.weight, density.act, reader.act)
-            yield layer, density, KERNEL, layer_cost(LoopNest.of(layer, batch), dev, flow, density,
-                                                     weight_format)
+            nest, density = kernels[layer.name]
+            yield layer, density, KERNEL, layer_cost(nest, dev, flow, density, weight_format)
+
+
+def _read_density(layer: Layer, densities: dict[str, Density],
+                  next_reader: dict[str, str]) -> Density:
+    """``layer``'s density, with the activation density of the layer that reads its
+    outputs (``Density.out``)."""
+    density = densities.get(layer.name, Density())
+    reader = densities.get(next_reader.get(layer.name, ""), Density())
+    return Density(density.weight, density.act, reader.act)
+
+
+SEARCH_THREADS = min(4, os.cpu_count() or 1)
+"""Threads that search distinct layers' mappings at once (the numba search releases
+the GIL; each layer's search is deterministic, so results do not depend on it)."""
+
+
+def _search_ahead(kernels, dev: DeviceProfile, flow: Dataflow, weight_format: str) -> None:
+    """Fill the mapping cache for every distinct (loop nest, density) of a network, on
+    :data:`SEARCH_THREADS` threads."""
+    todo = list(dict.fromkeys(kernels))
+    if SEARCH_THREADS <= 1 or len(todo) < 2:
+        return
+    with ThreadPoolExecutor(SEARCH_THREADS) as pool:
+        list(pool.map(lambda job: _mapping(job[0], dev, flow, job[1], weight_format, None), todo))
 
 
 def fits_memory(layer: Layer, dev: DeviceProfile, batch: int = 1) -> bool:

@@ -10,8 +10,8 @@ order at each level, named by the operand that stays stationary (0 outputs,
 Counting rules (Chen et al., ISCA 2016 convention; "access" = one element moved
 between a level and the level below it):
 
-* Every executed MAC reads its weight and input from level 0 and updates a partial sum
-  there.
+* Every executed MAC reads its weight and input from level 0 (unless they bypass it)
+  and updates a partial sum there.
 * A tile of operand X in the next level below that holds X is (re)loaded once per
   iteration of the loops above it, except for the innermost run of loops irrelevant to
   X (X stays put while they run). A load reads the tile's footprint from the holding
@@ -19,8 +19,13 @@ between a level and the level below it):
   for the union of the units' tiles, the NoC carries every unit's copy.
 * Fills: with the profile's ``fills = "charged"`` (the default), every element of a
   weight or input tile loaded into a level is also written there (into a per-unit
-  level: every unit's copy); with ``"free"`` only the read at the level it leaves
-  is charged (Chen et al.'s convention, below).
+  level: every unit's copy), and every partial sum leaving a level that holds outputs
+  was written there once without a read and is read out (the drain: V(next) more
+  reads and writes at that level); with ``"free"`` only the read at the level it
+  leaves is charged (Chen et al.'s convention, below).
+* Bypass: an operand the innermost level does not hold (weights or inputs) is read
+  from the next level holding it once per MAC that needs a new one
+  (:func:`_bypass_reuse`), multicast across the array as a one-element tile.
 * Partial sums: with V(l) the number of psum tiles' elements written up into level l,
   an inner level costs V(l) - V(next) reads and as many writes, the NoC carries
   V(noc) - V(next) psums, and the outermost level takes V(top) writes and
@@ -28,8 +33,16 @@ between a level and the level below it):
   array and RF this is exactly Chen et al.'s a·DRAM + ab·buffer + abc·array +
   abcd·RF (and (2a-1)·DRAM + 2a(b-1)·buffer + ab(c-1)·array + 2abc(d-1)·RF for
   partial sums).
-* Factorization is exact: every tile divides the tile above it (and the spatial
-  factor divides its dimension), so all loop counts are integers.
+* Partial factors: every tile divides the tile above it, in a loop nest whose bounds
+  ``D`` may be padded past the layer's ``Dr`` (a spatial factor that does not divide
+  its dimension: ``D = ceil(Dr / P) x P``). The padded nest's loops run whole; the
+  padding's share is then taken out of every count: an operand's tile loads and
+  transfers are scaled by its real footprint over its padded one
+  (``footprint(Dr) / footprint(D)``), and the MACs are the real ones. So the last
+  fold of a partial spatial factor runs on fewer PEs (the rest idle) and the last
+  iteration of the loop above it is partial. *Simplification:* the padding is spread
+  evenly over the loads (a real last fold moves exactly its own data; the two agree
+  in total, not per loop).
 * Input footprints include the convolution halo, ``(e-1)·stride + r`` rows, capped at
   the unpadded input size.
 
@@ -73,14 +86,14 @@ ORDERS = np.array(
 EPS = 1e-9
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _multiple(a, b):
     """True when ``a`` is a whole multiple (>= 1) of ``b``."""
     q = a / b
     return q >= 1.0 - EPS and abs(q - np.round(q)) < 1e-9
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _footprint(op, t, sh, sw, in_h, in_w):
     """Elements of operand ``op`` in a tile ``t`` (7 dims)."""
     if op == 0:
@@ -96,17 +109,18 @@ def _footprint(op, t, sh, sw, in_h, in_w):
     return t[0] * t[2] * h * w
 
 
-@njit(cache=True)
-def _first_moving_loop(op, lo, hi, T, Tagg, order):
-    """Walk the loops over levels lo+1..hi from the innermost: ``(d, c, s)`` for the
-    first loop relevant to ``op`` that iterates (dimension, trip count), after a run of
-    irrelevant loops whose trip counts multiply to ``s``; ``d = -1`` when none moves."""
+@njit(cache=True, nogil=True)
+def _first_moving_loop(op, lo, hi, trips, order):
+    """Walk the loops over levels lo+1..hi from the innermost (``trips[l, d]``: trip
+    count of dimension ``d``'s loop at level ``l``): ``(d, c, s)`` for the first loop
+    relevant to ``op`` that iterates (dimension, trip count), after a run of irrelevant
+    loops whose trip counts multiply to ``s``; ``d = -1`` when none moves."""
     s = 1.0
     for lv in range(lo + 1, hi + 1):
         o = order[lv]
         for j in range(7):
             d = ORDERS[o, j]
-            c = T[lv, d] / Tagg[lv - 1, d]
+            c = trips[lv, d]
             if c <= 1.0 + EPS:
                 continue
             if RELEVANT[op, d]:
@@ -115,21 +129,41 @@ def _first_moving_loop(op, lo, hi, T, Tagg, order):
     return -1, 1.0, s
 
 
-@njit(cache=True)
-def _stationary(op, lo, hi, T, Tagg, order):
+@njit(cache=True, nogil=True)
+def _stationary(op, lo, hi, trips, order):
     """Product of the innermost run of loops irrelevant to ``op`` over levels lo+1..hi."""
-    return _first_moving_loop(op, lo, hi, T, Tagg, order)[2]
+    return _first_moving_loop(op, lo, hi, trips, order)[2]
 
 
-@njit(cache=True)
-def _slide(hi, T, Tagg, order, D, sh, sw):
+@njit(cache=True, nogil=True)
+def _bypass_reuse(op, hi, T, trips, order):
+    """MACs served per read of operand ``op`` when level 0 does not hold it: the product
+    of level 0's loops irrelevant to ``op`` (*simplification*: level 0's loop order is
+    taken as the best one for the bypassing operand, those loops innermost) and, when
+    none of level 0's loops moves ``op``, the innermost run of irrelevant loops above
+    it, over levels 1..hi."""
+    s = 1.0
+    moving = False
+    for d in range(7):
+        if T[0, d] > 1.0 + EPS:
+            if RELEVANT[op, d]:
+                moving = True
+            else:
+                s *= T[0, d]
+    if moving:
+        return s
+    return s * _stationary(op, 0, hi, trips, order)
+
+
+@njit(cache=True, nogil=True)
+def _slide(hi, T, trips, order, D, sh, sw):
     """Share of an innermost input tile's footprint that a load brings in, on average,
     when the loop that moves it is a sliding window: the innermost loop relevant to
     inputs over levels 1..hi steps along output columns ``F`` (rows ``E``) with the
     whole filter width ``S`` (height ``R``) in the tile, so consecutive windows share
     ``S - stride`` columns and only ``F_t x stride`` new ones enter, after the first of
     the loop's ``n`` steps. 1 when no such loop moves the tile."""
-    d, c, _ = _first_moving_loop(1, 0, hi, T, Tagg, order)
+    d, c, _ = _first_moving_loop(1, 0, hi, trips, order)
     if d == 4 and T[0, 6] >= D[6] * (1.0 - EPS):
         t, k, st = T[0, 4], T[0, 6], sw
     elif d == 3 and T[0, 5] >= D[5] * (1.0 - EPS):
@@ -142,12 +176,15 @@ def _slide(hi, T, Tagg, order, D, sh, sw):
     return (1.0 + (c - 1.0) * new) / c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
              holds, group_of, group_cap, backing, rd, wr, noc_pj, mac_pj,
              elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills,
-             o_top_ratio, loops_ok, slide, acc):
+             o_top_ratio, loops_ok, slide, Dr, acc):
     """Energy (pJ) of one mapping; ``acc`` receives element accesses.
+
+    ``D`` are the (possibly padded) bounds the tiles nest in, ``Dr`` the layer's own
+    (see *Partial factors* in the module docstring).
 
     ``fills``: 1.0 to charge every tile loaded into a level as writes there, 0.0 not to.
     ``o_top_ratio``: bytes per dense byte of the finished outputs as the outermost
@@ -184,10 +221,11 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
                 if T[lv, d] > below * (1.0 + EPS):
                     return np.inf
     # Capacities.
+    used = np.zeros(3)
     for lv in range(K):
         if backing[lv]:
             continue
-        used = np.zeros(3)
+        used[:] = 0.0
         for op in range(3):
             if holds[lv, op]:
                 b = elem_bytes[lv, op] * (w_ratio if op == 0 else 1.0)
@@ -196,20 +234,36 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
             if used[g] > group_cap[lv, g] * (1.0 + EPS):
                 return np.inf
 
+    trips = np.ones((K, 7))
+    tiles_of = np.ones(K)      # tiles of each level's size in the whole nest
+    for lv in range(K):
+        for d in range(7):
+            tiles_of[lv] *= D[d] / T[lv, d]
+            if lv > 0:
+                trips[lv, d] = T[lv, d] / Tagg[lv - 1, d]
+
     acc[:, :, :] = 0.0
     macs = 1.0
     for d in range(7):
-        macs *= D[d]
+        macs *= Dr[d]
     executed = macs * f_exec
-    n_out = D[0] * D[1] * D[3] * D[4]
+    n_out = Dr[0] * Dr[1] * Dr[3] * Dr[4]
+    real = np.empty(3)     # each operand's real share of its padded footprint
+    for op in range(3):
+        real[op] = (_footprint(op, Dr, sh, sw, in_h, in_w)
+                    / _footprint(op, D, sh, sw, in_h, in_w))
     p_prod = 1.0
+    iterations = 1.0       # MACs of the padded nest
     for d in range(7):
         p_prod *= P[d]
+        iterations *= D[d]
     agg = np.empty(7)
 
     keep0 = _tile_keep(T, g_weights, g_keep)
-    acc[0, 0, 0] = executed * (1.0 + w_idx_per_mac)
-    acc[0, 1, 0] = executed
+    if holds[0, 0]:
+        acc[0, 0, 0] = executed * (1.0 + w_idx_per_mac)
+    if holds[0, 1]:
+        acc[0, 1, 0] = executed
     top_in = 0
     for lv in range(K):
         if holds[lv, 1]:
@@ -220,39 +274,49 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
         for lv in range(1, K):
             if not holds[lv, op]:
                 continue
-            ntiles = 1.0
-            for d in range(7):
-                ntiles *= D[d] / T[prev, d]
-            deliveries = ntiles / _stationary(op, prev, lv, T, Tagg, order)
-            fp = _footprint(op, T[prev], sh, sw, in_h, in_w)
+            bypass = prev == 0 and not holds[0, op]
+            if bypass:
+                # No copy in level 0: one element per MAC that needs a new one, read
+                # from this level (level 0's own loops irrelevant to it run innermost).
+                deliveries = iterations / _bypass_reuse(op, lv, T, trips, order)
+                fp = 1.0
+            else:
+                deliveries = tiles_of[prev] / _stationary(op, prev, lv, trips, order)
+                fp = _footprint(op, T[prev], sh, sw, in_h, in_w)
             noc = 0.0
             if has_noc and sp >= 0 and prev <= sp < lv:
                 for d in range(7):
-                    agg[d] = T[prev, d] * P[d]
+                    agg[d] = (1.0 if bypass else T[prev, d]) * P[d]
                 up = deliveries / p_prod * _footprint(op, agg, sh, sw, in_h, in_w)
                 noc = deliveries * fp
             else:
                 up = deliveries * fp
+            up *= real[op]
+            noc *= real[op]
             if prev == 0 and op != 0:
                 up *= keep0                 # a tile without weights loads no inputs,
                 noc *= keep0                # and leaves no partial sums
-            if prev == 0 and op == 1 and slide:
-                f = _slide(lv, T, Tagg, order, D, sh, sw)
+            if prev == 0 and op == 1 and slide and not bypass:
+                f = _slide(lv, T, trips, order, D, sh, sw)
                 up *= f
                 noc *= f
             if op == 2:
+                leaving = noc if noc > 0.0 else up
+                _accumulate(acc, prev, v_prev, leaving)      # in the holder below
                 if noc > 0.0:
-                    _accumulate(acc, prev, v_prev, noc)      # in the holder below
                     _accumulate(acc, K, noc, up)             # across the array
-                else:
-                    _accumulate(acc, prev, v_prev, up)
+                # the drain: with fills charged, each value leaving the holder below
+                # was written there once without a read, and is read out
+                acc[prev, 2, 0] += fills * leaving
+                acc[prev, 2, 1] += fills * leaving
                 v_prev = up
             else:
                 scale = w_ratio if op == 0 else 1.0
                 acc[lv, op, 0] += up * (i_top_ratio if op == 1 and lv == top_in else scale)
                 acc[K, op, 0] += noc * scale
                 # the fill: every copy written into the receiving level
-                acc[prev, op, 1] += fills * (noc if noc > 0.0 else up) * scale
+                if not bypass:
+                    acc[prev, op, 1] += fills * (noc if noc > 0.0 else up) * scale
             prev = lv
         if op == 2:
             # The outermost holder of outputs: every visit is a write, all but the
@@ -270,19 +334,19 @@ def evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc,
     return energy
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cost(T, P, order, ctx, acc):
     """:func:`evaluate` with the layer and device constants packed in ``ctx``."""
     (D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of, group_cap, backing, rd, wr,
      noc_pj, mac_pj, elem_bytes, f_exec, w_ratio, w_idx_per_mac, i_top_ratio, g_weights,
-     g_keep, fills, o_top_ratio, loops_ok, slide) = ctx
+     g_keep, fills, o_top_ratio, loops_ok, slide, Dr) = ctx
     return evaluate(T, P, order, D, sh, sw, in_h, in_w, sp, has_noc, holds, group_of,
                     group_cap, backing, rd, wr, noc_pj, mac_pj, elem_bytes, f_exec,
                     w_ratio, w_idx_per_mac, i_top_ratio, g_weights, g_keep, fills, o_top_ratio,
-                    loops_ok, slide, acc)
+                    loops_ok, slide, Dr, acc)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tile_keep(T, g_weights, g_keep):
     """Probability that the innermost tile's weights (``M x C x R x S`` of ``T[0]``) are
     not all pruned, when groups of ``g_weights`` consecutive weights of a filter's
@@ -296,7 +360,7 @@ def _tile_keep(T, g_weights, g_keep):
     return 1.0 - (1.0 - g_keep) ** (T[0, 1] * per_filter)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accumulate(acc, lv, here, up):
     """Partial sums accumulated at ``lv`` between arriving (``here``) and leaving
     (``up``): ``here - up`` reads and writes at a storage level, or transfers at the
@@ -310,7 +374,7 @@ def _accumulate(acc, lv, here, up):
         acc[lv, 2, 1] += n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cascade_up(T, P, sp, lv, d, K, D):
     """After T[lv, d] grew: make every level above a multiple of the one below it,
     using the smallest multiple that divides the dimension. False if impossible."""
@@ -329,7 +393,7 @@ def _cascade_up(T, P, sp, lv, d, K, D):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cascade_down(T, P, sp, lv, d, minT0):
     """After T[lv, d] shrank: make every level below divide the one above it, keeping
     the largest such tile. False if impossible."""
@@ -347,7 +411,7 @@ def _cascade_down(T, P, sp, lv, d, minT0):
     return T[0, d] >= minT0[d] * (1.0 - EPS)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
     """Move T[lv, d] to the next candidate up (+1) or down (-1), then repair the levels
     above or below so that tiles still nest. False when no legal move exists."""
@@ -376,13 +440,14 @@ def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
     return _cascade_down(T, P, sp, lv, d, minT0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search(T0, P, order0, free_from, cand, ncand, minT0, ctx, max_iter):
-    """Hill-climb from ``T0``/``order0``: single-dimension steps (with the tiles
-    above and below following), paired grow-one/shrink-another steps at one level,
-    and order changes at levels ``free_from`` and above (1: every level's order is
-    searched; 2: level 1's, which sets what stays in the innermost level, is the
-    dataflow's); take the best improving neighbour until none improves.
+    """Hill-climb from ``T0``/``order0``, taking the best improving neighbour until
+    none improves. The neighbours are, first, single-dimension steps (with the tiles
+    above and below following) and order changes at levels ``free_from`` and above (1:
+    every level's order is searched; 2: level 1's, which sets what stays in the
+    innermost level, is the dataflow's); when none of those improves, paired
+    grow-one/shrink-another steps at one level.
 
     ``ctx`` is the tuple of :func:`evaluate`'s arguments after ``order`` and before
     ``acc``. Returns ``(energy, T, order)``; energy is ``inf`` if ``T0`` is illegal.
@@ -410,33 +475,34 @@ def search(T0, P, order0, free_from, cand, ncand, minT0, ctx, max_iter):
                     if e < cand_best * (1.0 - 1e-12):
                         cand_best = e
                         best_T = trial
-                        best_order = order.copy()
-                    if direction < 0:
+        for lv in range(free_from, K):
+            for o in range(3):
+                if o == order[lv]:
+                    continue
+                trial_order = order.copy()
+                trial_order[lv] = o
+                e = _cost(T, P, trial_order, ctx, acc)
+                if e < cand_best * (1.0 - 1e-12):
+                    cand_best = e
+                    best_T = T.copy()
+                    best_order = trial_order
+        if cand_best >= best:
+            # Grow one dimension, shrink another at the same level.
+            for lv in range(K - 1):
+                for d in range(7):
+                    grown = T.copy()
+                    if not _step(grown, P, sp, lv, d, 1, cand, ncand, minT0, D, K):
                         continue
-                    # Grow d, shrink another dimension at the same level.
                     for d2 in range(7):
                         if d2 == d:
                             continue
-                        trial2 = trial.copy()
+                        trial2 = grown.copy()
                         if not _step(trial2, P, sp, lv, d2, -1, cand, ncand, minT0, D, K):
                             continue
                         e = _cost(trial2, P, order, ctx, acc)
                         if e < cand_best * (1.0 - 1e-12):
                             cand_best = e
                             best_T = trial2
-                            best_order = order.copy()
-        if free_from < K:
-            for lv in range(free_from, K):
-                for o in range(3):
-                    if o == order[lv]:
-                        continue
-                    trial_order = order.copy()
-                    trial_order[lv] = o
-                    e = _cost(T, P, trial_order, ctx, acc)
-                    if e < cand_best * (1.0 - 1e-12):
-                        cand_best = e
-                        best_T = T.copy()
-                        best_order = trial_order
         if cand_best >= best:
             break
         best = cand_best
@@ -445,7 +511,7 @@ def search(T0, P, order0, free_from, cand, ncand, minT0, ctx, max_iter):
     return best, T, order
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _jump(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
     """Step T[lv, d] as far as it goes in ``direction``; False if it cannot move."""
     moved = False
@@ -457,11 +523,12 @@ def _jump(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
         moved = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def refine(T, P, order, free_from, cand, ncand, minT0, ctx, max_iter):
     """Iterated local search around a hill-climbed mapping: kick one tile to its
-    smallest or largest legal size, climb again, keep the result if it is cheaper;
-    repeat until no kick helps. Returns ``(energy, T, order)``."""
+    smallest or largest legal size, or one searched level's order to another, climb
+    again, keep the result if it is cheaper; repeat until no kick helps. Returns
+    ``(energy, T, order)``."""
     D = ctx[0]
     sp = ctx[5]
     K = T.shape[0]
@@ -485,4 +552,17 @@ def refine(T, P, order, free_from, cand, ncand, minT0, ctx, max_iter):
                         best_T = t2
                         best_order = o2
                         improved = True
+        for lv in range(free_from, K):
+            for o in range(3):
+                if o == best_order[lv]:
+                    continue
+                kicked_order = best_order.copy()
+                kicked_order[lv] = o
+                e, t2, o2 = search(best_T, P, kicked_order, free_from, cand, ncand, minT0,
+                                   ctx, max_iter)
+                if e < best * (1.0 - 1e-9):
+                    best = e
+                    best_T = t2
+                    best_order = o2
+                    improved = True
     return best, best_T, best_order

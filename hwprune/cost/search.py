@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -142,6 +142,10 @@ class Mapping:
         energy_pj: energy of one group, pJ.
         accesses: ``(levels + 1, 3, 2)`` element reads/writes per storage level and
             operand (weights, inputs, outputs); the last row holds NoC transfers.
+        bounds: the loop nest's own bounds (one group).
+        padded: the bounds the tiles nest in: ``bounds``, or rounded up to a multiple
+            of a spatial factor that does not divide its dimension (partial folds; see
+            :mod:`hwprune.cost.mapper`).
     """
 
     tiles: tuple[tuple[float, ...], ...]
@@ -149,6 +153,15 @@ class Mapping:
     stationary: tuple[str, ...]
     energy_pj: float
     accesses: np.ndarray
+    bounds: tuple[float, ...]
+    padded: tuple[float, ...]
+
+    def utilization(self, units: int) -> float:
+        """Fraction of ``units`` PEs doing real MACs, averaged over the folds: the PEs
+        the unrolling uses times the layer's share of the padded iterations (idle PEs
+        of a partial fold count as unused)."""
+        return float(np.prod(self.spatial) / units
+                     * np.prod(np.array(self.bounds) / np.array(self.padded)))
 
     def describe(self, level_names: tuple[str, ...]) -> str:
         """Compact text: spatial factors, then each level's tile and stationary operand."""
@@ -157,6 +170,9 @@ class Mapping:
             return " ".join(parts) or "1"
 
         text = [f"spatial[{dims(self.spatial)}]"]
+        pads = [f"{d}{p:g}" for d, b, p in zip(DIMS, self.bounds, self.padded) if p != b]
+        if pads:
+            text.append(f"padded[{' '.join(pads)}]")
         for name, tile, stat in zip(level_names, self.tiles, self.stationary):
             text.append(f"{name}[{dims(tile)}]" + ("" if stat == "-" else f"/{stat[0]}"))
         return " ".join(text)
@@ -191,50 +207,106 @@ def _axis_options(bounds: tuple[int, ...], dims: tuple[str, ...], size: int) -> 
     return options
 
 
-def _maximal_assignments(bounds: tuple[int, ...], dims: tuple[str, ...], size: int) -> list[dict]:
-    """Every way to fill one array axis of ``size`` with divisor factors of ``dims``
-    that is maximal: no factor can grow to a larger divisor of its dimension, and no
-    dimension can be added, without exceeding the axis."""
-    divisors = {d: [f for f in range(1, min(bounds[DIMS.index(d)], size) + 1)
-                    if bounds[DIMS.index(d)] % f == 0] for d in dims}
-    found: list[dict] = []
+def _fill_factor(bound: int, room: int) -> int:
+    """The smallest factor that covers ``bound`` in as few folds of at most ``room`` as
+    possible: ``ceil(bound / ceil(bound / room))`` (363 on 32 PEs: 12 folds of 31, the
+    last one partial)."""
+    return -(-bound // -(-bound // room)) if room >= 1 else 1
 
-    def extend(i: int, chosen: dict, used: int) -> None:
-        if i == len(dims):
-            found.append(dict(chosen))
-            return
-        d = dims[i]
-        for f in divisors[d]:
-            if used * f > size:
-                break
-            if f > 1:
-                chosen[d] = f
-            extend(i + 1, chosen, used * f)
-            chosen.pop(d, None)
 
-    extend(0, {}, 1)
+def _maximal_assignments(bounds: tuple[int, ...], dims: tuple[str, ...], size: int,
+                         partial: bool = True) -> list[dict]:
+    """Every way to fill one array axis of ``size`` with factors of ``dims`` that is
+    maximal: no factor can grow to a larger option of its dimension, and no dimension
+    can be added, without exceeding the axis. The options of a dimension are its
+    divisors. With ``partial``, the maximal assignments in which one dimension may also
+    take its fill factor for the room the others leave it (:func:`_fill_factor`:
+    partial folds, the last one with idle PEs) are added, for each dimension in turn."""
+    bound = {d: bounds[DIMS.index(d)] for d in dims}
+    divisors = {d: [f for f in range(1, min(bound[d], size) + 1) if bound[d] % f == 0]
+                for d in dims}
 
-    def maximal(a: dict) -> bool:
-        used = math.prod(a.values())
-        for d in dims:
-            f = a.get(d, 1)
-            if any(g > f and used // f * g <= size for g in divisors[d]):
-                return False
-        return True
+    def maximal_set(filled: str | None) -> list[dict]:
+        def options(d: str, room: int) -> list[int]:
+            found = [f for f in divisors[d] if f <= room]
+            if d == filled and _fill_factor(bound[d], room) > found[-1]:
+                found.append(_fill_factor(bound[d], room))
+            return found
 
-    return [a for a in found if a and maximal(a)]
+        walk = [d for d in dims if d != filled] + ([filled] if filled else [])
+        assignments: list[dict] = []
+
+        def extend(i: int, chosen: dict, used: int) -> None:
+            if i == len(walk):
+                assignments.append(dict(chosen))
+                return
+            d = walk[i]
+            for f in options(d, size // used):
+                if f > 1:
+                    chosen[d] = f
+                extend(i + 1, chosen, used * f)
+                chosen.pop(d, None)
+
+        extend(0, {}, 1)
+
+        def maximal(a: dict) -> bool:
+            used = math.prod(a.values())
+            return not any(g > a.get(d, 1) for d in dims
+                           for g in options(d, size // (used // a.get(d, 1))))
+
+        return [a for a in assignments if a and maximal(a)]
+
+    found = maximal_set(None)
+    for filled in (dims if partial else ()):
+        found += [a for a in maximal_set(filled) if a not in found]
+    return found
+
+
+def padded_bounds(bounds: tuple[int, ...], p: np.ndarray) -> np.ndarray:
+    """The loop bounds a spatial unrolling ``p`` runs: each dimension rounded up to a
+    multiple of its spatial factor (the padding is the idle PEs of the last fold)."""
+    b = np.array(bounds, dtype=np.float64)
+    return np.ceil(b / p - 1e-9) * p
+
+
+def _unrolling(combo) -> np.ndarray:
+    p = np.ones(7)
+    for choice in combo:
+        for d, f in choice.items():
+            p[DIMS.index(d)] *= f
+    return p
+
+
+def _utilization(nest: LoopNest, p: np.ndarray) -> float:
+    """PEs doing real work on average: ``prod(p)`` times the real share of the padded
+    iterations."""
+    bounds = np.array(nest.bounds, dtype=np.float64)
+    return float(np.prod(p) * np.prod(bounds / padded_bounds(nest.bounds, p)))
+
+
+@lru_cache(maxsize=4096)
+def _spatial_candidates(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
+                        fallback: bool) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(p) for p in spatial_candidates(nest, dev, flow, fallback))
+
+
+@lru_cache(maxsize=4096)
+def _partial_candidates(nest: LoopNest, dev: DeviceProfile,
+                        flow: Dataflow) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(p) for p in partial_candidates(nest, dev, flow))
 
 
 def spatial_candidates(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
                        fallback: bool = False) -> list[np.ndarray]:
-    """Spatial unrollings the search considers, best utilization first, every one of
-    them searched:
+    """Spatial unrollings by whole divisors, best utilization first, every one of them
+    searched (:func:`partial_candidates` adds those with partial folds):
 
     * on a 2-D PE array, on each axis every maximal assignment of the dataflow's
-      dimensions to it (:func:`_maximal_assignments`; an axis nothing fits stays idle),
-      in every combination across the two axes whose factors divide their dimensions;
-      with ``fallback`` (no maximal unrolling had a legal mapping), the one- and
-      two-dimension unrollings that use the largest divisors, partly idle axes included;
+      dimensions to it (:func:`_maximal_assignments`; an axis nothing fits stays
+      idle), in every combination across the two axes whose factors divide their
+      dimensions; with ``fallback`` (no maximal unrolling had a legal mapping), the
+      one- and two-dimension unrollings that use the largest divisors, partly idle
+      axes included;
     * across cores or SMs (one axis), the one- and two-dimension splits that use the
       largest divisors (*simplification*: on the built-in cpu and gpu the maximal
       assignments found no cheaper mapping on AlexNet, VGG-16, ResNet-18 and
@@ -249,30 +321,59 @@ def spatial_candidates(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     elif fallback:
         per_axis = [_axis_options(nest.bounds, flow.spatial[i], axes[i]) for i in range(2)]
     else:
-        per_axis = [_maximal_assignments(nest.bounds, flow.spatial[i], axes[i]) or [{}]
-                    for i in range(2)]
-    seen = {}
+        per_axis = [_maximal_assignments(nest.bounds, flow.spatial[i], axes[i], partial=False)
+                    or [{}] for i in range(2)]
     bounds = np.array(nest.bounds)
+    seen = {}
     for combo in itertools.product(*per_axis):
-        p = np.ones(7)
-        for choice in combo:
-            for d, f in choice.items():
-                p[DIMS.index(d)] *= f
-        if np.any(bounds % p != 0):
-            continue
-        seen.setdefault(tuple(p), p)
-    return sorted(seen.values(), key=lambda p: -float(np.prod(p)))
+        p = _unrolling(combo)
+        if np.all(bounds % p == 0):
+            seen.setdefault(tuple(p), p)
+    return sorted(seen.values(), key=lambda p: -_utilization(nest, p))
+
+
+def partial_candidates(nest: LoopNest, dev: DeviceProfile, flow: Dataflow) -> list[np.ndarray]:
+    """Spatial unrollings of a 2-D PE array with partial folds (a factor that does not
+    divide its dimension; the last fold leaves PEs idle): every combination across the
+    two axes of the maximal assignments with one dimension per axis filled
+    (:func:`_maximal_assignments`) that is not a whole-divisor one, best utilization
+    first. Empty for other devices."""
+    if dev.compute.units <= 1:
+        return []
+    axes = array_axes(dev, flow)
+    if len(axes) != 2:
+        return []
+    bounds = np.array(nest.bounds, dtype=np.float64)
+    per_axis = [_maximal_assignments(nest.bounds, flow.spatial[i], axes[i]) or [{}]
+                for i in range(2)]
+    seen = {}
+    for combo in itertools.product(*per_axis):
+        p = _unrolling(combo)
+        # not whole, and one dimension on both axes not past its bound
+        if np.any(bounds % p != 0) and not np.any(p > bounds):
+            seen.setdefault(tuple(p), p)
+    return sorted(seen.values(), key=lambda p: -_utilization(nest, p))
 
 
 def lower_bound(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams, p: np.ndarray) -> float:
     """A lower bound (pJ, one group) on the energy of every mapping of ``nest`` with the
-    spatial unrolling ``p``: the executed MACs and their innermost operand reads; every
+    spatial unrolling ``p``: the executed MACs and their operand reads in the innermost
+    level (where it holds them); every
     weight, input and output crossing each level above the innermost that holds it at
     least once; and across the array, every weight sent to each unit along the
     dimensions it does not depend on (``N E F``), every input to each unit along ``M``,
-    and every output's partial sums reduced across the ``C R S`` units. Inputs and
-    partial sums are scaled by the smallest fraction of innermost tiles that keep a
-    weight (``group_keep``). Used to skip unrollings that cannot beat the best found."""
+    and every output's partial sums reduced across the ``C R S`` units; and every
+    executed MAC's product beyond the first of its output added to a partial sum at
+    the cheapest place that can hold one (a level's read + write, or a network
+    transfer). Inputs and partial sums are scaled by the smallest fraction of innermost
+    tiles that keep a weight (``group_keep``). Used to skip unrollings that cannot beat
+    the best found."""
+    return float(lower_bounds(nest, dev, sparsity, [p])[0])
+
+
+def lower_bounds(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams,
+                 ps) -> np.ndarray:
+    """:func:`lower_bound` of each unrolling in ``ps`` (pJ)."""
     arrays = device_arrays(dev)
     n, m, c, e, f, r, s = nest.bounds
     sh, sw = nest.stride
@@ -286,7 +387,8 @@ def lower_bound(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams, p:
     inputs = n * c * h * w * keep
     outputs = n * m * e * f * keep
     energy = executed * (dev.compute.mac_energy_pj
-                         + arrays.rd[0, 0] * (1.0 + sparsity.index_per_mac) + arrays.rd[0, 1])
+                         + arrays.holds[0, 0] * arrays.rd[0, 0] * (1.0 + sparsity.index_per_mac)
+                         + arrays.holds[0, 1] * arrays.rd[0, 1])
     k = len(arrays.storage)
     holders = [np.flatnonzero(arrays.holds[:, op]) for op in range(3)]
     top_in = int(holders[1][-1]) if len(holders[1]) else -1
@@ -295,18 +397,30 @@ def lower_bound(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams, p:
     for lv in holders[1][holders[1] > 0]:
         energy += inputs * arrays.rd[lv, 1] * (sparsity.input_top_ratio if lv == top_in else 1.0)
     if len(holders[2]):
-        energy += outputs * arrays.wr[holders[2][-1], 2]
-    if arrays.noc is not None and 0 <= arrays.sp < k - 1:
-        pn, pm, pc, pe, pf, pr, ps = p
+        energy += (n * m * e * f * min(keep, sparsity.output_top_ratio)
+                   * arrays.wr[holders[2][-1], 2])
+    # Every executed MAC's product but the first of each output is added to a partial
+    # sum somewhere: a read and a write at a level, or a transfer on the array network
+    # (those reduced across the array are counted below, at the network's cost).
+    adds = [arrays.rd[lv, 2] + arrays.wr[lv, 2] for lv in {0, *holders[2]}]
+    if arrays.noc is not None:
+        adds.append(arrays.noc_pj[2])
+    accumulations = max(0.0, executed - n * m * e * f)
+    energies = np.full(len(ps), energy)
+    reduced = np.zeros(len(ps))
+    if arrays.noc is not None and 0 <= arrays.sp < k - 1 and len(ps):
+        pn, pm, pc, pe, pf, pr, ps_ = np.array(ps, dtype=np.float64).T
         sp = arrays.sp
         crosses = [bool(np.any(h <= sp)) and bool(np.any(h > sp)) for h in holders]
         if crosses[0]:
-            energy += weights * pn * pe * pf * arrays.noc_pj[0]
+            energies += weights * pn * pe * pf * arrays.noc_pj[0]
         if crosses[1]:
-            energy += inputs * pm * arrays.noc_pj[1]
+            energies += inputs * pm * arrays.noc_pj[1]
         if crosses[2]:
-            energy += outputs * (pc * pr * ps - 1.0) * arrays.noc_pj[2]
-    return energy * (1.0 - 1e-9)
+            reduced = outputs * (pc * pr * ps_ - 1.0)
+            energies += reduced * arrays.noc_pj[2]
+    energies += np.maximum(0.0, accumulations - reduced) * min(adds)
+    return energies * (1.0 - 1e-9)
 
 
 def _initial_tiles(bounds: np.ndarray, p: np.ndarray, min_t0: np.ndarray, k: int,
@@ -319,10 +433,13 @@ def _initial_tiles(bounds: np.ndarray, p: np.ndarray, min_t0: np.ndarray, k: int
     return t
 
 
-def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
-    """The loop bounds and the constants tuple the numba kernels take."""
+def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams,
+             padded: tuple[float, ...] | None = None):
+    """The loop bounds the tiles nest in (``padded``, default the nest's own) and the
+    constants tuple the numba kernels take."""
     arrays = device_arrays(dev)
-    bounds = np.array(nest.bounds, dtype=np.float64)
+    real = np.array(nest.bounds, dtype=np.float64)
+    bounds = real if padded is None else np.array(padded, dtype=np.float64)
     sh, sw = (float(s) for s in nest.stride)
     in_h, in_w = (float(x) for x in nest.in_hw)
     ctx = (bounds, sh, sw, in_h, in_w, arrays.sp, arrays.noc is not None, arrays.holds,
@@ -331,7 +448,7 @@ def _context(nest: LoopNest, dev: DeviceProfile, sparsity: SparsityParams):
            sparsity.executed, sparsity.weight_ratio, sparsity.index_per_mac,
            sparsity.input_top_ratio, float(sparsity.group_weights), float(sparsity.group_keep),
            1.0 if dev.fills == "charged" else 0.0, float(sparsity.output_top_ratio),
-           arrays.loops_ok, bool(dev.memory[0].sliding_window))
+           arrays.loops_ok, bool(dev.memory[0].sliding_window), real)
     return bounds, ctx
 
 
@@ -339,12 +456,40 @@ def price_mapping(mapping: Mapping, nest: LoopNest, dev: DeviceProfile,
                   sparsity: SparsityParams) -> Mapping:
     """The same tiles, spatial unrolling and orders priced under other sparsity
     (energy ``inf`` if the tiles no longer fit)."""
-    _, ctx = _context(nest, dev, sparsity)
+    _, ctx = _context(nest, dev, sparsity, mapping.padded)
     k = len(mapping.tiles)
     acc = np.zeros((k + 1, 3, 2))
     order = np.array([0] + [STATIONARY.index(x) for x in mapping.stationary[1:]], dtype=np.int64)
     energy = evaluate(np.array(mapping.tiles), np.array(mapping.spatial), order, *ctx, acc)
-    return Mapping(mapping.tiles, mapping.spatial, mapping.stationary, float(energy), acc)
+    return replace(mapping, energy_pj=float(energy), accesses=acc)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One padded loop nest to search: its bounds, the kernels' constants, each
+    dimension's tile candidates (its divisors) and the smallest innermost tiles."""
+
+    bounds: np.ndarray
+    ctx: tuple
+    cand: np.ndarray
+    ncand: np.ndarray
+    min_t0: np.ndarray
+
+
+def _problem(nest: LoopNest, dev: DeviceProfile, flow: Dataflow, sparsity: SparsityParams,
+             padded: np.ndarray, pin: bool) -> _Problem:
+    bounds, ctx = _context(nest, dev, sparsity, tuple(float(v) for v in padded))
+    cand_lists = [_candidates(int(round(b))) for b in bounds]
+    width = max(len(c) for c in cand_lists)
+    cand = np.zeros((7, width))
+    for d, values in enumerate(cand_lists):
+        cand[d, :len(values)] = values
+    ncand = np.array([len(c) for c in cand_lists], dtype=np.int64)
+    min_t0 = np.ones(7)
+    if pin:
+        for d in flow.pinned:
+            min_t0[DIMS.index(d)] = bounds[DIMS.index(d)]
+    return _Problem(bounds, ctx, cand, ncand, min_t0)
 
 
 def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
@@ -356,28 +501,20 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
     with its dense mapping guarantees it never costs more than the dense layer.
     """
     arrays = device_arrays(dev)
-    bounds, ctx = _context(nest, dev, sparsity)
     k = len(arrays.storage)
-    cand_lists = [_candidates(b) for b in nest.bounds]
-    width = max(len(c) for c in cand_lists)
-    cand = np.zeros((7, width))
-    for d, values in enumerate(cand_lists):
-        cand[d, :len(values)] = values
-    ncand = np.array([len(c) for c in cand_lists], dtype=np.int64)
-    pinned = np.ones(7)
-    for d in flow.pinned:
-        pinned[DIMS.index(d)] = bounds[DIMS.index(d)]
     # A pinned dimension too long for the innermost level (a 16-wide filter row on
     # Eyeriss's 12-entry ifmap scratchpad) is split into passes: searched unpinned. An
     # array that no maximal unrolling fits (its per-PE tiles too small for any) is
     # searched again with the partly idle unrollings.
-    tries = [(m, False) for m in ([pinned, np.ones(7)] if flow.pinned else [pinned])]
-    for min_t0, fallback in tries + [(m, True) for m, _ in tries]:
-        best = _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t0, k,
-                           fallback)
+    tries = [True, False] if flow.pinned else [False]
+    for fallback in (False, True):
+        for pin in tries:
+            best = _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback)
+            if np.isfinite(best[0]):
+                break
         if np.isfinite(best[0]):
             break
-    energy, tiles, order, p = best
+    energy, tiles, order, p, problem = best
     if not np.isfinite(energy):
         raise InputError(
             f"no legal mapping of loop nest {dict(zip(DIMS, nest.bounds))} on device "
@@ -387,7 +524,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
                 if lvl.kind not in BACKING_KINDS)
         )
     acc = np.zeros((k + 1, 3, 2))
-    evaluate(tiles, p, order, *ctx, acc)
+    evaluate(tiles, p, order, *problem.ctx, acc)
     stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
     return Mapping(
         tiles=tuple(tuple(float(v) for v in row) for row in tiles),
@@ -395,6 +532,8 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
         stationary=stationary,
         energy_pj=float(energy),
         accesses=acc,
+        bounds=tuple(float(v) for v in nest.bounds),
+        padded=tuple(float(v) for v in problem.bounds),
     )
 
 
@@ -415,10 +554,10 @@ def _greedy_tiles(t, p, sp, order, cand, ncand, min_t0, bounds, k, ctx) -> np.nd
     return t
 
 
-def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t0, k,
-                fallback=False):
-    """(energy, tiles, order, spatial) of the best mapping from every start, refined
-    (infinite energy: none legal) with the innermost tiles at least ``min_t0``."""
+def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
+    """(energy, tiles, order, spatial, problem) of the best mapping from every start,
+    refined (infinite energy: none legal); ``pin``: the innermost tiles hold the
+    dataflow's pinned dimensions whole."""
     arrays = device_arrays(dev)
     fixed = flow.stationary is not None
     # A preset's stationary operand is the one kept in the innermost level (level 1's
@@ -426,34 +565,52 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
     free_from = 2 if fixed else 1
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
     sp = arrays.sp
-    best = (np.inf, None, None, None)
+    problems: dict[tuple, _Problem] = {}
+
+    def problem_of(p: np.ndarray) -> _Problem:
+        padded = padded_bounds(nest.bounds, p)
+        key = tuple(padded)
+        if key not in problems:
+            problems[key] = _problem(nest, dev, flow, sparsity, padded, pin)
+        return problems[key]
+
+    best = (np.inf, None, None, None, None)
     order_starts = [order0] if fixed else [np.full(k, o, dtype=np.int64) for o in range(3)]
-    spatial = spatial_candidates(nest, dev, flow, fallback) if sp >= 0 else [np.ones(7)]
-    for p in spatial:
-        if USE_BOUND and lower_bound(nest, dev, sparsity, p) >= best[0]:
+    spatial = ([np.array(p) for p in _spatial_candidates(nest, dev, flow, fallback)]
+               if sp >= 0 else [np.ones(7)])
+    if sp >= 0 and not fallback:
+        spatial += [np.array(p) for p in _partial_candidates(nest, dev, flow)]
+    bound = dict(zip(map(tuple, spatial), lower_bounds(nest, dev, sparsity, spatial)))
+    # The lowest bound first: the sooner a good mapping is found, the more unrollings
+    # the bound skips.
+    for p in sorted(spatial, key=lambda p: bound[tuple(p)]):
+        if USE_BOUND and bound[tuple(p)] >= best[0]:
             continue            # no mapping with this unrolling can beat the best found
-        t0 = _initial_tiles(bounds, p, min_t0, k, sp)
+        pr = problem_of(p)
+        t0 = _initial_tiles(pr.bounds, p, pr.min_t0, k, sp)
         for start in order_starts:
-            energy, tiles, order = search(t0, p, start, free_from, cand, ncand, min_t0,
-                                          ctx, MAX_ITER)
+            energy, tiles, order = search(t0, p, start, free_from, pr.cand, pr.ncand, pr.min_t0,
+                                          pr.ctx, MAX_ITER)
             if energy < best[0]:
-                best = (energy, tiles, order, p)
+                best = (energy, tiles, order, p, pr)
     if seed is not None:
         seed_p = np.array(seed.spatial)
+        pr = problem_of(seed_p)
         seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
                               dtype=np.int64)
         energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, free_from,
-                                      cand, ncand, min_t0, ctx, MAX_ITER)
+                                      pr.cand, pr.ncand, pr.min_t0, pr.ctx, MAX_ITER)
         if energy < best[0]:
-            best = (energy, tiles, order, seed_p)
-    energy, tiles, order, p = best
+            best = (energy, tiles, order, seed_p, pr)
+    energy, tiles, order, p, pr = best
     if np.isfinite(energy):
+        cand, ncand, min_t0, ctx = pr.cand, pr.ncand, pr.min_t0, pr.ctx
         # More diverse starts for the best spatial unrolling: the innermost tile grown
         # as far as it goes along one dimension.
-        t0 = _initial_tiles(bounds, p, min_t0, k, sp)
+        t0 = _initial_tiles(pr.bounds, p, min_t0, k, sp)
         for d in range(7):
             start_t = t0.copy()
-            if not _jump(start_t, p, sp, 0, d, 1, cand, ncand, min_t0, bounds, k):
+            if not _jump(start_t, p, sp, 0, d, 1, cand, ncand, min_t0, pr.bounds, k):
                 continue
             for start in order_starts:
                 e, t2, o2 = search(start_t, p, start, free_from, cand, ncand, min_t0,
@@ -465,10 +622,9 @@ def _search_all(nest, dev, flow, sparsity, seed, bounds, ctx, cand, ncand, min_t
         # And from the largest tiles that fit, outermost on-chip level first (a layer
         # that fits a big buffer whole: single steps from small tiles can stall short
         # of it, each one costing more before several together cost less).
-        greedy = _greedy_tiles(_initial_tiles(bounds, p, min_t0, k, sp), p, sp, order0, cand, ncand,
-                               min_t0, bounds, k, ctx)
+        greedy = _greedy_tiles(t0, p, sp, order0, cand, ncand, min_t0, pr.bounds, k, ctx)
         for start in order_starts:
             e, t2, o2 = search(greedy, p, start, free_from, cand, ncand, min_t0, ctx, MAX_ITER)
             if e < energy:
                 energy, tiles, order = e, t2, o2
-    return energy, tiles, order, p
+    return energy, tiles, order, p, pr

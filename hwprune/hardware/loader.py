@@ -643,9 +643,14 @@ def _check_hierarchy(ck: _Checker, levels: tuple[MemoryLevel, ...], energy_unit:
                       "it cannot be the innermost level")
     if sum(lvl.kind == "noc" for lvl in levels) > 1:
         raise ck.fail("memory", "at most one 'noc' level is accepted")
-    if set(levels[0].holds) != set(OPERANDS):
+    if "outputs" not in levels[0].holds:
         raise ck.fail("memory[0].holds", "the innermost level feeds the MACs and must hold "
-                      "every operand: " + ", ".join(OPERANDS))
+                      "the outputs (their partial sums); weights and inputs may bypass it "
+                      "(read from the next level holding them at every MAC that needs a new "
+                      "one)")
+    if levels[0].sliding_window and "inputs" not in levels[0].holds:
+        raise ck.fail("memory[0].sliding_window", "the level does not hold inputs, so it keeps "
+                      "no input window; leave sliding_window out or add inputs to holds")
     for operand in OPERANDS:
         outer = [i for i, lvl in enumerate(levels) if operand in lvl.holds][-1]
         if levels[outer].kind not in BACKING_KINDS:
