@@ -1,5 +1,11 @@
 """Time hwprune's energy estimate for every built-in network on every built-in device,
-and ZigZag (PyPI zigzag-dse) on AlexNet with its Eyeriss-like example, in one run.
+and ZigZag (PyPI zigzag-dse) on AlexNet with its eyeriss_like example beside hwprune
+on the same hierarchy (``benchmarks/peers/zigzag_eyeriss_like.toml``), in one run.
+
+hwprune prices the built-in AlexNet (torchvision's, ungrouped; ZigZag's ONNX is the
+BVLC one, with grouped conv2/4/5) with its layers searched on
+``hwprune.cost.energy.SEARCH_THREADS`` threads (the machine's cores); ZigZag runs one
+process.
 
 Each hwprune figure is the median of ``--repeats`` full estimates with the mapping
 cache cleared before each, so every layer's mapping is searched again; the numba
@@ -26,6 +32,8 @@ from hwprune.cost import energy as energy_module  # noqa: E402
 from hwprune.cost import search as search_module  # noqa: E402
 
 DEVICES = ("eyeriss", "core-i7", "titan-x", "cortex-m4")
+MIRROR = Path(__file__).resolve().parent / "peers" / "zigzag_eyeriss_like.toml"
+"""hwprune's profile of ZigZag's eyeriss_like hierarchy, for the same work as the peer."""
 
 
 def time_estimate(net: str, dev: str, repeats: int) -> tuple[float, float, int]:
@@ -72,13 +80,13 @@ def main(argv=None) -> int:
 
         problem = zigzag_import_problem()
         if problem is None:
-            ours, _, _ = time_estimate("alexnet", "eyeriss", args.repeats)
+            ours, _, _ = time_estimate("alexnet", str(MIRROR), args.repeats)
             peer = run_zigzag_alexnet()
             rows.append({"tool": "zigzag", "network": "alexnet", "device": "eyeriss_like",
                          "layers": peer["layers"], "median_s": peer["seconds"],
                          "energy_pj": peer["energy_pj"]})
-            print(f"\nAlexNet on an Eyeriss-like accelerator, same run:"
-                  f"\n  hwprune {ours:.3f} s (median of {args.repeats})"
+            print(f"\nAlexNet on ZigZag's eyeriss_like accelerator, same run:"
+                  f"\n  hwprune {ours:.3f} s (median of {args.repeats}; profile {MIRROR.name})"
                   f"\n  ZigZag {peer['version']} {peer['seconds']:.1f} s (one run, "
                   f"{peer['layers']} layers)"
                   f"\n  ratio  {peer['seconds'] / ours:.0f}x")

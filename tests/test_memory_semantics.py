@@ -306,3 +306,48 @@ def test_the_innermost_level_must_hold_outputs_and_a_window_needs_inputs(tmp_pat
         _bypass_toy(tmp_path, holds='["weights", "inputs"]')
     with pytest.raises(ProfileError, match=r"memory\[0\]\.sliding_window.*does not hold inputs"):
         _bypass_toy(tmp_path, extra="sliding_window = true")
+
+
+def test_the_second_stationary_operand_of_a_loop_order_by_hand():
+    """A level that iterates over M = 4 and C = 3 only. 'weights, then outputs' runs C
+    before M: the outputs stay while C runs (3 uses per load), the inputs move at once;
+    'weights, then inputs' runs M first: the inputs stay while M runs (4 uses)."""
+    from hwprune.cost.mapper import ORDER_NAMES, _stationary
+
+    trips = np.ones((2, 7))
+    trips[1, 1], trips[1, 2] = 4, 3                       # M, C at level 1
+    then_outputs = np.array([0, ORDER_NAMES.index("weights")], dtype=np.int64)
+    then_inputs = np.array([0, ORDER_NAMES.index("weights, then inputs")], dtype=np.int64)
+    assert _stationary(1, 0, 1, trips, then_outputs) == 1
+    assert _stationary(2, 0, 1, trips, then_outputs) == 3
+    assert _stationary(1, 0, 1, trips, then_inputs) == 4
+    assert _stationary(2, 0, 1, trips, then_inputs) == 1
+    assert _stationary(0, 0, 1, trips, then_inputs) == 1     # weights move with both
+
+
+def test_a_preset_keeps_its_stationary_operand_innermost():
+    """Weight-stationary fixes the first operand of the innermost level's order; the
+    second is searched (and every order above)."""
+    from hwprune.cost.dataflow import get_dataflow
+    from hwprune.cost.densities import Density
+    from hwprune.cost.energy import sparsity_params
+    from hwprune.cost.loopnest import LoopNest
+    from hwprune.cost.search import find_mapping
+
+    dev = hwprune.device("eyeriss")
+    flow = get_dataflow("weight-stationary", dev)
+    for layer in ("conv2", "conv4", "fc7"):
+        nest = LoopNest.of(hwprune.network("alexnet")[layer])
+        mapping = find_mapping(nest, dev, flow, sparsity_params(nest, dev, Density(), "dense")[0])
+        assert mapping.stationary[1] in ("weights", "weights, then inputs")
+
+
+def test_a_stride_longer_than_the_kernel_leaves_gaps_in_the_input_footprint():
+    """4 x 4 outputs of a 1x1 kernel at stride 2 touch 4 x 4 inputs (not the 7 x 7
+    their span covers); of a 3x3 kernel at stride 2, the contiguous 9 x 9."""
+    from hwprune.cost.mapper import _footprint
+
+    one = np.array([1, 1, 1, 4, 4, 1, 1], dtype=float)
+    three = np.array([1, 1, 1, 4, 4, 3, 3], dtype=float)
+    assert _footprint(1, one, 2.0, 2.0, 100.0, 100.0) == 16
+    assert _footprint(1, three, 2.0, 2.0, 100.0, 100.0) == 81

@@ -5,7 +5,8 @@ every storage level ``l`` (innermost ``0`` to outermost ``K-1``, NoC excluded), 
 ``T[l]`` of each dimension that one instance of the level holds, the spatial unrolling
 ``P`` across the device's units (applied above the per-unit level ``sp``), and the loop
 order at each level, named by the operand that stays stationary (0 outputs,
-1 weights, 2 inputs; :data:`hwprune.cost.dataflow.STATIONARY`).
+1 weights, 2 inputs; :data:`hwprune.cost.dataflow.STATIONARY`) and, for rows 3-5 of
+:data:`ORDERS`, the one that stays while the next block of loops runs.
 
 Counting rules (Chen et al., ISCA 2016 convention; "access" = one element moved
 between a level and the level below it):
@@ -44,7 +45,8 @@ between a level and the level below it):
   evenly over the loads (a real last fold moves exactly its own data; the two agree
   in total, not per loop).
 * Input footprints include the convolution halo, ``(e-1)·stride + r`` rows, capped at
-  the unpadded input size.
+  the unpadded input size; with a stride longer than the kernel (a 1x1 convolution at
+  stride 2) only the ``e·r`` rows the windows touch.
 
 Granularity-aware reuse: with weights pruned in groups of ``g`` consecutive weights of
 a filter's ``C x R x S`` (1: fine-grained; a kernel row, ``g = S``: vector; a kernel,
@@ -76,13 +78,26 @@ RELEVANT = np.array(
      [1, 1, 0, 1, 1, 0, 0]],  # outputs
     dtype=np.bool_,
 )
-# Loop orders, innermost first, one per stationary operand.
+# Loop orders, innermost first: one per pair of operands that stay, the first while
+# the innermost block of loops (those irrelevant to it) runs, the second while the
+# next block does. Rows 0-2 are indexed by the first operand (0 outputs, 1 weights,
+# 2 inputs, as in :data:`hwprune.cost.dataflow.STATIONARY`).
 ORDERS = np.array(
-    [[6, 5, 2, 4, 3, 0, 1],   # outputs stay: S R C | F E N | M
-     [4, 3, 0, 6, 5, 2, 1],   # weights stay: F E N | S R C | M
-     [1, 6, 5, 2, 4, 3, 0]],  # inputs stay:  M | S R C F E N
+    [[6, 5, 2, 4, 3, 0, 1],   # outputs, then weights: S R C | F E N | M
+     [4, 3, 0, 6, 5, 2, 1],   # weights, then outputs: F E N | S R C | M
+     [1, 6, 5, 2, 4, 3, 0],   # inputs, then outputs:  M | S R C | F E N
+     [6, 5, 2, 1, 4, 3, 0],   # outputs, then inputs:  S R C | M | F E N
+     [4, 3, 0, 1, 6, 5, 2],   # weights, then inputs:  F E N | M | S R C
+     [1, 4, 3, 0, 6, 5, 2]],  # inputs, then weights:  M | F E N | S R C
     dtype=np.int64,
 )
+ORDER_NAMES = ("outputs", "weights", "inputs",
+               "outputs, then inputs", "weights, then inputs", "inputs, then weights")
+"""Names of :data:`ORDERS`' rows (a mapping's ``stationary``); the first three are
+the operands of :data:`hwprune.cost.dataflow.STATIONARY`."""
+ORDER_ABBREV = ("o", "w", "i", "oi", "wi", "iw")
+ORDER_FIRST = np.array([0, 1, 2, 0, 1, 2], dtype=np.int64)
+"""The operand (index into :data:`STATIONARY`) each order keeps innermost."""
 EPS = 1e-9
 
 
@@ -100,8 +115,9 @@ def _footprint(op, t, sh, sw, in_h, in_w):
         return t[1] * t[2] * t[5] * t[6]
     if op == 2:
         return t[0] * t[1] * t[3] * t[4]
-    h = (t[3] - 1.0) * sh + t[5]
-    w = (t[4] - 1.0) * sw + t[6]
+    # e windows of r rows, s apart: contiguous when r >= s, else only their rows
+    h = min((t[3] - 1.0) * sh + t[5], t[3] * t[5])
+    w = min((t[4] - 1.0) * sw + t[6], t[4] * t[6])
     if h > in_h:
         h = in_h
     if w > in_w:
@@ -441,12 +457,12 @@ def _step(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
 
 
 @njit(cache=True, nogil=True)
-def search(T0, P, order0, free_from, cand, ncand, minT0, ctx, max_iter):
+def search(T0, P, order0, allowed, cand, ncand, minT0, ctx, max_iter):
     """Hill-climb from ``T0``/``order0``, taking the best improving neighbour until
     none improves. The neighbours are, first, single-dimension steps (with the tiles
-    above and below following) and order changes at levels ``free_from`` and above (1:
-    every level's order is searched; 2: level 1's, which sets what stays in the
-    innermost level, is the dataflow's); when none of those improves, paired
+    above and below following) and changes of a level's order to another that
+    ``allowed[level, order]`` permits (a preset's stationary operand fixes the first
+    operand of level 1's order); when none of those improves, paired
     grow-one/shrink-another steps at one level.
 
     ``ctx`` is the tuple of :func:`evaluate`'s arguments after ``order`` and before
@@ -475,9 +491,9 @@ def search(T0, P, order0, free_from, cand, ncand, minT0, ctx, max_iter):
                     if e < cand_best * (1.0 - 1e-12):
                         cand_best = e
                         best_T = trial
-        for lv in range(free_from, K):
-            for o in range(3):
-                if o == order[lv]:
+        for lv in range(K):
+            for o in range(ORDERS.shape[0]):
+                if o == order[lv] or not allowed[lv, o]:
                     continue
                 trial_order = order.copy()
                 trial_order[lv] = o
@@ -524,7 +540,7 @@ def _jump(T, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
 
 
 @njit(cache=True, nogil=True)
-def refine(T, P, order, free_from, cand, ncand, minT0, ctx, max_iter):
+def refine(T, P, order, allowed, cand, ncand, minT0, ctx, max_iter):
     """Iterated local search around a hill-climbed mapping: kick one tile to its
     smallest or largest legal size, or one searched level's order to another, climb
     again, keep the result if it is cheaper; repeat until no kick helps. Returns
@@ -545,20 +561,20 @@ def refine(T, P, order, free_from, cand, ncand, minT0, ctx, max_iter):
                     kicked = best_T.copy()
                     if not _jump(kicked, P, sp, lv, d, direction, cand, ncand, minT0, D, K):
                         continue
-                    e, t2, o2 = search(kicked, P, best_order, free_from, cand, ncand, minT0,
+                    e, t2, o2 = search(kicked, P, best_order, allowed, cand, ncand, minT0,
                                        ctx, max_iter)
                     if e < best * (1.0 - 1e-9):
                         best = e
                         best_T = t2
                         best_order = o2
                         improved = True
-        for lv in range(free_from, K):
-            for o in range(3):
-                if o == best_order[lv]:
+        for lv in range(K):
+            for o in range(ORDERS.shape[0]):
+                if o == best_order[lv] or not allowed[lv, o]:
                     continue
                 kicked_order = best_order.copy()
                 kicked_order[lv] = o
-                e, t2, o2 = search(best_T, P, kicked_order, free_from, cand, ncand, minT0,
+                e, t2, o2 = search(best_T, P, kicked_order, allowed, cand, ncand, minT0,
                                    ctx, max_iter)
                 if e < best * (1.0 - 1e-9):
                     best = e

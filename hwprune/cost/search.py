@@ -21,7 +21,18 @@ from ..errors import InputError
 from ..hardware.profile import BACKING_KINDS, OPERANDS, DeviceProfile, MemoryLevel
 from .dataflow import STATIONARY, Dataflow, array_axes
 from .loopnest import DIMS, LoopNest
-from .mapper import _cost, _jump, _step, evaluate, refine, search
+from .mapper import (
+    ORDER_ABBREV,
+    ORDER_FIRST,
+    ORDER_NAMES,
+    ORDERS,
+    _cost,
+    _jump,
+    _step,
+    evaluate,
+    refine,
+    search,
+)
 
 MAX_ITER = 400
 
@@ -137,8 +148,10 @@ class Mapping:
     Attributes:
         tiles: per storage level (innermost first), the tile of each dimension.
         spatial: factor of each dimension unrolled across units or the PE array.
-        stationary: per storage level, the operand kept in the level below while
-            the innermost loops run (``"-"`` for level 0, whose loops feed the MACs).
+        stationary: per storage level, its loop order (:data:`mapper.ORDER_NAMES`):
+            the operand kept in the level below while the innermost loops run, and
+            for some orders the one kept while the next block runs (``"-"`` for
+            level 0, whose loops feed the MACs).
         energy_pj: energy of one group, pJ.
         accesses: ``(levels + 1, 3, 2)`` element reads/writes per storage level and
             operand (weights, inputs, outputs); the last row holds NoC transfers.
@@ -174,7 +187,8 @@ class Mapping:
         if pads:
             text.append(f"padded[{' '.join(pads)}]")
         for name, tile, stat in zip(level_names, self.tiles, self.stationary):
-            text.append(f"{name}[{dims(tile)}]" + ("" if stat == "-" else f"/{stat[0]}"))
+            text.append(f"{name}[{dims(tile)}]"
+                        + ("" if stat == "-" else f"/{ORDER_ABBREV[ORDER_NAMES.index(stat)]}"))
         return " ".join(text)
 
 
@@ -459,7 +473,7 @@ def price_mapping(mapping: Mapping, nest: LoopNest, dev: DeviceProfile,
     _, ctx = _context(nest, dev, sparsity, mapping.padded)
     k = len(mapping.tiles)
     acc = np.zeros((k + 1, 3, 2))
-    order = np.array([0] + [STATIONARY.index(x) for x in mapping.stationary[1:]], dtype=np.int64)
+    order = np.array([0] + [ORDER_NAMES.index(x) for x in mapping.stationary[1:]], dtype=np.int64)
     energy = evaluate(np.array(mapping.tiles), np.array(mapping.spatial), order, *ctx, acc)
     return replace(mapping, energy_pj=float(energy), accesses=acc)
 
@@ -525,7 +539,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
         )
     acc = np.zeros((k + 1, 3, 2))
     evaluate(tiles, p, order, *problem.ctx, acc)
-    stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
+    stationary = ("-",) + tuple(ORDER_NAMES[o] for o in order[1:])
     return Mapping(
         tiles=tuple(tuple(float(v) for v in row) for row in tiles),
         spatial=tuple(float(v) for v in p),
@@ -560,10 +574,14 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
     dataflow's pinned dimensions whole."""
     arrays = device_arrays(dev)
     fixed = flow.stationary is not None
-    # A preset's stationary operand is the one kept in the innermost level (level 1's
-    # order); the orders of the levels above are searched either way.
-    free_from = 2 if fixed else 1
+    # A preset's stationary operand is the one kept in the innermost level (the first
+    # operand of level 1's order); the rest is searched either way. Level 0's order
+    # feeds the MACs and is not searched.
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
+    allowed = np.ones((k, len(ORDERS)), dtype=np.bool_)
+    allowed[0] = False
+    if fixed:
+        allowed[1] = ORDER_FIRST == order0[1]
     sp = arrays.sp
     problems: dict[tuple, _Problem] = {}
 
@@ -578,27 +596,33 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
     order_starts = [order0] if fixed else [np.full(k, o, dtype=np.int64) for o in range(3)]
     spatial = ([np.array(p) for p in _spatial_candidates(nest, dev, flow, fallback)]
                if sp >= 0 else [np.ones(7)])
+    whole = len(spatial)
     if sp >= 0 and not fallback:
         spatial += [np.array(p) for p in _partial_candidates(nest, dev, flow)]
-    bound = dict(zip(map(tuple, spatial), lower_bounds(nest, dev, sparsity, spatial)))
+    bound = lower_bounds(nest, dev, sparsity, spatial)
     # The lowest bound first: the sooner a good mapping is found, the more unrollings
-    # the bound skips.
-    for p in sorted(spatial, key=lambda p: bound[tuple(p)]):
-        if USE_BOUND and bound[tuple(p)] >= best[0]:
+    # the bound skips. Unrollings with partial folds are climbed from the loop orders of
+    # the best mapping found so far only.
+    for i in np.argsort(bound, kind="stable"):
+        p = spatial[i]
+        if USE_BOUND and bound[i] >= best[0]:
             continue            # no mapping with this unrolling can beat the best found
         pr = problem_of(p)
         t0 = _initial_tiles(pr.bounds, p, pr.min_t0, k, sp)
-        for start in order_starts:
-            energy, tiles, order = search(t0, p, start, free_from, pr.cand, pr.ncand, pr.min_t0,
+        starts = order_starts
+        if i >= whole and best[2] is not None:
+            starts = [best[2]]      # a partial fold: from the best mapping's orders
+        for start in starts:
+            energy, tiles, order = search(t0, p, start, allowed, pr.cand, pr.ncand, pr.min_t0,
                                           pr.ctx, MAX_ITER)
             if energy < best[0]:
                 best = (energy, tiles, order, p, pr)
     if seed is not None:
         seed_p = np.array(seed.spatial)
         pr = problem_of(seed_p)
-        seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
+        seed_order = np.array([0] + [ORDER_NAMES.index(x) for x in seed.stationary[1:]],
                               dtype=np.int64)
-        energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, free_from,
+        energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, allowed,
                                       pr.cand, pr.ncand, pr.min_t0, pr.ctx, MAX_ITER)
         if energy < best[0]:
             best = (energy, tiles, order, seed_p, pr)
@@ -613,18 +637,18 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
             if not _jump(start_t, p, sp, 0, d, 1, cand, ncand, min_t0, pr.bounds, k):
                 continue
             for start in order_starts:
-                e, t2, o2 = search(start_t, p, start, free_from, cand, ncand, min_t0,
+                e, t2, o2 = search(start_t, p, start, allowed, cand, ncand, min_t0,
                                    ctx, MAX_ITER)
                 if e < energy:
                     energy, tiles, order = e, t2, o2
-        energy, tiles, order = refine(tiles, p, order, free_from, cand, ncand, min_t0,
+        energy, tiles, order = refine(tiles, p, order, allowed, cand, ncand, min_t0,
                                       ctx, MAX_ITER)
         # And from the largest tiles that fit, outermost on-chip level first (a layer
         # that fits a big buffer whole: single steps from small tiles can stall short
         # of it, each one costing more before several together cost less).
         greedy = _greedy_tiles(t0, p, sp, order0, cand, ncand, min_t0, pr.bounds, k, ctx)
         for start in order_starts:
-            e, t2, o2 = search(greedy, p, start, free_from, cand, ncand, min_t0, ctx, MAX_ITER)
+            e, t2, o2 = search(greedy, p, start, allowed, cand, ncand, min_t0, ctx, MAX_ITER)
             if e < energy:
                 energy, tiles, order = e, t2, o2
     return energy, tiles, order, p, pr
