@@ -5,8 +5,7 @@ every storage level ``l`` (innermost ``0`` to outermost ``K-1``, NoC excluded), 
 ``T[l]`` of each dimension that one instance of the level holds, the spatial unrolling
 ``P`` across the device's units (applied above the per-unit level ``sp``), and the loop
 order at each level, named by the operand that stays stationary (0 outputs,
-1 weights, 2 inputs; :data:`hwprune.cost.dataflow.STATIONARY`) and, for rows 3-5 of
-:data:`ORDERS`, the one that stays while the next block of loops runs.
+1 weights, 2 inputs; :data:`hwprune.cost.dataflow.STATIONARY`).
 
 Counting rules (Chen et al., ISCA 2016 convention; "access" = one element moved
 between a level and the level below it):
@@ -78,26 +77,20 @@ RELEVANT = np.array(
      [1, 1, 0, 1, 1, 0, 0]],  # outputs
     dtype=np.bool_,
 )
-# Loop orders, innermost first: one per pair of operands that stay, the first while
-# the innermost block of loops (those irrelevant to it) runs, the second while the
-# next block does. Rows 0-2 are indexed by the first operand (0 outputs, 1 weights,
-# 2 inputs, as in :data:`hwprune.cost.dataflow.STATIONARY`).
+# Loop orders, innermost first, one per stationary operand. Each dimension is
+# irrelevant to exactly one operand (N E F to weights, M to inputs, C R S to outputs),
+# and every count of :func:`evaluate` depends on a level's order only through the
+# innermost run of loops irrelevant to each operand; so any order of a level's loops
+# is matched or beaten, for every operand at once, by the one of these three whose
+# first block holds the dimension of its innermost iterating loop
+# (``tests/test_memory_semantics.py`` checks it against every permutation). The order
+# within a block matters only to which loop slides an input window (:func:`_slide`).
 ORDERS = np.array(
-    [[6, 5, 2, 4, 3, 0, 1],   # outputs, then weights: S R C | F E N | M
-     [4, 3, 0, 6, 5, 2, 1],   # weights, then outputs: F E N | S R C | M
-     [1, 6, 5, 2, 4, 3, 0],   # inputs, then outputs:  M | S R C | F E N
-     [6, 5, 2, 1, 4, 3, 0],   # outputs, then inputs:  S R C | M | F E N
-     [4, 3, 0, 1, 6, 5, 2],   # weights, then inputs:  F E N | M | S R C
-     [1, 4, 3, 0, 6, 5, 2]],  # inputs, then weights:  M | F E N | S R C
+    [[6, 5, 2, 4, 3, 0, 1],   # outputs stay: S R C | F E N | M
+     [4, 3, 0, 6, 5, 2, 1],   # weights stay: F E N | S R C | M
+     [1, 6, 5, 2, 4, 3, 0]],  # inputs stay:  M | S R C F E N
     dtype=np.int64,
 )
-ORDER_NAMES = ("outputs", "weights", "inputs",
-               "outputs, then inputs", "weights, then inputs", "inputs, then weights")
-"""Names of :data:`ORDERS`' rows (a mapping's ``stationary``); the first three are
-the operands of :data:`hwprune.cost.dataflow.STATIONARY`."""
-ORDER_ABBREV = ("o", "w", "i", "oi", "wi", "iw")
-ORDER_FIRST = np.array([0, 1, 2, 0, 1, 2], dtype=np.int64)
-"""The operand (index into :data:`STATIONARY`) each order keeps innermost."""
 EPS = 1e-9
 
 
@@ -461,8 +454,8 @@ def search(T0, P, order0, allowed, cand, ncand, minT0, ctx, max_iter):
     """Hill-climb from ``T0``/``order0``, taking the best improving neighbour until
     none improves. The neighbours are, first, single-dimension steps (with the tiles
     above and below following) and changes of a level's order to another that
-    ``allowed[level, order]`` permits (a preset's stationary operand fixes the first
-    operand of level 1's order); when none of those improves, paired
+    ``allowed[level, order]`` permits (a preset's stationary operand fixes level 1's
+    order); when none of those improves, paired
     grow-one/shrink-another steps at one level.
 
     ``ctx`` is the tuple of :func:`evaluate`'s arguments after ``order`` and before

@@ -21,18 +21,7 @@ from ..errors import InputError
 from ..hardware.profile import BACKING_KINDS, OPERANDS, DeviceProfile, MemoryLevel
 from .dataflow import STATIONARY, Dataflow, array_axes
 from .loopnest import DIMS, LoopNest
-from .mapper import (
-    ORDER_ABBREV,
-    ORDER_FIRST,
-    ORDER_NAMES,
-    ORDERS,
-    _cost,
-    _jump,
-    _step,
-    evaluate,
-    refine,
-    search,
-)
+from .mapper import ORDERS, _cost, _jump, _step, evaluate, refine, search
 
 MAX_ITER = 400
 
@@ -148,10 +137,8 @@ class Mapping:
     Attributes:
         tiles: per storage level (innermost first), the tile of each dimension.
         spatial: factor of each dimension unrolled across units or the PE array.
-        stationary: per storage level, its loop order (:data:`mapper.ORDER_NAMES`):
-            the operand kept in the level below while the innermost loops run, and
-            for some orders the one kept while the next block runs (``"-"`` for
-            level 0, whose loops feed the MACs).
+        stationary: per storage level, the operand kept in the level below while
+            the innermost loops run (``"-"`` for level 0, whose loops feed the MACs).
         energy_pj: energy of one group, pJ.
         accesses: ``(levels + 1, 3, 2)`` element reads/writes per storage level and
             operand (weights, inputs, outputs); the last row holds NoC transfers.
@@ -187,8 +174,7 @@ class Mapping:
         if pads:
             text.append(f"padded[{' '.join(pads)}]")
         for name, tile, stat in zip(level_names, self.tiles, self.stationary):
-            text.append(f"{name}[{dims(tile)}]"
-                        + ("" if stat == "-" else f"/{ORDER_ABBREV[ORDER_NAMES.index(stat)]}"))
+            text.append(f"{name}[{dims(tile)}]" + ("" if stat == "-" else f"/{stat[0]}"))
         return " ".join(text)
 
 
@@ -473,7 +459,7 @@ def price_mapping(mapping: Mapping, nest: LoopNest, dev: DeviceProfile,
     _, ctx = _context(nest, dev, sparsity, mapping.padded)
     k = len(mapping.tiles)
     acc = np.zeros((k + 1, 3, 2))
-    order = np.array([0] + [ORDER_NAMES.index(x) for x in mapping.stationary[1:]], dtype=np.int64)
+    order = np.array([0] + [STATIONARY.index(x) for x in mapping.stationary[1:]], dtype=np.int64)
     energy = evaluate(np.array(mapping.tiles), np.array(mapping.spatial), order, *ctx, acc)
     return replace(mapping, energy_pj=float(energy), accesses=acc)
 
@@ -539,7 +525,7 @@ def find_mapping(nest: LoopNest, dev: DeviceProfile, flow: Dataflow,
         )
     acc = np.zeros((k + 1, 3, 2))
     evaluate(tiles, p, order, *problem.ctx, acc)
-    stationary = ("-",) + tuple(ORDER_NAMES[o] for o in order[1:])
+    stationary = ("-",) + tuple(STATIONARY[o] for o in order[1:])
     return Mapping(
         tiles=tuple(tuple(float(v) for v in row) for row in tiles),
         spatial=tuple(float(v) for v in p),
@@ -574,14 +560,14 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
     dataflow's pinned dimensions whole."""
     arrays = device_arrays(dev)
     fixed = flow.stationary is not None
-    # A preset's stationary operand is the one kept in the innermost level (the first
-    # operand of level 1's order); the rest is searched either way. Level 0's order
-    # feeds the MACs and is not searched.
+    # A preset's stationary operand is the one kept in the innermost level (level 1's
+    # order); the levels above are searched either way. Level 0's order feeds the MACs
+    # and is not searched.
     order0 = np.full(k, STATIONARY.index(flow.stationary) if fixed else 0, dtype=np.int64)
     allowed = np.ones((k, len(ORDERS)), dtype=np.bool_)
     allowed[0] = False
     if fixed:
-        allowed[1] = ORDER_FIRST == order0[1]
+        allowed[1] = np.arange(len(ORDERS)) == order0[1]
     sp = arrays.sp
     problems: dict[tuple, _Problem] = {}
 
@@ -620,7 +606,7 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
     if seed is not None:
         seed_p = np.array(seed.spatial)
         pr = problem_of(seed_p)
-        seed_order = np.array([0] + [ORDER_NAMES.index(x) for x in seed.stationary[1:]],
+        seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
                               dtype=np.int64)
         energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, allowed,
                                       pr.cand, pr.ncand, pr.min_t0, pr.ctx, MAX_ITER)
