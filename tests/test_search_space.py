@@ -144,3 +144,34 @@ def test_padding_is_taken_out_of_every_count(monkeypatch):
     as_56 = S.price_mapping(mapping, padded_layer, dev, params)
     assert as_56.energy_pj > mapping.energy_pj
     assert as_56.accesses[dram, 2, 1] == 96 * 56 * 55
+
+
+def test_temporal_pads_by_hand():
+    """AlexNet conv1's bounds: to a multiple of 2 (or 4), 55 -> 56 and 11 -> 12 (more
+    divisors, under 15% more); to a multiple of 8, 11 -> 16 is too much padding; 3 -> 4
+    always is; the batch of 1 never pads."""
+    padded = np.array([1, 96, 3, 55, 55, 11, 11], dtype=float)
+    pads = S.temporal_pads(padded, np.ones(7), (1, 96, 3, 55, 55, 11, 11))
+    assert [list(p) for p in pads] == [[1, 96, 3, 56, 56, 12, 12], [1, 96, 3, 56, 56, 11, 11]]
+    # a spatial factor stays a divisor: E unrolled 14 wide pads to a multiple of 14
+    pads = S.temporal_pads(np.array([1, 96, 3, 56, 55, 11, 11], dtype=float),
+                           np.array([1, 1, 1, 14, 1, 11, 1], dtype=float), (1, 96, 3, 55, 55, 11, 11))
+    assert all(p[3] % 14 == 0 and p[5] % 11 == 0 for p in pads)
+
+
+def test_a_partial_temporal_factor_prices_a_prime_bound(monkeypatch):
+    """ViT-B/16's attention context (197 tokens, a prime) on cortex-m4: padding the nest
+    to 198 or 200 tokens gives tiles that fit its SRAM better, and the search keeps the
+    padded mapping because it costs less; every count keeps the layer's own size."""
+    dev = hwprune.device("cortex-m4")
+    flow = get_dataflow(dev.dataflow, dev)
+    layer = hwprune.network("vit-b16")["encoder.layers.encoder_layer_0.self_attention.context"]
+    nest = LoopNest.of(layer)
+    params = sparsity_params(nest, dev, Density(), "dense")[0]
+    padded = S.find_mapping(nest, dev, flow, params)
+    monkeypatch.setattr(S, "TEMPORAL_STEPS", ())
+    whole = S.find_mapping(nest, dev, flow, params)
+    assert padded.padded != padded.bounds and whole.padded == whole.bounds
+    assert padded.energy_pj < whole.energy_pj
+    macs = math.prod(nest.bounds)
+    assert padded.accesses[0, 0, 0] == pytest.approx(macs)

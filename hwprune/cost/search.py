@@ -269,6 +269,38 @@ def padded_bounds(bounds: tuple[int, ...], p: np.ndarray) -> np.ndarray:
     return np.ceil(b / p - 1e-9) * p
 
 
+TEMPORAL_STEPS = (2, 4, 8)
+"""Multiples a dimension's bound may be padded to for partial temporal factors."""
+
+TEMPORAL_WASTE = 0.15
+"""The most padding (fraction of a dimension's bound) a partial temporal factor adds."""
+
+
+def _divisor_count(n: int) -> int:
+    return len(_candidates(n))
+
+
+def temporal_pads(padded: np.ndarray, p: np.ndarray, bounds: tuple[int, ...]) -> list[np.ndarray]:
+    """Further paddings of a nest (``padded``, already a multiple of the unrolling
+    ``p``) that give its tiles more sizes: for each step ``m`` of
+    :data:`TEMPORAL_STEPS`, every dimension rounded up to a multiple of ``lcm(p, m)``
+    where that adds divisors and at most :data:`TEMPORAL_WASTE` of the layer's bound
+    (a tile of 8 of AlexNet's 55 output rows: the nest runs 56, the last step is
+    partial). Distinct paddings only."""
+    found: list[np.ndarray] = []
+    for m in TEMPORAL_STEPS:
+        b = padded.copy()
+        for d in range(7):
+            step = math.lcm(int(round(p[d])), m)
+            up = math.ceil(padded[d] / step - 1e-9) * step
+            if (up > padded[d] and up <= bounds[d] * (1 + TEMPORAL_WASTE)
+                    and _divisor_count(up) > _divisor_count(int(round(padded[d])))):
+                b[d] = up
+        if np.any(b != padded) and not any(np.array_equal(b, f) for f in found):
+            found.append(b)
+    return found
+
+
 def _unrolling(combo) -> np.ndarray:
     p = np.ones(7)
     for choice in combo:
@@ -571,12 +603,14 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
     sp = arrays.sp
     problems: dict[tuple, _Problem] = {}
 
-    def problem_of(p: np.ndarray) -> _Problem:
-        padded = padded_bounds(nest.bounds, p)
+    def problem_at(padded: np.ndarray) -> _Problem:
         key = tuple(padded)
         if key not in problems:
             problems[key] = _problem(nest, dev, flow, sparsity, padded, pin)
         return problems[key]
+
+    def problem_of(p: np.ndarray) -> _Problem:
+        return problem_at(padded_bounds(nest.bounds, p))
 
     best = (np.inf, None, None, None, None)
     order_starts = [order0] if fixed else [np.full(k, o, dtype=np.int64) for o in range(3)]
@@ -605,7 +639,7 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
                 best = (energy, tiles, order, p, pr)
     if seed is not None:
         seed_p = np.array(seed.spatial)
-        pr = problem_of(seed_p)
+        pr = problem_at(np.array(seed.padded))
         seed_order = np.array([0] + [STATIONARY.index(x) for x in seed.stationary[1:]],
                               dtype=np.int64)
         energy, tiles, order = search(np.array(seed.tiles), seed_p, seed_order, allowed,
@@ -637,4 +671,16 @@ def _search_all(nest, dev, flow, sparsity, seed, k, pin, fallback=False):
             e, t2, o2 = search(greedy, p, start, allowed, cand, ncand, min_t0, ctx, MAX_ITER)
             if e < energy:
                 energy, tiles, order = e, t2, o2
+        # Partial temporal factors: the best unrolling's nest padded further, so that
+        # a dimension with few divisors (55 output rows) takes tiles that do not
+        # divide it (8 rows: 7 steps, the last one partial); kept where cheaper.
+        for padded in temporal_pads(pr.bounds, p, nest.bounds):
+            alt = problem_at(padded)
+            t0 = _initial_tiles(alt.bounds, p, alt.min_t0, k, sp)
+            e, t2, o2 = search(t0, p, order, allowed, alt.cand, alt.ncand, alt.min_t0, alt.ctx,
+                               MAX_ITER)
+            if e < energy:
+                e, t2, o2 = refine(t2, p, o2, allowed, alt.cand, alt.ncand, alt.min_t0, alt.ctx,
+                                   MAX_ITER)
+                energy, tiles, order, pr = e, t2, o2, alt
     return energy, tiles, order, p, pr
