@@ -3,13 +3,13 @@ against brute force, invariants, and clear errors."""
 
 import dataclasses
 import itertools
-import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from toy_devices import two_level_toy
 
 import hwprune
 from hwprune.cost.dataflow import get_dataflow
@@ -27,40 +27,7 @@ OUT_STAT, W_STAT, IN_STAT = 0, 1, 2
 
 def toy_device(tmp_path, rf_bytes: int):
     """Two levels: a register file of ``rf_bytes`` and DRAM; 1 pJ vs 100 pJ, MAC 0.5 pJ."""
-    path = tmp_path / f"toy{rf_bytes}.toml"
-    path.write_text(textwrap.dedent(f"""\
-        id = "toy{rf_bytes}"
-        name = "two-level toy"
-        class = "mcu"
-        clock_hz = 1e8
-        [compute]
-        units = 1
-        simd_lanes = 1
-        simd_element_bits = 32
-        macs_per_unit_per_cycle = 1
-        mac_energy_pj = 0.5
-        [[memory]]
-        name = "RF"
-        kind = "register_file"
-        size_bytes = {rf_bytes}
-        line_bytes = 4
-        word_bytes = 4
-        latency_cycles = 0
-        read_energy_pj = 1.0
-        write_energy_pj = 1.0
-        bandwidth_bytes_per_cycle = 12
-        [[memory]]
-        name = "DRAM"
-        kind = "dram"
-        size_bytes = 1048576
-        line_bytes = 4
-        word_bytes = 4
-        latency_cycles = 10
-        read_energy_pj = 100.0
-        write_energy_pj = 100.0
-        bandwidth_bytes_per_cycle = 4
-        """))
-    return hwprune.device(str(path))
+    return two_level_toy(tmp_path, rf_bytes)
 
 
 def tiny_conv():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from toy_devices import two_level_toy
 
 import hwprune
 from hwprune.errors import ProfileError
@@ -222,44 +223,9 @@ def test_device_detail_lists_operand_energies_and_psum_width(tmp_path):
 
 
 def _bypass_toy(tmp_path, holds: str = '["weights", "outputs"]', extra: str = ""):
-    """A register file that holds no inputs (they bypass it, as in ZigZag's tpu_like)
-    and DRAM; 1 pJ vs 100 pJ per 4-byte word."""
-    path = tmp_path / "bypass.toml"
-    path.write_text(f"""\
-id = "bypass-toy"
-name = "bypass toy"
-class = "mcu"
-clock_hz = 1e8
-[compute]
-units = 1
-simd_lanes = 1
-simd_element_bits = 32
-macs_per_unit_per_cycle = 1
-mac_energy_pj = 0.5
-[[memory]]
-name = "RF"
-kind = "register_file"
-holds = {holds}
-size_bytes = 64
-line_bytes = 4
-word_bytes = 4
-latency_cycles = 0
-read_energy_pj = 1.0
-write_energy_pj = 1.0
-bandwidth_bytes_per_cycle = 12
-{extra}
-[[memory]]
-name = "DRAM"
-kind = "dram"
-size_bytes = 1048576
-line_bytes = 4
-word_bytes = 4
-latency_cycles = 10
-read_energy_pj = 100.0
-write_energy_pj = 100.0
-bandwidth_bytes_per_cycle = 4
-""")
-    return hwprune.device(str(path))
+    """A 64-byte register file that holds no inputs (they bypass it, as in ZigZag's
+    tpu_like) and DRAM; 1 pJ vs 100 pJ per 4-byte word."""
+    return two_level_toy(tmp_path, 64, holds=holds, extra=extra)
 
 
 def test_an_operand_that_bypasses_the_innermost_level_by_hand(tmp_path):

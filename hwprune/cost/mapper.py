@@ -557,10 +557,7 @@ def refine(T, P, order, allowed, cand, ncand, minT0, ctx, max_iter):
                     e, t2, o2 = search(kicked, P, best_order, allowed, cand, ncand, minT0,
                                        ctx, max_iter)
                     if e < best * (1.0 - 1e-9):
-                        best = e
-                        best_T = t2
-                        best_order = o2
-                        improved = True
+                        best, best_T, best_order, improved = e, t2, o2, True
         for lv in range(K):
             for o in range(ORDERS.shape[0]):
                 if o == best_order[lv] or not allowed[lv, o]:
@@ -570,8 +567,5 @@ def refine(T, P, order, allowed, cand, ncand, minT0, ctx, max_iter):
                 e, t2, o2 = search(best_T, P, kicked_order, allowed, cand, ncand, minT0,
                                    ctx, max_iter)
                 if e < best * (1.0 - 1e-9):
-                    best = e
-                    best_T = t2
-                    best_order = o2
-                    improved = True
+                    best, best_T, best_order, improved = e, t2, o2, True
     return best, best_T, best_order
