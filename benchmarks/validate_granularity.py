@@ -13,7 +13,7 @@ conv layer of ``vgg16`` pruned to the density with ``fine`` (CSR, single weights
 (each layer's cheapest mapping at that density). Memory references: element reads and
 writes of the global buffer and DRAM, every operand (the register file and the array
 network are not memory); the output-only column counts partial sums and outputs.
-Mao et al. count references in their own accelerator model, not Eyeriss's, and prune
+Mao et al. count references on SCNN (Parashar et al., ISCA 2017), not Eyeriss, and prune
 trained weights (whose kept groups cluster) where hwprune assumes independent groups:
 the comparison is of the effect's size, not of one machine against another. Two
 devices: the built-in eyeriss with the search free to hold several kernel rows per PE
