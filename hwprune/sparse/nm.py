@@ -1,0 +1,200 @@
+"""N:M structured sparsity: at most N kept weights in every M consecutive weights of a
+weight row (2:4 is what NVIDIA's Ampere and Hopper sparse tensor cores run at twice the
+dense math rate, with 2 bits of metadata per kept value; Mishra et al., "Accelerating
+Sparse Deep Neural Networks", arXiv:2104.08378, 2021).
+
+A weight row is the reduction dimension of a layer: a fully connected row, or a
+convolution's im2col row ``C x R x S`` flattened in C order (the dimension sparse
+tensor cores compress). Rows are cut into aligned *windows* of ``M`` columns; a last
+window shorter than ``M`` (a row length that ``M`` does not divide) keeps at most
+``min(N, its length)``.
+
+* :func:`nm_mask`: the ``N`` best-scoring weights of every window (ties: the lower
+  column).
+* :class:`NMMatrix`: the compressed layout hardware uses: ``values[rows, windows x N]``
+  and ``meta[rows, windows x N]`` (uint8, each kept value's position in its window);
+  a window with fewer than ``N`` kept weights stores zeros in its free slots, as the
+  hardware does (the stored size depends only on the shape).
+* :func:`nm_storage`: its bytes: ``N / M`` of the values, plus ``ceil(log2 M)`` bits of
+  metadata per stored value (2:4: 2 bits).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numba import njit, uint64
+
+ONE = uint64(1)
+
+from ..errors import InputError
+from .storage import StorageCost
+
+VALUE_BYTES = 4
+"""Bytes of one stored value of :class:`NMMatrix` (float32 on the host)."""
+
+
+def check_nm(n: object, m: object) -> tuple[int, int]:
+    """``(n, m)`` as integers with ``1 <= n < m <= 256``, or a clear error."""
+    if (isinstance(n, bool) or isinstance(m, bool) or not isinstance(n, (int, np.integer))
+            or not isinstance(m, (int, np.integer))):
+        raise InputError(f"N:M sparsity needs integers N and M, got {n!r}:{m!r}")
+    n, m = int(n), int(m)
+    if not 1 <= n < m <= 256:
+        raise InputError(f"N:M sparsity needs 1 <= N < M <= 256, got {n}:{m} (accepted: 2:4, "
+                         "1:4, 4:8, ...)")
+    return n, m
+
+
+def metadata_bits(m: int) -> int:
+    """Bits that say where a kept value sits in its window of ``m``: ``ceil(log2 m)``."""
+    return max(1, math.ceil(math.log2(m)))
+
+
+def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Boolean mask keeping the ``n`` highest ``scores`` of every aligned window of
+    ``m`` consecutive columns of each row (2-D ``rows x cols``; ties keep the lower
+    column); a last, shorter window keeps ``min(n, its length)``."""
+    n, m = check_nm(n, m)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise InputError(f"N:M scores must be 2-D (rows x cols), got shape {scores.shape}")
+    rows, cols = scores.shape
+    windows = math.ceil(cols / m)
+    padded = np.full((rows, windows * m), -np.inf)
+    padded[:, :cols] = scores
+    by_window = padded.reshape(rows, windows, m)
+    # stable sort of the negated scores: the highest first, the lower column on ties
+    order = np.argsort(-by_window, axis=2, kind="stable")[:, :, :n]
+    keep = np.zeros_like(by_window, dtype=np.bool_)
+    np.put_along_axis(keep, order, True, axis=2)
+    keep &= np.isfinite(by_window)              # the padding of a short last window
+    return keep.reshape(rows, windows * m)[:, :cols]
+
+
+def nm_storage(rows: int, cols: int, n: int, m: int, element_bytes: float) -> StorageCost:
+    """Bytes of a ``rows x cols`` matrix stored N:M: ``n`` value slots and their
+    metadata per window (:func:`metadata_bits` each), whatever the weights."""
+    n, m = check_nm(n, m)
+    slots = rows * math.ceil(cols / m) * n
+    return StorageCost(slots * element_bytes, slots * metadata_bits(m) / 8,
+                       rows * cols * element_bytes)
+
+
+@njit(cache=True)
+def nm_matvec(values, meta, n, m, x, y):
+    """``y = W x`` for ``values[rows, windows * n]`` and ``meta`` (each value's position
+    in its window of ``m``). Two accumulators; unsigned indices (no wraparound check);
+    no fastmath (as the CSR kernel: reordering makes LLVM emit slow gathers)."""
+    rows, length = values.shape
+    nn = uint64(n)
+    mm = uint64(m)
+    for i in range(rows):
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        base = uint64(0)
+        j = uint64(0)
+        end = uint64(length)
+        while j < end:
+            stop = j + nn
+            while j + ONE < stop:
+                a0 += values[i, j] * x[base + uint64(meta[i, j])]
+                a1 += values[i, j + ONE] * x[base + uint64(meta[i, j + ONE])]
+                j += uint64(2)
+            if j < stop:
+                a0 += values[i, j] * x[base + uint64(meta[i, j])]
+                j += ONE
+            base += mm
+        y[i] = a0 + a1
+
+
+@njit(cache=True, fastmath=True)
+def nm_matmat(values, meta, n, m, X, Y):
+    """``Y = W X`` with ``X[cols, batch]``."""
+    rows, length = values.shape
+    batch = X.shape[1]
+    for i in range(rows):
+        for b in range(batch):
+            Y[i, b] = 0.0
+        for j in range(length):
+            w = values[i, j]
+            row = X[(j // n) * m + meta[i, j]]
+            for b in range(batch):
+                Y[i, b] += w * row[b]
+
+
+@dataclass(frozen=True, eq=False)
+class NMMatrix:
+    """A weight matrix in N:M layout (see the module docstring)."""
+
+    values: np.ndarray
+    meta: np.ndarray
+    shape: tuple[int, int]
+    n: int
+    m: int
+    name: ClassVar[str] = "nm"
+
+    @classmethod
+    def from_dense(cls, weights: np.ndarray, mask: np.ndarray, n: int, m: int) -> "NMMatrix":
+        """Store ``weights * mask``; the mask must keep at most ``n`` weights per window."""
+        n, m = check_nm(n, m)
+        weights = np.ascontiguousarray(weights, dtype=np.float32)
+        mask = np.asarray(mask)
+        if weights.ndim != 2 or mask.shape != weights.shape or mask.dtype != np.bool_:
+            raise InputError("N:M storage needs a 2-D float weight matrix and a boolean mask of "
+                             f"its shape, got {weights.shape} and {mask.shape} ({mask.dtype})")
+        rows, cols = weights.shape
+        windows = math.ceil(cols / m)
+        keep = np.zeros((rows, windows * m), dtype=np.bool_)
+        keep[:, :cols] = mask
+        keep = keep.reshape(rows, windows, m)
+        per_window = keep.sum(axis=2)
+        if per_window.max(initial=0) > n:
+            r, g = np.unravel_index(int(per_window.argmax()), per_window.shape)
+            raise InputError(f"the mask keeps {per_window[r, g]} weights in window {g} of row {r} "
+                             f"(columns {g * m}..{min(cols, g * m + m) - 1}); {n}:{m} storage "
+                             f"holds at most {n} per {m}")
+        w = np.zeros((rows, windows * m), dtype=np.float32)
+        w[:, :cols] = np.where(mask, weights, np.float32(0))
+        w = w.reshape(rows, windows, m)
+        # kept positions first (in column order), then free slots pointing at column 0
+        order = np.argsort(~keep, axis=2, kind="stable")[:, :, :n]
+        meta = np.where(np.take_along_axis(keep, order, axis=2), order, 0).astype(np.uint8)
+        values = np.where(np.take_along_axis(keep, order, axis=2),
+                          np.take_along_axis(w, order, axis=2), np.float32(0))
+        return cls(np.ascontiguousarray(values.reshape(rows, windows * n), dtype=np.float32),
+                   np.ascontiguousarray(meta.reshape(rows, windows * n)), (rows, cols), n, m)
+
+    @property
+    def stored_values(self) -> int:
+        return self.values.size
+
+    @property
+    def storage(self) -> StorageCost:
+        return nm_storage(*self.shape, self.n, self.m, VALUE_BYTES)
+
+    def to_dense(self) -> np.ndarray:
+        rows, length = self.values.shape
+        out = np.zeros((rows, length // self.n * self.m), dtype=np.float32)
+        cols = np.arange(length)[None, :] // self.n * self.m + self.meta
+        np.add.at(out, (np.repeat(np.arange(rows), length), cols.ravel()), self.values.ravel())
+        return out[:, :self.shape[1]]
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != (self.shape[1],):
+            raise InputError(f"input vector must have shape ({self.shape[1]},), got {x.shape}")
+        y = np.empty(self.shape[0], dtype=np.float32)
+        nm_matvec(self.values, self.meta, self.n, self.m, x, y)
+        return y
+
+    def matmat(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[0] != self.shape[1]:
+            raise InputError(f"input matrix must have shape ({self.shape[1]}, n), got {X.shape}")
+        Y = np.empty((self.shape[0], X.shape[1]), dtype=np.float32)
+        nm_matmat(self.values, self.meta, self.n, self.m, X, Y)
+        return Y
