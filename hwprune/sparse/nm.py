@@ -28,10 +28,10 @@ from typing import ClassVar
 import numpy as np
 from numba import njit, uint64
 
-ONE = uint64(1)
-
 from ..errors import InputError
 from .storage import StorageCost
+
+ONE = uint64(1)
 
 VALUE_BYTES = 4
 """Bytes of one stored value of :class:`NMMatrix` (float32 on the host)."""
