@@ -1,0 +1,197 @@
+"""2-D block sparsity: the weight matrix cut into aligned ``r x c`` blocks, each kept or
+removed whole (block-sparse GEMM kernels, Gray et al., "GPU Kernels for Block-Sparse
+Weights", OpenAI 2017; scipy's ``bsr_matrix`` stores the same layout).
+
+* :func:`block_mask`: the ``density`` fraction of blocks with the highest total score
+  (ties: the earlier block in row-major order); blocks at the right or bottom edge of
+  a matrix whose sides ``r`` or ``c`` do not divide are smaller.
+* :class:`BlockMatrix`: block sparse rows: ``data[blocks, r, c]`` (a kept block stored
+  whole, zeros included), ``indices[blocks]`` (int32 block column) and
+  ``indptr[block_rows + 1]`` (int32), the matrix zero-padded to whole blocks.
+* :func:`block_storage`: its bytes at a density: the kept blocks' values, one index per
+  kept block and the block-row pointers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numba import njit, uint64
+
+from ..checks import check_density
+from ..errors import InputError
+from .storage import POINTER_BYTES, StorageCost
+
+VALUE_BYTES = 4
+INDEX_BYTES = 4
+
+
+def check_block(r: object, c: object) -> tuple[int, int]:
+    """``(r, c)`` as integers >= 1, not both 1 (that is fine-grained), or a clear error."""
+    if (isinstance(r, bool) or isinstance(c, bool) or not isinstance(r, (int, np.integer))
+            or not isinstance(c, (int, np.integer)) or r < 1 or c < 1 or r * c == 1):
+        raise InputError(f"a block shape needs integers r, c >= 1 and more than one weight per "
+                         f"block, got {r!r}x{c!r} (accepted: 1x4, 4x4, 8x8, 16x16, ...)")
+    return int(r), int(c)
+
+
+def _block_sums(scores: np.ndarray, r: int, c: int) -> np.ndarray:
+    rows, cols = scores.shape
+    br, bc = math.ceil(rows / r), math.ceil(cols / c)
+    padded = np.zeros((br * r, bc * c))
+    padded[:rows, :cols] = scores
+    return padded.reshape(br, r, bc, c).sum(axis=(1, 3))
+
+
+def block_mask(scores: np.ndarray, r: int, c: int, density: float) -> np.ndarray:
+    """Boolean mask keeping ``round(density x blocks)`` whole ``r x c`` blocks (at least
+    one), those with the highest summed ``scores`` (2-D, non-negative)."""
+    r, c = check_block(r, c)
+    density = check_density(density)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise InputError(f"block scores must be 2-D (rows x cols), got shape {scores.shape}")
+    sums = _block_sums(scores, r, c)
+    keep_count = max(1, round(density * sums.size))
+    order = np.argsort(-sums.ravel(), kind="stable")[:keep_count]
+    kept = np.zeros(sums.size, dtype=np.bool_)
+    kept[order] = True
+    kept = kept.reshape(sums.shape)
+    full = np.repeat(np.repeat(kept, r, axis=0), c, axis=1)
+    return full[:scores.shape[0], :scores.shape[1]]
+
+
+def block_storage(rows: int, cols: int, r: int, c: int, density: float, element_bytes: float,
+                  index_bits: int) -> StorageCost:
+    """Expected bytes of a ``rows x cols`` matrix with ``density`` of its ``r x c``
+    blocks kept: ``r x c`` values per kept block, ``index_bits`` per kept block, and
+    one 4-byte pointer per block row plus one."""
+    r, c = check_block(r, c)
+    density = check_density(density)
+    br, bc = math.ceil(rows / r), math.ceil(cols / c)
+    kept = density * br * bc
+    return StorageCost(kept * r * c * element_bytes,
+                       kept * index_bits / 8 + (br + 1) * POINTER_BYTES,
+                       rows * cols * element_bytes)
+
+
+@njit(cache=True, fastmath=True)
+def block_matvec(data, indices, indptr, x_padded, y_padded):
+    """``y = W x`` for block sparse rows; ``x`` and ``y`` padded to whole blocks."""
+    n_block_rows = indptr.shape[0] - 1
+    r = data.shape[1]
+    c = data.shape[2]
+    for bi in range(n_block_rows):
+        row0 = bi * r
+        for k in range(r):
+            y_padded[row0 + k] = 0.0
+        for p in range(indptr[bi], indptr[bi + 1]):
+            col0 = uint64(indices[p]) * uint64(c)
+            block = data[p]
+            for k in range(r):
+                acc = np.float32(0.0)
+                for j in range(c):
+                    acc += block[k, j] * x_padded[col0 + uint64(j)]
+                y_padded[row0 + k] += acc
+
+
+@njit(cache=True, fastmath=True)
+def block_matmat(data, indices, indptr, X_padded, Y_padded):
+    """``Y = W X`` with ``X[cols_padded, batch]``."""
+    n_block_rows = indptr.shape[0] - 1
+    r = data.shape[1]
+    c = data.shape[2]
+    batch = X_padded.shape[1]
+    for bi in range(n_block_rows):
+        for k in range(r):
+            for b in range(batch):
+                Y_padded[bi * r + k, b] = 0.0
+        for p in range(indptr[bi], indptr[bi + 1]):
+            col0 = indices[p] * c
+            for k in range(r):
+                for j in range(c):
+                    w = data[p, k, j]
+                    for b in range(batch):
+                        Y_padded[bi * r + k, b] += w * X_padded[col0 + j, b]
+
+
+@dataclass(frozen=True, eq=False)
+class BlockMatrix:
+    """Block sparse rows (see the module docstring)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+    block: tuple[int, int]
+    name: ClassVar[str] = "block"
+
+    @classmethod
+    def from_dense(cls, weights: np.ndarray, mask: np.ndarray, r: int, c: int) -> "BlockMatrix":
+        """Store ``weights * mask``; a block with any kept weight is stored whole."""
+        r, c = check_block(r, c)
+        weights = np.asarray(weights)
+        mask = np.asarray(mask)
+        if weights.ndim != 2 or mask.shape != weights.shape or mask.dtype != np.bool_:
+            raise InputError("block storage needs a 2-D weight matrix and a boolean mask of its "
+                             f"shape, got {weights.shape} and {mask.shape} ({mask.dtype})")
+        rows, cols = weights.shape
+        br, bc = math.ceil(rows / r), math.ceil(cols / c)
+        w = np.zeros((br * r, bc * c), dtype=np.float32)
+        w[:rows, :cols] = np.where(mask, weights, 0)
+        m = np.zeros((br * r, bc * c), dtype=np.bool_)
+        m[:rows, :cols] = mask
+        kept = m.reshape(br, r, bc, c).any(axis=(1, 3))
+        bi, bj = np.nonzero(kept)                            # row-major
+        indptr = np.zeros(br + 1, dtype=np.int32)
+        np.cumsum(kept.sum(axis=1), out=indptr[1:])
+        data = w.reshape(br, r, bc, c).transpose(0, 2, 1, 3)[bi, bj]
+        return cls(np.ascontiguousarray(data, dtype=np.float32), bj.astype(np.int32), indptr,
+                   (rows, cols), (r, c))
+
+    @property
+    def stored_values(self) -> int:
+        return self.data.size
+
+    @property
+    def storage(self) -> StorageCost:
+        return StorageCost(self.data.size * VALUE_BYTES,
+                           self.indices.size * INDEX_BYTES + self.indptr.size * POINTER_BYTES,
+                           self.shape[0] * self.shape[1] * VALUE_BYTES)
+
+    def _padded(self) -> tuple[int, int]:
+        r, c = self.block
+        return (self.indptr.size - 1) * r, math.ceil(self.shape[1] / c) * c
+
+    def to_dense(self) -> np.ndarray:
+        r, c = self.block
+        rows_p, cols_p = self._padded()
+        out = np.zeros((rows_p // r, r, cols_p // c, c), dtype=np.float32)
+        bi = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
+        out[bi, :, self.indices, :] = self.data
+        return out.reshape(rows_p, cols_p)[:self.shape[0], :self.shape[1]]
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != (self.shape[1],):
+            raise InputError(f"input vector must have shape ({self.shape[1]},), got {x.shape}")
+        rows_p, cols_p = self._padded()
+        xp = np.zeros(cols_p, dtype=np.float32)
+        xp[:self.shape[1]] = x
+        y = np.empty(rows_p, dtype=np.float32)
+        block_matvec(self.data, self.indices, self.indptr, xp, y)
+        return y[:self.shape[0]]
+
+    def matmat(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[0] != self.shape[1]:
+            raise InputError(f"input matrix must have shape ({self.shape[1]}, n), got {X.shape}")
+        rows_p, cols_p = self._padded()
+        Xp = np.zeros((cols_p, X.shape[1]), dtype=np.float32)
+        Xp[:self.shape[1]] = X
+        Y = np.empty((rows_p, X.shape[1]), dtype=np.float32)
+        block_matmat(self.data, self.indices, self.indptr, Xp, Y)
+        return Y[:self.shape[0]]
