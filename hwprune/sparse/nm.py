@@ -85,30 +85,77 @@ def nm_storage(rows: int, cols: int, n: int, m: int, element_bytes: float) -> St
 
 
 @njit(cache=True)
+def _nm_row(values, meta, i, n, m, x):
+    """One row's dot product (the odd last row of :func:`nm_matvec`)."""
+    acc = np.float32(0.0)
+    base = uint64(0)
+    j = uint64(0)
+    end = uint64(values.shape[1])
+    while j < end:
+        for _ in range(n):
+            acc += values[i, j] * x[base + uint64(meta[i, j])]
+            j += ONE
+        base += uint64(m)
+    return acc
+
+
+@njit(cache=True)
 def nm_matvec(values, meta, n, m, x, y):
     """``y = W x`` for ``values[rows, windows * n]`` and ``meta`` (each value's position
-    in its window of ``m``). Two accumulators; unsigned indices (no wraparound check);
-    no fastmath (as the CSR kernel: reordering makes LLVM emit slow gathers)."""
+    in its window of ``m``). Two rows at a time, one accumulator each (two independent
+    chains in flight); unsigned indices (no
+    wraparound check); no fastmath (as the CSR kernel: reordering makes LLVM emit slow
+    gathers)."""
     rows, length = values.shape
-    nn = uint64(n)
     mm = uint64(m)
-    for i in range(rows):
-        a0 = np.float32(0.0)
-        a1 = np.float32(0.0)
+    end = uint64(length)
+    i = 0
+    while i + 1 < rows:
+        a = np.float32(0.0)
+        b = np.float32(0.0)
         base = uint64(0)
         j = uint64(0)
-        end = uint64(length)
         while j < end:
-            stop = j + nn
-            while j + ONE < stop:
-                a0 += values[i, j] * x[base + uint64(meta[i, j])]
-                a1 += values[i, j + ONE] * x[base + uint64(meta[i, j + ONE])]
-                j += uint64(2)
-            if j < stop:
-                a0 += values[i, j] * x[base + uint64(meta[i, j])]
+            for _ in range(n):
+                a += values[i, j] * x[base + uint64(meta[i, j])]
+                b += values[i + 1, j] * x[base + uint64(meta[i + 1, j])]
                 j += ONE
             base += mm
+        y[i] = a
+        y[i + 1] = b
+        i += 2
+    if i < rows:
+        y[i] = _nm_row(values, meta, i, n, m, x)
+
+
+@njit(cache=True)
+def nm2_matvec(values, meta, m, x, y):
+    """:func:`nm_matvec` for ``n = 2`` (2:4, 2:8), unrolled: two rows at a time, a
+    window's two values in one step."""
+    rows, length = values.shape
+    mm = uint64(m)
+    two = uint64(2)
+    end = uint64(length)
+    i = 0
+    while i + 1 < rows:
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        b0 = np.float32(0.0)
+        b1 = np.float32(0.0)
+        base = uint64(0)
+        j = uint64(0)
+        while j < end:
+            a0 += values[i, j] * x[base + uint64(meta[i, j])]
+            a1 += values[i, j + ONE] * x[base + uint64(meta[i, j + ONE])]
+            b0 += values[i + 1, j] * x[base + uint64(meta[i + 1, j])]
+            b1 += values[i + 1, j + ONE] * x[base + uint64(meta[i + 1, j + ONE])]
+            j += two
+            base += mm
         y[i] = a0 + a1
+        y[i + 1] = b0 + b1
+        i += 2
+    if i < rows:
+        y[i] = _nm_row(values, meta, i, 2, m, x)
 
 
 @njit(cache=True, fastmath=True)
@@ -188,7 +235,10 @@ class NMMatrix:
         if x.shape != (self.shape[1],):
             raise InputError(f"input vector must have shape ({self.shape[1]},), got {x.shape}")
         y = np.empty(self.shape[0], dtype=np.float32)
-        nm_matvec(self.values, self.meta, self.n, self.m, x, y)
+        if self.n == 2:
+            nm2_matvec(self.values, self.meta, self.m, x, y)
+        else:
+            nm_matvec(self.values, self.meta, self.n, self.m, x, y)
         return y
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
