@@ -35,7 +35,8 @@ between a level and the level below it):
   partial sums).
 * Partial factors: every tile divides the tile above it, in a loop nest whose bounds
   ``D`` may be padded past the layer's ``Dr`` (a spatial factor that does not divide
-  its dimension: ``D = ceil(Dr / P) x P``). The padded nest's loops run whole; the
+  its dimension: ``D = ceil(Dr / P) x P``; or a padding that gives a dimension tile
+  sizes it lacks: :func:`hwprune.cost.search.temporal_pads`). The padded nest's loops run whole; the
   padding's share is then taken out of every count: an operand's tile loads and
   transfers are scaled by its real footprint over its padded one
   (``footprint(Dr) / footprint(D)``), and the MACs are the real ones. So the last

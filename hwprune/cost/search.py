@@ -144,8 +144,9 @@ class Mapping:
             operand (weights, inputs, outputs); the last row holds NoC transfers.
         bounds: the loop nest's own bounds (one group).
         padded: the bounds the tiles nest in: ``bounds``, or rounded up to a multiple
-            of a spatial factor that does not divide its dimension (partial folds; see
-            :mod:`hwprune.cost.mapper`).
+            of a spatial factor that does not divide its dimension (partial folds) or
+            of a tile that does not (:func:`temporal_pads`); see
+            :mod:`hwprune.cost.mapper`, *Partial factors*.
     """
 
     tiles: tuple[tuple[float, ...], ...]
