@@ -23,10 +23,8 @@ from numba import njit, uint64
 
 from ..checks import check_density
 from ..errors import InputError
+from .arrays import as_matrix, as_vector, check_pair, layout_cost
 from .storage import POINTER_BYTES, StorageCost
-
-VALUE_BYTES = 4
-INDEX_BYTES = 4
 
 
 def check_block(r: object, c: object) -> tuple[int, int]:
@@ -133,11 +131,7 @@ class BlockMatrix:
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray, r: int, c: int) -> "BlockMatrix":
         """Store ``weights * mask``; a block with any kept weight is stored whole."""
         r, c = check_block(r, c)
-        weights = np.asarray(weights)
-        mask = np.asarray(mask)
-        if weights.ndim != 2 or mask.shape != weights.shape or mask.dtype != np.bool_:
-            raise InputError("block storage needs a 2-D weight matrix and a boolean mask of its "
-                             f"shape, got {weights.shape} and {mask.shape} ({mask.dtype})")
+        weights, mask = check_pair(weights, mask)
         rows, cols = weights.shape
         br, bc = math.ceil(rows / r), math.ceil(cols / c)
         w = np.zeros((br * r, bc * c), dtype=np.float32)
@@ -158,9 +152,7 @@ class BlockMatrix:
 
     @property
     def storage(self) -> StorageCost:
-        return StorageCost(self.data.size * VALUE_BYTES,
-                           self.indices.size * INDEX_BYTES + self.indptr.size * POINTER_BYTES,
-                           self.shape[0] * self.shape[1] * VALUE_BYTES)
+        return layout_cost(self.data.size, self.indices.size, self.indptr.size, self.shape)
 
     def _padded(self) -> tuple[int, int]:
         r, c = self.block
@@ -175,20 +167,15 @@ class BlockMatrix:
         return out.reshape(rows_p, cols_p)[:self.shape[0], :self.shape[1]]
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.shape != (self.shape[1],):
-            raise InputError(f"input vector must have shape ({self.shape[1]},), got {x.shape}")
         rows_p, cols_p = self._padded()
         xp = np.zeros(cols_p, dtype=np.float32)
-        xp[:self.shape[1]] = x
+        xp[:self.shape[1]] = as_vector(x, self.shape[1])
         y = np.empty(rows_p, dtype=np.float32)
         block_matvec(self.data, self.indices, self.indptr, xp, y)
         return y[:self.shape[0]]
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[0] != self.shape[1]:
-            raise InputError(f"input matrix must have shape ({self.shape[1]}, n), got {X.shape}")
+        X = as_matrix(X, self.shape[1])
         rows_p, cols_p = self._padded()
         Xp = np.zeros((cols_p, X.shape[1]), dtype=np.float32)
         Xp[:self.shape[1]] = X

@@ -41,37 +41,9 @@ from ..checks import check_group_width
 from ..errors import InputError
 from ..schemes import Kernel
 from . import kernels
+from .arrays import as_matrix, as_vector, check_pair, layout_cost
 from .masks import random_mask
-from .storage import POINTER_BYTES, StorageCost
-
-VALUE_BYTES = 4
-INDEX_BYTES = 4
-
-
-def _check(weights: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    weights = np.asarray(weights)
-    mask = np.asarray(mask)
-    if weights.ndim != 2:
-        raise InputError(f"a weight matrix must be 2-D (rows x cols), got shape {weights.shape}")
-    if mask.shape != weights.shape:
-        raise InputError(f"mask shape {mask.shape} does not match weights shape {weights.shape}")
-    if mask.dtype != np.bool_:
-        raise InputError(f"mask must be boolean, got dtype {mask.dtype}")
-    return np.ascontiguousarray(weights, dtype=np.float32), mask
-
-
-def _vector(x: np.ndarray, length: int) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.shape != (length,):
-        raise InputError(f"input vector must have shape ({length},), got {x.shape}")
-    return x
-
-
-def _matrix(X: np.ndarray, length: int) -> np.ndarray:
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    if X.ndim != 2 or X.shape[0] != length:
-        raise InputError(f"input matrix must have shape ({length}, n), got {X.shape}")
-    return X
+from .storage import StorageCost
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +55,7 @@ class DenseMatrix:
 
     @classmethod
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray) -> "DenseMatrix":
-        weights, mask = _check(weights, mask)
+        weights, mask = check_pair(weights, mask)
         return cls(np.where(mask, weights, np.float32(0)))
 
     @property
@@ -96,19 +68,18 @@ class DenseMatrix:
 
     @property
     def storage(self) -> StorageCost:
-        dense = self.values.size * VALUE_BYTES
-        return StorageCost(dense, 0.0, dense)
+        return layout_cost(self.values.size, 0, 0, self.shape)
 
     def to_dense(self) -> np.ndarray:
         return self.values.copy()
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         y = np.empty(self.shape[0], dtype=np.float32)
-        kernels.dense_matvec(self.values, _vector(x, self.shape[1]), y)
+        kernels.dense_matvec(self.values, as_vector(x, self.shape[1]), y)
         return y
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = _matrix(X, self.shape[1])
+        X = as_matrix(X, self.shape[1])
         Y = np.empty((self.shape[0], X.shape[1]), dtype=np.float32)
         kernels.dense_matmat(self.values, X, Y)
         return Y
@@ -126,7 +97,7 @@ class CSRMatrix:
 
     @classmethod
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray) -> "CSRMatrix":
-        weights, mask = _check(weights, mask)
+        weights, mask = check_pair(weights, mask)
         rows, cols = np.nonzero(mask)          # row-major order
         indptr = np.zeros(weights.shape[0] + 1, dtype=np.int32)
         np.cumsum(np.bincount(rows, minlength=weights.shape[0]), out=indptr[1:])
@@ -139,9 +110,7 @@ class CSRMatrix:
 
     @property
     def storage(self) -> StorageCost:
-        return StorageCost(self.data.size * VALUE_BYTES,
-                           self.indices.size * INDEX_BYTES + self.indptr.size * POINTER_BYTES,
-                           self.shape[0] * self.shape[1] * VALUE_BYTES)
+        return layout_cost(self.data.size, self.indices.size, self.indptr.size, self.shape)
 
     def to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=np.float32)
@@ -151,11 +120,11 @@ class CSRMatrix:
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         y = np.empty(self.shape[0], dtype=np.float32)
-        kernels.csr_matvec(self.data, self.indices, self.indptr, _vector(x, self.shape[1]), y)
+        kernels.csr_matvec(self.data, self.indices, self.indptr, as_vector(x, self.shape[1]), y)
         return y
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = _matrix(X, self.shape[1])
+        X = as_matrix(X, self.shape[1])
         Y = np.empty((self.shape[0], X.shape[1]), dtype=np.float32)
         kernels.csr_matmat(self.data, self.indices, self.indptr, X, Y)
         return Y
@@ -175,7 +144,7 @@ class GroupCSRMatrix:
 
     @classmethod
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray, group: int) -> "GroupCSRMatrix":
-        weights, mask = _check(weights, mask)
+        weights, mask = check_pair(weights, mask)
         group = check_group_width(group)
         rows, cols = weights.shape
         n_groups = math.ceil(cols / group)
@@ -197,9 +166,7 @@ class GroupCSRMatrix:
 
     @property
     def storage(self) -> StorageCost:
-        return StorageCost(self.data.size * VALUE_BYTES,
-                           self.group_col.size * INDEX_BYTES + self.indptr.size * POINTER_BYTES,
-                           self.shape[0] * self.shape[1] * VALUE_BYTES)
+        return layout_cost(self.data.size, self.group_col.size, self.indptr.size, self.shape)
 
     def _padded_cols(self) -> int:
         return math.ceil(self.shape[1] / self.group) * self.group
@@ -212,7 +179,7 @@ class GroupCSRMatrix:
         return out[:, :self.shape[1]]
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        x = _vector(x, self.shape[1])
+        x = as_vector(x, self.shape[1])
         padded = self._padded_cols()
         if padded != x.size:
             x = np.concatenate([x, np.zeros(padded - x.size, dtype=np.float32)])
@@ -222,7 +189,7 @@ class GroupCSRMatrix:
         return y
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = _matrix(X, self.shape[1])
+        X = as_matrix(X, self.shape[1])
         padded = self._padded_cols()
         if padded != X.shape[0]:
             X = np.concatenate([X, np.zeros((padded - X.shape[0], X.shape[1]), np.float32)])
@@ -244,7 +211,7 @@ class CompactMatrix:
 
     @classmethod
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray) -> "CompactMatrix":
-        weights, mask = _check(weights, mask)
+        weights, mask = check_pair(weights, mask)
         rows = np.flatnonzero(mask.any(axis=1)).astype(np.int32)
         cols = np.flatnonzero(mask.any(axis=0)).astype(np.int32)
         sub = np.where(mask, weights, np.float32(0))[np.ix_(rows, cols)]
@@ -256,9 +223,8 @@ class CompactMatrix:
 
     @property
     def storage(self) -> StorageCost:
-        return StorageCost(self.values.size * VALUE_BYTES,
-                           (self.row_index.size + self.col_index.size) * INDEX_BYTES,
-                           self.shape[0] * self.shape[1] * VALUE_BYTES)
+        return layout_cost(self.values.size, self.row_index.size + self.col_index.size, 0,
+                           self.shape)
 
     def to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=np.float32)
@@ -268,11 +234,11 @@ class CompactMatrix:
     def matvec(self, x: np.ndarray) -> np.ndarray:
         y = np.empty(self.shape[0], dtype=np.float32)
         kernels.compact_matvec(self.values, self.row_index, self.col_index,
-                               _vector(x, self.shape[1]), y)
+                               as_vector(x, self.shape[1]), y)
         return y
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = _matrix(X, self.shape[1])
+        X = as_matrix(X, self.shape[1])
         Y = np.empty((self.shape[0], X.shape[1]), dtype=np.float32)
         kernels.compact_matmat(self.values, self.row_index, self.col_index, X, Y)
         return Y

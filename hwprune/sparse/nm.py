@@ -29,12 +29,10 @@ import numpy as np
 from numba import njit, uint64
 
 from ..errors import InputError
+from .arrays import VALUE_BYTES, as_matrix, as_vector, check_pair
 from .storage import StorageCost
 
 ONE = uint64(1)
-
-VALUE_BYTES = 4
-"""Bytes of one stored value of :class:`NMMatrix` (float32 on the host)."""
 
 
 def check_nm(n: object, m: object) -> tuple[int, int]:
@@ -188,11 +186,7 @@ class NMMatrix:
     def from_dense(cls, weights: np.ndarray, mask: np.ndarray, n: int, m: int) -> "NMMatrix":
         """Store ``weights * mask``; the mask must keep at most ``n`` weights per window."""
         n, m = check_nm(n, m)
-        weights = np.ascontiguousarray(weights, dtype=np.float32)
-        mask = np.asarray(mask)
-        if weights.ndim != 2 or mask.shape != weights.shape or mask.dtype != np.bool_:
-            raise InputError("N:M storage needs a 2-D float weight matrix and a boolean mask of "
-                             f"its shape, got {weights.shape} and {mask.shape} ({mask.dtype})")
+        weights, mask = check_pair(weights, mask)
         rows, cols = weights.shape
         windows = math.ceil(cols / m)
         keep = np.zeros((rows, windows * m), dtype=np.bool_)
@@ -231,9 +225,7 @@ class NMMatrix:
         return out[:, :self.shape[1]]
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.shape != (self.shape[1],):
-            raise InputError(f"input vector must have shape ({self.shape[1]},), got {x.shape}")
+        x = as_vector(x, self.shape[1])
         y = np.empty(self.shape[0], dtype=np.float32)
         if self.n == 2:
             nm2_matvec(self.values, self.meta, self.m, x, y)
@@ -242,9 +234,7 @@ class NMMatrix:
         return y
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[0] != self.shape[1]:
-            raise InputError(f"input matrix must have shape ({self.shape[1]}, n), got {X.shape}")
+        X = as_matrix(X, self.shape[1])
         Y = np.empty((self.shape[0], X.shape[1]), dtype=np.float32)
         nm_matmat(self.values, self.meta, self.n, self.m, X, Y)
         return Y
