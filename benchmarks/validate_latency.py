@@ -17,6 +17,13 @@ numba kernels. Every kernel runs on one thread (threadpoolctl), as the model doe
    point's measured ratio is the median over passes (other tenants slow both halves of
    a pair alike; a burst that hits one half is outvoted). How far the passes' ratios
    disagree (largest / smallest - 1) is reported as the measurement's own noise.
+   With ``--interleave-gemv`` one pass of the GEMV bandwidth curve (``hwprune
+   calibrate``'s own measurement, :func:`hwprune.calibrate.host.gemv_curve`, on the
+   profile's footprints) is timed before each validation pass and once after the
+   last, and the model prices the dense and compact GEMVs on the best of those passes
+   (what ``calibrate`` does with its three passes), so the calibration and the
+   validation see the host at the same time: on a shared VM the GEMV's speed drifts
+   by ~10% over minutes, which the sparse/dense ratio does not cancel.
 3. Report per point the predicted ratio (model sparse / model dense) against the
    measured one: the error distribution (predicted / measured - 1: p5, p25, median,
    p75, p95), the share within +-15% (target: >= 90%), and per shape and format the
@@ -25,12 +32,13 @@ numba kernels. Every kernel runs on one thread (threadpoolctl), as the model doe
    points for >= 18 of the 21 pairs).
 
 Run:  python benchmarks/validate_latency.py [--profile host.toml] [--passes 3] [--repeats 7]
-          [--spread 0.1] [--shapes NAME,...] [--out results/latency.csv]
+          [--spread 0.1] [--shapes NAME,...] [--interleave-gemv] [--out results/latency.csv]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +47,13 @@ import numpy as np
 import pandas as pd
 
 import hwprune
-from hwprune.calibrate.host import calibrate, curve_footprints, gemv_shape
+from hwprune.calibrate.host import (
+    calibrate,
+    curve_footprints,
+    gemv_bandwidth,
+    gemv_shape,
+    non_increasing_from_above,
+)
 from hwprune.calibrate.matvec_fit import FIT_SHAPES, best_seconds, kernel_call, one_thread
 from hwprune.latency.cpu import cpu_latency
 from hwprune.latency.network import crossing
@@ -94,6 +108,10 @@ def main(argv=None) -> int:
                              "median of its passes' ratios (default 3)")
     parser.add_argument("--shapes", help="comma-separated shape names to score (default: all "
                                          "of " + ", ".join(n for n, _, _ in SHAPES) + ")")
+    parser.add_argument("--interleave-gemv", action="store_true",
+                        help="time one pass of the GEMV bandwidth curve before each validation pass "
+                             "and after the last, and price the dense GEMV on their best (the "
+                             "calibration taken at the time of the validation)")
     parser.add_argument("--out", help="write the per-point table as CSV")
     parser.add_argument("--from-csv", help="report on a table written by --out instead of "
                                            "measuring again (predictions are recomputed)")
@@ -125,8 +143,21 @@ def main(argv=None) -> int:
     # Nor is one a matrix of the GEMV bandwidth curve (any footprint grid calibrate uses).
     curve = {gemv_shape(f) for step in (2 ** 0.5, 4.0) for f in curve_footprints(1 << 31, step)}
     assert not curve & {(m, k) for _, m, k in SHAPES}, "a scored shape is on the GEMV curve"
+    if args.interleave_gemv and not dev.gemv_bandwidth:
+        parser.error("--interleave-gemv needs a profile with a [gemv_bandwidth] curve")
     with one_thread():
-        df = pd.DataFrame(grid_rows(dev, shapes, args.passes, args.repeats, args.spread))
+        gemv_passes: list[dict[float, float]] = []
+        calibrated_gemv = dev.gemv_bandwidth
+
+        def between_passes():
+            if args.interleave_gemv:
+                print("\rGEMV bandwidth curve ...          ", end="", file=sys.stderr)
+                gemv_passes.append({f: gemv_bandwidth(int(f)) / dev.clock_hz
+                                    for f, _ in dev.gemv_bandwidth})
+        measured = grid_measurements(shapes, args.passes, args.repeats, args.spread, between_passes)
+        if gemv_passes:
+            dev = interleaved_profile(dev, gemv_passes)
+        df = pd.DataFrame(grid_rows(dev, shapes, measured))
         extra = []
         for name, m, k in shapes:
             for scheme in FORMATS[1:]:
@@ -143,37 +174,54 @@ def main(argv=None) -> int:
                                   "predicted_ratio": predicted_ratio(dev, m, k, scheme, d),
                                   "point": "bisect"})
     print("", file=sys.stderr)
+    if gemv_passes:
+        print("GEMV bandwidth curve interleaved with the passes (bytes/cycle; calibrated -> "
+              "validation): " + ", ".join(
+                  f"{int(f) >> 10} KiB {b0:.3g} -> {b1:.3g}"
+                  for (f, b0), (_, b1) in zip(calibrated_gemv, dev.gemv_bandwidth)))
     return report(pd.concat([df, pd.DataFrame(extra)], ignore_index=True), dev, args.out, shapes)
 
 
-def grid_rows(dev, shapes, passes: int, repeats: int, spread: float) -> list[dict]:
-    """Measure and predict every grid point's sparse/dense ratio (dense and sparse timed
-    back to back in every pass; the median of the passes' ratios), ``pass_spread`` the
-    largest pass ratio over the smallest, minus 1."""
+def interleaved_profile(dev, passes: list[dict[float, float]]):
+    """``dev`` with its ``gemv_bandwidth`` curve replaced by the best of the interleaved
+    passes at each footprint, made non-increasing as ``hwprune calibrate`` does."""
+    best = {f: max(p[f] for p in passes) for f in passes[0]}
+    return dataclasses.replace(dev, gemv_bandwidth=tuple(non_increasing_from_above(best)))
+
+
+def grid_measurements(shapes, passes: int, repeats: int, spread: float, between=lambda: None) -> dict:
+    """``{(shape index, scheme, density): [(dense s, sparse s) per pass]}``: every grid
+    point's dense and sparse kernels timed back to back in every pass, shapes in a
+    different order each pass; ``between()`` runs before each pass and after the last."""
     points = [(si, scheme, d) for si in range(len(shapes)) for scheme in FORMATS[1:]
               for d in DENSITIES]
-    ratios: dict = {p: [] for p in points}
     times: dict = {p: [] for p in points}
     for p in range(passes):
+        between()
         order = np.random.default_rng(100 + p).permutation(len(shapes))
         for si in order:
             name, m, k = shapes[si]
             for pt in (q for q in points if q[0] == si):
                 _, scheme, d = pt
                 print(f"\rpass {p + 1}/{passes} {name} {scheme} {d}      ", end="", file=sys.stderr)
-                dense, sparse = measure_pair(scheme, m, k, d, repeats, spread,
-                                             [1, m, k, int(d * 1e6)])    # same matrices every pass
-                ratios[pt].append(sparse / dense)
-                times[pt].append((dense, sparse))
+                times[pt].append(measure_pair(scheme, m, k, d, repeats, spread,
+                                              [1, m, k, int(d * 1e6)]))    # same matrices every pass
+    between()
+    return times
+
+
+def grid_rows(dev, shapes, times: dict) -> list[dict]:
+    """Every grid point's measured sparse/dense ratio (the median of the passes' ratios)
+    beside the model's, ``pass_spread`` the largest pass ratio over the smallest, minus 1."""
     rows = []
-    for si, scheme, d in points:
+    for (si, scheme, d), pairs in times.items():
         name, m, k = shapes[si]
-        r = ratios[(si, scheme, d)]
+        r = [sparse / dense for dense, sparse in pairs]
         rows.append({"shape": name, "rows": m, "cols": k, "scheme": scheme, "density": d,
                      "measured_ratio": float(np.median(r)),
                      "predicted_ratio": predicted_ratio(dev, m, k, scheme, d),
-                     "dense_s": min(t[0] for t in times[(si, scheme, d)]),
-                     "sparse_s": min(t[1] for t in times[(si, scheme, d)]),
+                     "dense_s": min(t[0] for t in pairs),
+                     "sparse_s": min(t[1] for t in pairs),
                      "point": "grid", "pass_spread": max(r) / min(r) - 1})
     return rows
 

@@ -204,11 +204,12 @@ def _non_increasing(best: dict[int, float]) -> list[tuple[int, float]]:
     return curve
 
 
-def _non_increasing_from_above(best: dict[int, float]) -> list[tuple[int, float]]:
-    # Non-increasing the other way: each point the fastest at its footprint or any
-    # larger one. A smaller footprint is never served more slowly by the memory system;
-    # where a small call measures slower, the per-call and per-row work (numpy's
-    # dispatch, the horizontal sums) holds it down, and the model prices those apart.
+def non_increasing_from_above(best: dict[int, float]) -> list[tuple[int, float]]:
+    """``[(footprint, bytes per cycle), ...]`` in increasing footprint, each point the
+    fastest at its footprint or any larger one (non-increasing the other way). A smaller
+    footprint is never served more slowly by the memory system; where a small call
+    measures slower, the per-call and per-row work (numpy's dispatch, the horizontal
+    sums) holds it down, and the model prices those apart."""
     curve, fastest = [], 0.0
     for nbytes in sorted(best, reverse=True):
         fastest = max(fastest, best[nbytes])
@@ -285,7 +286,7 @@ def gemv_curve(clock_hz: float, largest: int, step: float = 2.0, smallest: int =
         for _ in range(passes):
             for nbytes in sizes:
                 best[nbytes] = max(best[nbytes], gemv_bandwidth(nbytes) / clock_hz)
-    return _non_increasing_from_above(best)
+    return non_increasing_from_above(best)
 
 
 @njit(cache=True)
