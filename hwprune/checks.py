@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from typing import Any, Callable
 
@@ -178,3 +179,68 @@ def regular_file(path: str | os.PathLike, what: str, accepted: str,
         raise InputError(f"{what}: {info.st_size} bytes, more than the {max_bytes} bytes "
                          f"accepted; give {accepted}")
     return info
+
+
+# ------------------------------------------------------------ sparsity patterns and formats
+
+def check_nm(n: object, m: object) -> tuple[int, int]:
+    """``(n, m)`` as integers with ``1 <= n < m <= 256``, or a clear error."""
+    if (isinstance(n, bool) or isinstance(m, bool) or not isinstance(n, (int, np.integer))
+            or not isinstance(m, (int, np.integer))):
+        raise InputError(f"N:M sparsity needs integers N and M, got {n!r}:{m!r}")
+    n, m = int(n), int(m)
+    if not 1 <= n < m <= 256:
+        raise InputError(f"N:M sparsity needs 1 <= N < M <= 256, got {n}:{m} (accepted: 2:4, "
+                         "1:4, 4:8, ...)")
+    return n, m
+
+
+def metadata_bits(m: int) -> int:
+    """Bits that say where a kept value sits in its window of ``m``: ``ceil(log2 m)``."""
+    return max(1, math.ceil(math.log2(m)))
+
+
+MAX_BLOCK_SIDE = 256
+"""Largest block side :func:`check_block` accepts."""
+
+
+def check_block(r: object, c: object) -> tuple[int, int]:
+    """``(r, c)`` as integers from 1 to :data:`MAX_BLOCK_SIDE`, not both 1 (that is
+    fine-grained), or a clear error."""
+    if (isinstance(r, bool) or isinstance(c, bool) or not isinstance(r, (int, np.integer))
+            or not isinstance(c, (int, np.integer)) or not 1 <= r <= MAX_BLOCK_SIDE
+            or not 1 <= c <= MAX_BLOCK_SIDE or r * c == 1):
+        raise InputError(f"a block shape needs integers r, c from 1 to {MAX_BLOCK_SIDE} and more "
+                         f"than one weight per block, got {r!r}x{c!r} (accepted: 1x4, 4x4, 8x8, "
+                         "16x16, ...)")
+    return int(r), int(c)
+
+
+WEIGHT_FORMATS = ("dense", "csr", "simd-group", "rle", "N:M", "block-RxC")
+"""The weight storage formats (:mod:`hwprune.sparse.storage` counts their bytes);
+``N:M`` and ``block-RxC`` stand for their parametric names (``2:4``, ``block-8x8``),
+see :func:`parse_format`."""
+FORMAT_ALIASES = {"nm": "2:4", "block": "block-4x4"}
+"""Short names of the default N:M and block formats."""
+
+NM_NAME = re.compile(r"(\d+):(\d+)")
+"""An N:M pattern's name (``2:4``)."""
+BLOCK_NAME = re.compile(r"block-(\d+)x(\d+)")
+"""A block shape's name (``block-4x4``)."""
+
+
+def parse_format(fmt: str) -> tuple[str, tuple[int, int]]:
+    """``(kind, parameters)`` of a weight format name: ``("nm", (N, M))`` for ``N:M``,
+    ``("block", (R, C))`` for ``block-RxC``, ``(fmt, (0, 0))`` for the others; an
+    :class:`InputError` naming the accepted formats for anything else."""
+    fmt = FORMAT_ALIASES.get(str(fmt), str(fmt))
+    if found := NM_NAME.fullmatch(fmt):
+        return "nm", check_nm(int(found[1]), int(found[2]))
+    if found := BLOCK_NAME.fullmatch(fmt):
+        return "block", check_block(int(found[1]), int(found[2]))
+    if fmt in WEIGHT_FORMATS[:4]:
+        return fmt, (0, 0)
+    raise InputError(f"unknown weight format {fmt!r}; accepted: " + ", ".join(WEIGHT_FORMATS[:4])
+                     + ", N:M (e.g. 2:4, alias nm), block-RxC (e.g. block-8x8, alias block)")
+
+

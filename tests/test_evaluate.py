@@ -25,7 +25,7 @@ def test_names_and_aliases_resolve_to_one_scheme():
     assert scheme("csr") is FINE and scheme("group-csr") is SIMD and scheme("compact") is NODE
     assert hwprune.api.check_scheme("compact") == "node"
     with pytest.raises(UnknownNameError, match="accepted: dense, fine, simd"):
-        scheme("block")
+        scheme("blocks")
     with pytest.raises(InputError, match="prunes nothing"):
         hwprune.api.check_scheme("dense", pruning_only=True)
 

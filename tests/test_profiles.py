@@ -179,7 +179,7 @@ def test_minimal_user_profile_loads_by_path(tmp_path):
         ('[compute]', '[sparsity]\nzero_weights = "maybe"\n[compute]', "sparsity.zero_weights",
          "one of: none, gate, skip"),
         ('[compute]', '[sparsity]\nweight_format = "coo"\n[compute]', "sparsity.weight_format",
-         "one of: dense, csr, rle, simd-group"),
+         "accepted: dense, csr, simd-group, rle, N:M"),
         ('kind = "dram"', 'kind = "dram"\nholds = ["weights", "bias"]', "memory[1] (DRAM).holds",
          "distinct operands"),
         ('name = "L1"\nkind = "cache"', 'name = "L1"\nkind = "cache"\nholds = ["weights"]',
@@ -249,7 +249,8 @@ def test_eyeriss_is_normalized_and_core_i7_is_in_pj():
     assert eyeriss.energy_unit == "MAC-equivalents" and eyeriss.energy_normalized
     assert core_i7.energy_unit == "pJ" and not core_i7.energy_normalized
     assert {d.id: d.energy_unit for d in list_devices()} == {
-        "cortex-m4": "pJ", "core-i7": "pJ", "titan-x": "pJ", "eyeriss": "MAC-equivalents"}
+        "cortex-m4": "pJ", "cortex-m55": "pJ", "core-i7": "pJ", "titan-x": "pJ", "a100": "pJ",
+        "eyeriss": "MAC-equivalents"}
     listing = hwprune.devices().set_index("device")["energy_unit"]
     assert (listing["eyeriss"], listing["core-i7"]) == ("MAC-equivalents", "pJ")
     for dev, unit in ((eyeriss, "MAC-equivalents"), (core_i7, "pJ")):

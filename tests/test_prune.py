@@ -206,11 +206,18 @@ def test_every_criterion_works_with_every_granularity(crit, gran):
     group = 2 if gran == "simd" else None
     targets = targets_for(model, 0.5, gran)
     prune_to(model, CRITERIA[crit], gran, targets, data, np.random.default_rng(0), group)
+    s = G.scheme(gran)
     for lay in model.prunable():
         groups = G.groups_of(lay.weight.shape, gran, group)
-        if gran != "node" or lay.name == "c1":
+        if s.fixed_density is not None:      # N:M: at most N of every window of M
+            rows = lay.mask.reshape(lay.mask.shape[0], -1)
+            n, m = s.nm
+            cols = rows.shape[1] - rows.shape[1] % m
+            assert (rows[:, :cols].reshape(rows.shape[0], -1, m).sum(axis=2) == n).all()
+        elif not s.removes_units or lay.name == "c1":
             own = G.alive(groups, lay.mask)
-            assert abs((groups.sizes * own).sum() - targets[lay.name] * lay.mask.size) <= groups.sizes.max()
+            tolerance = groups.sizes.max() * (s.round_to if s.round_to > 1 else 1)
+            assert abs((groups.sizes * own).sum() - targets[lay.name] * lay.mask.size) <= tolerance
 
 
 def test_magnitude_keeps_the_largest_weights_and_matches_hans_threshold():
@@ -306,7 +313,7 @@ def test_agp_prunes_gradually():
 
 def test_bad_requests_are_input_errors():
     model, data = models.build("digits-mlp"), digits(0)
-    for kwargs in [dict(criterion="nope"), dict(granularity="block"), dict(density=0.0),
+    for kwargs in [dict(criterion="nope"), dict(granularity="blocks"), dict(density=0.0),
                    dict(density=1.5), dict(schedule="cosine"), dict(granularity="simd", group=65),
                    dict(granularity="fine", group=4), dict(density={"fc9": 0.5})]:
         args = dict(criterion="magnitude", granularity="fine", density=0.5, schedule="oneshot")
@@ -350,10 +357,17 @@ def test_cli_sensitivity_table_and_plot(tmp_path, capsys):
     assert main(["sensitivity", "digits-mlp", "--densities", "0.5,0.05", "--format", "csv",
                  "--plot", str(plot)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "layer,target,density,accuracy,drop" and len(lines) == 1 + 3 * 2
+    assert lines[0] == "layer,scheme,target,density,accuracy,drop" and len(lines) == 1 + 3 * 2
     assert plot.stat().st_size > 1000
-    acc = {(r.split(",")[0], r.split(",")[1]): float(r.split(",")[3]) for r in lines[1:]}
+    acc = {(r.split(",")[0], r.split(",")[2]): float(r.split(",")[4]) for r in lines[1:]}
     assert acc[("fc1", "0.05")] < acc[("fc1", "0.5")]
+    # 2:4 measured beside fine, one row per layer at density 0.5
+    assert main(["sensitivity", "digits-mlp", "--densities", "0.5", "--beside", "2:4",
+                 "--format", "csv"]) == 0
+    rows = [r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert [r[1] for r in rows] == ["fine", "2:4"] * 3 and {r[2] for r in rows} == {"0.5"}
+    assert main(["sensitivity", "digits-mlp", "--beside", "node"]) == 2
+    assert "not one" in capsys.readouterr().err
 
 
 def test_a_seed_makes_training_and_pruning_repeatable():

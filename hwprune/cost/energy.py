@@ -42,9 +42,8 @@ import numpy as np
 import pandas as pd
 
 from ..checks import check_batch
-from ..errors import InputError
-from ..hardware.profile import OPERANDS, WEIGHT_FORMATS, DeviceProfile
-from ..sparse.storage import activation_ratio, storage_cost
+from ..hardware.profile import OPERANDS, DeviceProfile
+from ..sparse.storage import activation_ratio, parse_format, storage_cost
 from ..workload.layer import Layer
 from ..workload.network import Network
 from ..workload.ops import CATEGORIES
@@ -101,24 +100,30 @@ def sparsity_params(nest: LoopNest, dev: DeviceProfile, density: Density,
     support = dev.sparsity
     eb = dev.element_bytes
     _, m, c, _, _, r, s = nest.bounds
+    kind, pattern = parse_format(weight_format)
     cost = storage_cost(weight_format, m, c * r * s, density.weight, eb, support.index_bits,
                         group=group or dev.compute.simd_lanes)
-    if weight_format == "dense":
-        w_exec = density.weight if support.zero_weights != "none" else 1.0
+    weight = density.weight
+    if kind == "nm":       # every value slot is stored and multiplied, kept or not
+        weight = pattern[0] / pattern[1]
+    if kind == "dense":
+        w_exec = weight if support.zero_weights != "none" else 1.0
         index_per_mac = 0.0
     else:
-        w_exec = density.weight
+        w_exec = weight
         index_per_mac = cost.index_bytes / cost.value_bytes
     a_exec = density.act if support.zero_activations != "none" else 1.0
-    skips = weight_format != "dense" or support.zero_weights == "skip"
+    skips = kind != "dense" or support.zero_weights == "skip"
+    group_weights = {"simd-group": float(group or dev.compute.simd_lanes),
+                     "block": float(pattern[0] * pattern[1])}.get(kind, 1.0)
     params = SparsityParams(
         executed=w_exec * a_exec,
         weight_ratio=cost.value_ratio + cost.index_ratio,
         index_per_mac=index_per_mac,
         input_top_ratio=activation_ratio(support.activation_format, density.act, eb,
                                          support.index_bits),
-        group_weights=float(group or dev.compute.simd_lanes) if weight_format == "simd-group" else 1.0,
-        group_keep=density.weight if skips else 1.0,
+        group_weights=group_weights,
+        group_keep=weight if skips else 1.0,
         output_top_ratio=activation_ratio(support.activation_format, density.out, eb,
                                           support.index_bits),
     )
@@ -336,8 +341,7 @@ def _options(net: Network, dev: DeviceProfile, densities: Any, batch: Any,
     batch = check_batch(batch)
     flow = get_dataflow(dataflow or dev.dataflow, dev)
     fmt = weight_format or dev.sparsity.weight_format
-    if fmt not in WEIGHT_FORMATS:
-        raise InputError(f"unknown weight format {fmt!r}; accepted: " + ", ".join(WEIGHT_FORMATS))
+    parse_format(fmt)          # an InputError naming the accepted formats
     return flow, fmt, resolve_densities(densities, net)
 
 

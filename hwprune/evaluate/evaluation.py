@@ -273,13 +273,13 @@ def _layer(original: Layer, shape: LayerShape, lp: LayerPlan, dev: DeviceProfile
     run = shape.layer
     kernel_shape = KernelShape.of(run)
     s = lp.scheme.on(kernel_shape.is_fc)
-    density = lp.density if s.prunes else 1.0
+    density = (s.fixed_density or lp.density) if s.prunes else 1.0
     group = s.group_width(kernel_shape.kernel, dev.compute.simd_lanes)
     nest = LoopNest.of(run, batch)
     if s.removes_units:
         # The units the scheme removes are gone: a smaller layer, stored dense.
         n, m, *rest = nest.bounds
-        nest = replace(nest, bounds=(n, max(1, round(m * density)), *rest))
+        nest = replace(nest, bounds=(n, s.kept_units(m, density), *rest))
         stored_density = 1.0
     else:
         stored_density = density

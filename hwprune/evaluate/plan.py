@@ -186,7 +186,7 @@ def _carry(net: Network, plan: Plan) -> tuple[dict[str, int], dict[str, LayerSha
             c_full = lay.input_shape[0]
             frac_in = first[0] / c_full
             c_kept = c_full if frac_in >= 1 else _kept_units(c_full, groups, frac_in)
-            m_kept = (_kept_units(full, groups, lp.density)
+            m_kept = (groups * lp.scheme.kept_units(full // groups, lp.density)
                       if lp.scheme.removes_units and lp.density < 1 else full)
             run = lay if c_kept == c_full else _shrink(lay, full, c_kept)
             out[lay.name] = LayerShape(run, m_kept / full, c_kept / c_full)

@@ -49,8 +49,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from ..checks import file_kind
-from ..errors import ProfileError
+from ..checks import file_kind, parse_format
+from ..errors import InputError, ProfileError
 from .profile import (
     ACTIVATION_FORMATS,
     BACKING_KINDS,
@@ -67,7 +67,6 @@ from .profile import (
     MEMORY_KINDS,
     OPERANDS,
     RESERVED_LEVEL_NAMES,
-    WEIGHT_FORMATS,
     ZERO_HANDLING,
     ZERO_LATENCY_KEYS,
     ComputeUnits,
@@ -82,7 +81,8 @@ TOP_KEYS = {"id", "name", "class", "clock_hz", "description", "dataflow", "energ
             "compute", "memory", "sparsity", "latency", "stream_bandwidth",
             "gemv_bandwidth", "mapping"}
 SPARSITY_KEYS = {"zero_weights", "zero_activations", "weight_format", "activation_format",
-                 "index_bits", "sources"}
+                 "index_bits", "structured", "structured_speedup", "structured_metadata_bits",
+                 "channel_multiple", "sources"}
 DEFAULT_DATAFLOW = {"accelerator": "row-stationary"}  # every other class: cache-tiling
 TOP_NUMERIC = ("clock_hz",)
 COMPUTE_REQUIRED = {
@@ -385,17 +385,77 @@ def _parse_sparsity(ck: _Checker, data: Mapping[str, Any]) -> tuple[SparsitySupp
     ck.unknown(table, SPARSITY_KEYS, prefix)
     defaults = SparsitySupport()
     choices = {"zero_weights": ZERO_HANDLING, "zero_activations": ZERO_HANDLING,
-               "weight_format": WEIGHT_FORMATS, "activation_format": ACTIVATION_FORMATS}
+               "activation_format": ACTIVATION_FORMATS}
     values: dict[str, Any] = {
         key: ck.string(table, key, prefix, options, required=False) or getattr(defaults, key)
         for key, options in choices.items()
     }
+    fmt = ck.string(table, "weight_format", prefix, required=False)
+    if fmt is not None:
+        try:
+            parse_format(fmt)
+        except InputError as err:
+            raise ck.fail(prefix + "weight_format", str(err)) from None
+    values["weight_format"] = fmt or defaults.weight_format
     bits = ck.number(table, "index_bits", "int", prefix, required=False)
     if bits is not None and bits > 64:
         raise ck.fail(prefix + "index_bits", f"must be an integer from 1 to 64, got {bits}")
     values["index_bits"] = bits or defaults.index_bits
-    sources = ck.sources(table, {"index_bits"} if bits else set(), prefix)
+    numeric = {"index_bits"} if bits else set()
+    values.update(_structured(ck, table, prefix))
+    numeric |= {k for k in ("structured_speedup", "structured_metadata_bits", "channel_multiple")
+                if k in table}
+    sources = ck.sources(table, numeric | ({"structured"} if "structured" in table else set()),
+                         prefix)
     return SparsitySupport(**values), sources
+
+
+def _structured(ck: _Checker, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The structured-sparsity capability keys of ``[sparsity]``: ``structured`` (a list
+    of N:M names) needs ``structured_speedup`` (1 to 16 x) and
+    ``structured_metadata_bits`` (1 to 8), and they need it; ``channel_multiple`` (1 to
+    256) stands alone."""
+    out: dict[str, Any] = {}
+    patterns = table.get("structured")
+    keys = ("structured_speedup", "structured_metadata_bits")
+    if patterns is None:
+        given = [k for k in keys if k in table]
+        if given:
+            raise ck.fail(prefix + given[0], "applies to the patterns of 'structured', which is "
+                          "missing (e.g. structured = [\"2:4\"])")
+    else:
+        if (not isinstance(patterns, list) or not patterns
+                or not all(isinstance(p, str) for p in patterns)):
+            raise ck.fail(prefix + "structured", f"must be a non-empty list of N:M pattern names "
+                          f"such as [\"2:4\"], got {patterns!r}")
+        for p in patterns:
+            try:
+                kind, _ = parse_format(p)
+            except InputError:
+                kind = ""
+            if kind != "nm" or p in ("nm",):
+                raise ck.fail(prefix + "structured", f"{p!r} is not an N:M pattern; accepted: "
+                              "names such as \"2:4\", \"1:4\", \"4:8\"")
+        if len(set(patterns)) != len(patterns):
+            raise ck.fail(prefix + "structured", f"lists a pattern twice: {patterns!r}")
+        out["structured"] = tuple(patterns)
+        speedup = ck.number(table, "structured_speedup", "positive", prefix)
+        if not 1 <= speedup <= 16:
+            raise ck.fail(prefix + "structured_speedup", f"must be from 1 to 16 (x dense), got "
+                          f"{speedup!r}")
+        out["structured_speedup"] = float(speedup)
+        meta = ck.number(table, "structured_metadata_bits", "int", prefix)
+        if meta > 8:
+            raise ck.fail(prefix + "structured_metadata_bits", f"must be an integer from 1 to 8, "
+                          f"got {meta}")
+        out["structured_metadata_bits"] = int(meta)
+    multiple = ck.number(table, "channel_multiple", "int", prefix, required=False)
+    if multiple is not None:
+        if multiple > 256:
+            raise ck.fail(prefix + "channel_multiple", f"must be an integer from 1 to 256, got "
+                          f"{multiple}")
+        out["channel_multiple"] = int(multiple)
+    return out
 
 
 def _parse_latency(ck: _Checker, data: Mapping[str, Any],

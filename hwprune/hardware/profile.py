@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+from ..checks import WEIGHT_FORMATS as FORMATS
 from ..errors import InputError, UnknownNameError
 
 DEVICE_CLASSES = ("mcu", "cpu", "gpu", "accelerator")
@@ -37,8 +38,9 @@ ZERO_HANDLING = ("none", "gate", "skip")
 ``gate`` spends the cycle but not the energy (no operand read, no switching), ``skip``
 spends neither."""
 
-WEIGHT_FORMATS = ("dense", "csr", "rle", "simd-group")
-"""How pruned weights are stored: see :mod:`hwprune.sparse.storage`."""
+WEIGHT_FORMATS = FORMATS
+"""How pruned weights are stored: see :mod:`hwprune.sparse.storage` (``N:M`` and
+``block-RxC`` stand for their parametric names, :func:`~hwprune.checks.parse_format`)."""
 
 ACTIVATION_FORMATS = ("dense", "rle")
 """How activations are stored in the outermost memory."""
@@ -113,6 +115,8 @@ LATENCY_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({
                                   "the copy (bounds checks, address, copy call)",
         "flash_cache_lines": "lines of the flash data cache (ART accelerator) that keep a small "
                              "weight stream between passes",
+        "vector_bytes": "bytes one vector instruction loads or multiplies (Helium: 16); given, the "
+                        "vector (MVE) kernels run, with loads and MACs on overlapping pipes",
     }),
     "cpu": MappingProxyType({
         "dense_mac_cycles": "cycles per MAC of the dense matrix-vector kernel (a BLAS GEMV), data in L1",
@@ -293,6 +297,15 @@ class SparsitySupport:
         activation_format: storage of activations in the outermost memory, one of
             :data:`ACTIVATION_FORMATS`.
         index_bits: bits of one stored index (column index, run length).
+        structured: the N:M patterns (``"2:4"``) the compute units run natively;
+            any other pattern runs as a generic sparse format
+            (:func:`hwprune.latency.work.runs_as`).
+        structured_speedup: math throughput on those patterns over dense (x): the
+            units skip the pruned half of a 2:4 product.
+        structured_metadata_bits: metadata bits the units read per kept value.
+        channel_multiple: the unit count the compute units are built for (a GEMM
+            dimension that is not a multiple runs padded to one, see the gpu model);
+            ``node-roundK`` with ``K`` this multiple is what the policies try.
     """
 
     zero_weights: str = "none"
@@ -300,6 +313,14 @@ class SparsitySupport:
     weight_format: str = "dense"
     activation_format: str = "dense"
     index_bits: int = 32
+    structured: tuple[str, ...] = ()
+    structured_speedup: float = 1.0
+    structured_metadata_bits: int = 0
+    channel_multiple: int = 1
+
+    def runs_natively(self, pattern: str) -> bool:
+        """True when the compute units run the N:M pattern named ``pattern`` natively."""
+        return pattern in self.structured
 
 
 def _interpolate(curve: tuple[tuple[float, float], ...], footprint_bytes: float) -> float:

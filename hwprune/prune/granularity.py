@@ -17,6 +17,11 @@ name         one group is                                source
              next layer that read it
 (fixed)      ``Scheme.width`` consecutive weights of a   a registered scheme with
              weight row                                  ``Group.FIXED``
+``N:M``      one weight; the ``N`` best of every         Mishra et al. 2021 (NVIDIA
+             aligned window of ``M`` of a weight row     sparse tensor cores)
+             are kept (:func:`keep_groups`)
+``block-RxC`` an ``R x C`` block of the weight matrix    Gray et al. 2017, Narang et
+             (``R`` rows by ``C`` columns of the rows)   al. 2017 (block sparsity)
 ============ =========================================== ==============================
 
 ``dense`` has no groups to remove: its layers keep every weight.
@@ -25,6 +30,11 @@ A fully connected layer ``W[o, i]`` is a convolution with a 1x1 kernel: ``vector
 ``kernel`` groups are single weights there (as ``fine``), ``filter`` and ``node`` are
 rows. The last ``simd`` group of a row may be shorter than ``g`` when ``g`` does not
 divide the row length; ``g`` larger than the row is an error.
+
+An N:M layer keeps ``N / M`` of every row whatever density is asked for (the windows
+fix it; a last, shorter window keeps at most ``N``). Blocks at the bottom or right edge
+of a weight matrix that ``R`` or ``C`` does not divide are smaller. ``node-roundK``
+keeps a multiple of ``K`` units (:meth:`~hwprune.schemes.Scheme.kept_units`).
 
 ``filter`` and ``node`` remove output units; on the model's last layer (the class
 logits) that would remove classes, so these two granularities leave the last layer
@@ -41,6 +51,7 @@ import numpy as np
 from ..checks import check_density, check_group_width
 from ..errors import InputError
 from ..schemes import Group, Scheme, names, scheme
+from ..sparse.nm import nm_mask
 
 
 def granularities() -> tuple[str, ...]:
@@ -93,6 +104,17 @@ def groups_of(shape: tuple[int, ...], granularity: str | Scheme, group: int | No
     elif s.group is Group.ROW:
         per_row = 1
         ids = np.arange(out).repeat(row)
+    elif s.group is Group.NM:
+        per_row = row
+        ids = np.arange(out * row)
+    elif s.group is Group.BLOCK:
+        r, c = s.block
+        across = math.ceil(row / c)
+        ids = ((np.arange(out) // r)[:, None] * across + np.arange(row)[None, :] // c).ravel()
+        count = math.ceil(out / r) * across
+        ids = ids.reshape(shape).astype(np.int64)
+        return Groups(ids, count, np.bincount(ids.ravel(), minlength=count),
+                      np.arange(count) // across * r)
     else:  # SIMD or FIXED: ``width`` consecutive weights of a row
         group = width
         if group > row:
@@ -122,6 +144,29 @@ def select(scores: np.ndarray, sizes: np.ndarray, density: float,
         k = min(k, max(int(eligible.sum()), 1))
     keep = np.zeros(scores.size, dtype=bool)
     keep[order[:k]] = True
+    return keep
+
+
+def keep_groups(s: Scheme, groups: Groups, scores: np.ndarray, density: float,
+                eligible: np.ndarray | None = None) -> np.ndarray:
+    """The groups ``s`` keeps (a bool per group): the ``N`` best-scoring weights of every
+    window of an N:M scheme (``density`` fixed by the pattern; ineligible weights never
+    come back), else :func:`select` to ``density``, rounded up to a multiple of
+    ``round_to`` units for a rounded unit scheme."""
+    if s.group is Group.NM:
+        rows = int(groups.row_of[-1]) + 1
+        ranked = np.where(eligible, scores, -np.inf) if eligible is not None else scores
+        return nm_mask(np.asarray(ranked, dtype=float).reshape(rows, -1), *s.nm).ravel()
+    keep = select(scores, groups.sizes, density, eligible)
+    if s.round_to > 1 and s.group is Group.ROW:
+        want = s.kept_units(keep.size, keep.sum() / keep.size)
+        if eligible is not None:
+            want = min(want, max(int(eligible.sum()), 1))
+        if want != keep.sum():
+            s_ = np.where(eligible, scores, -np.inf) if eligible is not None else scores
+            order = np.lexsort((np.arange(s_.size), -s_))
+            keep = np.zeros(keep.size, dtype=bool)
+            keep[order[:want]] = True
     return keep
 
 

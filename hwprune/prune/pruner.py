@@ -81,9 +81,12 @@ def targets_for(model: Model | ModelAdapter, density: float | Mapping[str, float
         out = {n: float(density) for n in names}
     for n, d in out.items():
         out[n] = check_density(d, f"density of {n}")
-        layer_scheme = granularity.get(n) if isinstance(granularity, Mapping) else granularity
-        if not G.scheme(layer_scheme).prunes:
+        layer_scheme = G.scheme(granularity.get(n) if isinstance(granularity, Mapping)
+                                else granularity)
+        if not layer_scheme.prunes:
             out[n] = 1.0
+        elif layer_scheme.fixed_density is not None and out[n] < 1.0:
+            out[n] = layer_scheme.fixed_density      # N:M: the pattern fixes the density
     last = granularity.get(names[-1]) if isinstance(granularity, Mapping) else granularity
     if G.scheme(last).removes_units:
         out[names[-1]] = 1.0
@@ -139,7 +142,7 @@ def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Gra
             keep = current
         else:
             scores = criterion.group_scores(lay, groups, stats.get(lay.name), rng, gran)
-            keep = _keep(scores, groups.sizes, target, current, criterion.splice, band)
+            keep = _keep(gran, groups, scores, target, current, criterion.splice, band)
         seen[lay.name] = (lay, groups, current, target, scores)
         new_masks[lay.name] = G.to_mask(groups, keep)
         if gran.masks_consumers:
@@ -156,10 +159,11 @@ def prune_to(model: Model | ModelAdapter, criterion: Criterion, granularity: Gra
     model.set_masks(new_masks)
 
 
-def _keep(scores, sizes, target, current, splice: bool, band: float) -> np.ndarray:
-    """The groups kept at ``target`` (an exact cut, or surgery's two thresholds)."""
-    keep = G.select(scores, sizes, target, None if splice else current)
-    if band > 0:
+def _keep(gran, groups, scores, target, current, splice: bool, band: float) -> np.ndarray:
+    """The groups kept at ``target`` (an exact cut, or surgery's two thresholds; an N:M
+    layer's windows take their exact cut whatever the band)."""
+    keep = G.keep_groups(gran, groups, scores, target, None if splice else current)
+    if band > 0 and gran.fixed_density is None:
         cut = scores[keep].min()
         keep = (scores >= cut * (1 + band)) | (current & (scores >= cut * (1 - band)))
     return keep
@@ -191,4 +195,7 @@ def _coupled_keep(entries, criterion: Criterion, stats, rng, band: float, plan) 
         current = current & cur
         weights += int(groups.sizes.sum())
         target += t * int(groups.sizes.sum())
-    return _keep(combined / len(entries), sizes, target / weights, current, criterion.splice, band)
+    first = entries[0]
+    coupled = G.Groups(first[1].ids, first[1].count, sizes, first[1].row_of)
+    return _keep(plan[first[0].name][0], coupled, combined / len(entries), target / weights,
+                 current, criterion.splice, band)

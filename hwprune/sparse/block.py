@@ -21,19 +21,13 @@ from typing import ClassVar
 import numpy as np
 from numba import njit, uint64
 
-from ..checks import check_density
+from ..checks import (
+    check_block,  # noqa: F401 (re-exported)
+    check_density,
+)
 from ..errors import InputError
 from .arrays import as_matrix, as_vector, check_pair, layout_cost
-from .storage import POINTER_BYTES, StorageCost
-
-
-def check_block(r: object, c: object) -> tuple[int, int]:
-    """``(r, c)`` as integers >= 1, not both 1 (that is fine-grained), or a clear error."""
-    if (isinstance(r, bool) or isinstance(c, bool) or not isinstance(r, (int, np.integer))
-            or not isinstance(c, (int, np.integer)) or r < 1 or c < 1 or r * c == 1):
-        raise InputError(f"a block shape needs integers r, c >= 1 and more than one weight per "
-                         f"block, got {r!r}x{c!r} (accepted: 1x4, 4x4, 8x8, 16x16, ...)")
-    return int(r), int(c)
+from .storage import StorageCost, block_storage  # noqa: F401 (re-exported)
 
 
 def _block_sums(scores: np.ndarray, r: int, c: int) -> np.ndarray:
@@ -60,20 +54,6 @@ def block_mask(scores: np.ndarray, r: int, c: int, density: float) -> np.ndarray
     kept = kept.reshape(sums.shape)
     full = np.repeat(np.repeat(kept, r, axis=0), c, axis=1)
     return full[:scores.shape[0], :scores.shape[1]]
-
-
-def block_storage(rows: int, cols: int, r: int, c: int, density: float, element_bytes: float,
-                  index_bits: int) -> StorageCost:
-    """Expected bytes of a ``rows x cols`` matrix with ``density`` of its ``r x c``
-    blocks kept: ``r x c`` values per kept block, ``index_bits`` per kept block, and
-    one 4-byte pointer per block row plus one."""
-    r, c = check_block(r, c)
-    density = check_density(density)
-    br, bc = math.ceil(rows / r), math.ceil(cols / c)
-    kept = density * br * bc
-    return StorageCost(kept * r * c * element_bytes,
-                       kept * index_bits / 8 + (br + 1) * POINTER_BYTES,
-                       rows * cols * element_bytes)
 
 
 @njit(cache=True, fastmath=True)

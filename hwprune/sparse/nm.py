@@ -28,28 +28,12 @@ from typing import ClassVar
 import numpy as np
 from numba import njit, uint64
 
+from ..checks import check_nm, metadata_bits  # noqa: F401 (re-exported)
 from ..errors import InputError
 from .arrays import VALUE_BYTES, as_matrix, as_vector, check_pair
-from .storage import StorageCost
+from .storage import StorageCost, nm_storage  # noqa: F401 (re-exported)
 
 ONE = uint64(1)
-
-
-def check_nm(n: object, m: object) -> tuple[int, int]:
-    """``(n, m)`` as integers with ``1 <= n < m <= 256``, or a clear error."""
-    if (isinstance(n, bool) or isinstance(m, bool) or not isinstance(n, (int, np.integer))
-            or not isinstance(m, (int, np.integer))):
-        raise InputError(f"N:M sparsity needs integers N and M, got {n!r}:{m!r}")
-    n, m = int(n), int(m)
-    if not 1 <= n < m <= 256:
-        raise InputError(f"N:M sparsity needs 1 <= N < M <= 256, got {n}:{m} (accepted: 2:4, "
-                         "1:4, 4:8, ...)")
-    return n, m
-
-
-def metadata_bits(m: int) -> int:
-    """Bits that say where a kept value sits in its window of ``m``: ``ceil(log2 m)``."""
-    return max(1, math.ceil(math.log2(m)))
 
 
 def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
@@ -71,15 +55,6 @@ def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
     np.put_along_axis(keep, order, True, axis=2)
     keep &= np.isfinite(by_window)              # the padding of a short last window
     return keep.reshape(rows, windows * m)[:, :cols]
-
-
-def nm_storage(rows: int, cols: int, n: int, m: int, element_bytes: float) -> StorageCost:
-    """Bytes of a ``rows x cols`` matrix stored N:M: ``n`` value slots and their
-    metadata per window (:func:`metadata_bits` each), whatever the weights."""
-    n, m = check_nm(n, m)
-    slots = rows * math.ceil(cols / m) * n
-    return StorageCost(slots * element_bytes, slots * metadata_bits(m) / 8,
-                       rows * cols * element_bytes)
 
 
 @njit(cache=True)
