@@ -297,11 +297,15 @@ def _candidates(work: KernelWork, nest: LoopNest, dev: DeviceProfile, flow: Data
 
 
 def _formats(work: KernelWork, dev: DeviceProfile) -> list[tuple[str, int]]:
-    """(storage format, group width) of every registered non-compact scheme on the
-    work's layer."""
+    """(storage format, group width) of the work's scheme and of every registered
+    scheme that runs an unstructured or group kernel (dense, csr, group-csr) on the
+    work's layer; the N:M and block formats of other schemes are left out (their
+    searches would only add time: their mappings are those of the formats above)."""
     kernel = work.shape.kernel
-    return sorted({(s.storage, s.on(work.shape.is_matvec).group_width(kernel, dev.compute.simd_lanes))
-                   for s in all_schemes() if s.kernel is not Kernel.COMPACT})
+    lanes = dev.compute.simd_lanes
+    schemes = [s for s in all_schemes() if s.kernel in (Kernel.DENSE, Kernel.CSR, Kernel.GROUP_CSR)]
+    return sorted({(s.storage, s.on(work.shape.is_matvec).group_width(kernel, lanes))
+                   for s in [*schemes, work.scheme] if s.kernel is not Kernel.COMPACT})
 
 
 def accelerator_latency(work: KernelWork, layer: Layer, dev: DeviceProfile,

@@ -132,6 +132,20 @@ sparsity slows a GPU down. The loads of one chunk are issued back to back: ``cha
 ceil(stored per row / 32) x (RT_dram + RT_l2) + instructions of the warp``;
 ``warps = rows x ceil(N / 32)``.
 
+**N:M on sparse tensor cores** (a profile whose ``[sparsity] structured`` lists the
+pattern, e.g. the A100's 2:4): the layer runs the dense kernel above (GEMM, or GEMV at
+batch 1) on the compressed weights: the math rate is ``structured_speedup`` times the
+dense rate (the units skip the pruned half of each window), and the weight operand
+moves ``N / M`` of its values plus ``structured_metadata_bits`` per kept value (DRAM,
+and the weight panels through L2); inputs and outputs are unchanged (cuSPARSELt's
+``cusparseLtMatmul``; Mishra et al., arXiv:2104.08378). A device without the pattern
+runs it as CSR (:func:`hwprune.latency.work.runs_as`).
+
+**Channel multiples.** Where the profile gives ``[sparsity] channel_multiple`` (the
+tensor cores' FP16 operand granularity), a dense GEMM's ``M``, ``N`` and ``K`` run
+padded up to a multiple of it, so a node-pruned layer pays for the units rounding would
+keep (and ``node-roundK`` costs nothing more).
+
 Simplifications: the opt-in L1/texture cache is left out (gathers are served by L2);
 misaligned sectors, bank conflicts and the split-K reduction's launch are not counted;
 the implicit-GEMM input is read once (``C/groups x E F`` per group, i.e. stride and
@@ -218,6 +232,11 @@ class GpuParams:
         self.dram = _level(dev, "dram")
         self.l2 = next((lvl for lvl in dev.memory if lvl.is_cache), self.dram)
         self.resident = self.units * self.max_warps
+        self.multiple = dev.sparsity.channel_multiple
+
+    def padded(self, size: int) -> int:
+        """``size`` rounded up to the profile's ``channel_multiple``."""
+        return -(-size // self.multiple) * self.multiple
 
     def dram_cycles(self, nbytes: float) -> float:
         return nbytes / (self.dram.bandwidth_bytes_per_cycle * self.dram_eff)
@@ -242,13 +261,17 @@ class GpuParams:
 
 
 def _gemm(g: GpuParams, m: int, n: int, k: int, groups: int, efficiency: float, shortest: int,
-          weight_elems: float, in_elems: float) -> dict[str, float]:
-    """Terms of the dense tiled GEMM (module docstring): the fastest tile of the family."""
+          weight_elems: float, in_elems: float, speedup: float = 1.0,
+          weight_share: float = 1.0) -> dict[str, float]:
+    """Terms of the dense tiled GEMM (module docstring): the fastest tile of the family.
+    ``speedup``: math rate over dense (sparse tensor cores); ``weight_share``: bytes of
+    the weight panels per dense byte (N:M values and metadata)."""
     best = None
+    m, n, k = g.padded(m), g.padded(n), g.padded(k)
     for tm, tn in g.tiles(shortest):
         # 8x8 outputs per thread: tm*tn/64 threads; a warp issues one FFMA per cycle.
         warps = max(1, tm * tn // (GEMM_REGISTER_BLOCK * g.warp))
-        rate = g.warp * min(warps, g.issue_width) * efficiency * g.unit_macs / (
+        rate = speedup * g.warp * min(warps, g.issue_width) * efficiency * g.unit_macs / (
             g.warp * g.issue_width)
         per_sm = max(1, int(g.issue_width // warps))
         slots = g.units * per_sm
@@ -263,7 +286,7 @@ def _gemm(g: GpuParams, m: int, n: int, k: int, groups: int, efficiency: float, 
             compute = waves * (tm * tn * depth / rate + g.dram.latency_cycles)
             partial = (s - 1) * 2 * groups * m * n      # split-K partial tiles, written and read
             dram = g.dram_cycles((weight_elems + in_elems + groups * m * n + partial) * g.elem)
-            l2 = g.l2_cycles(tiles * s * (tm + tn) * k_slice * g.elem)
+            l2 = g.l2_cycles(tiles * s * (tm * weight_share + tn) * k_slice * g.elem)
             terms = {"compute": compute, "dram": dram, "l2": l2, "issue": 0.0, "latency": 0.0}
             if best is None or max(terms.values()) < max(best.values()):
                 best = terms
@@ -287,13 +310,16 @@ def dense_kernel_terms(dev: DeviceProfile, m: int, n: int, k: int, *, convolutio
                  k * n if in_elems is None else in_elems)
 
 
-def _gemv(g: GpuParams, rows: int, cols: int) -> dict[str, float]:
-    steps = math.ceil(cols / (g.warp * GEMV_STEP_ELEMS))
+def _gemv(g: GpuParams, rows: int, cols: int, speedup: float = 1.0,
+          weight_share: float = 1.0) -> dict[str, float]:
+    """Terms of the dense GEMV (module docstring); ``speedup`` and ``weight_share`` as
+    in :func:`_gemm` (a sparse tensor-core GEMV: fewer steps, fewer weight bytes)."""
+    steps = math.ceil(cols * weight_share / (g.warp * GEMV_STEP_ELEMS))
     instructions = rows * (steps * GEMV_STEP_INSTRUCTIONS + GEMV_ROW_INSTRUCTIONS)
     x_l2 = rows * math.ceil(cols * g.elem / g.sector) * g.sector
-    return {"compute": rows * cols / (g.units * g.unit_macs),
-            "dram": g.dram_cycles((rows * cols + cols + rows) * g.elem),
-            "l2": g.l2_cycles(rows * cols * g.elem + x_l2),
+    return {"compute": rows * cols / (g.units * g.unit_macs * speedup),
+            "dram": g.dram_cycles((rows * cols * weight_share + cols + rows) * g.elem),
+            "l2": g.l2_cycles(rows * cols * weight_share * g.elem + x_l2),
             "issue": g.issue_cycles(instructions),
             "latency": g.latency_cycles(steps * g.dram.latency_cycles
                                         + steps * GEMV_STEP_INSTRUCTIONS + GEMV_ROW_INSTRUCTIONS, rows)}
@@ -357,11 +383,21 @@ def gpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
     """Predicted cycles of ``work``'s kernel(s) on the GPU ``dev`` (module docstring)."""
     g = GpuParams(dev)
     shape = work.shape
-    dense = work.kernel in (Kernel.DENSE, Kernel.COMPACT)
+    structured = work.kernel is Kernel.NM
+    if structured and not dev.sparsity.runs_natively(work.scheme.name):
+        raise InputError(f"device {dev.id!r} has no hardware for {work.scheme.name}; price it "
+                         "through hwprune.latency.layer_latency, which runs it as CSR")
+    dense = work.kernel in (Kernel.DENSE, Kernel.COMPACT) or structured
+    speedup, share = 1.0, 1.0
+    if structured:
+        share = work.stored / (work.rows * shape.cols)
+        share += share * dev.sparsity.structured_metadata_bits / (8 * g.elem)
+        speedup = dev.sparsity.structured_speedup
     fc = shape.kernel == (1, 1) and shape.n == shape.batch
     launches, before = 1, 0.0
     if shape.is_matvec:
-        terms = _gemv(g, work.rows, shape.cols * shape.groups) if dense else _sparse_mv(g, work)
+        terms = (_gemv(g, work.rows, shape.cols * shape.groups, speedup, share) if dense
+                 else _sparse_mv(g, work))
     elif dense:
         m = work.rows // shape.groups
         in_elems = (shape.cols * shape.n * shape.groups
@@ -371,7 +407,7 @@ def gpu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
         else:
             efficiency, shortest = g.conv_eff, g.conv_tile_min
         terms = _gemm(g, m, shape.n, shape.cols, shape.groups, efficiency, shortest,
-                      work.stored, in_elems)
+                      m * shape.cols * shape.groups * share, in_elems, speedup, share)
     else:
         if not fc:
             # Caffe's im2col: read the input once, write the K x N lowered matrix.

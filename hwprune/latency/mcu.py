@@ -1,5 +1,8 @@
 """Microcontroller latency: an in-order Cortex-M4 core without a data cache, counted
 instruction by instruction as CMSIS-NN's q15 kernels and their sparse counterparts run.
+A core with a vector extension (a profile with ``latency.vector_bytes``: the Cortex-M55's
+Helium) runs CMSIS-NN's int8 MVE kernels instead, counted in :mod:`hwprune.latency.mve`
+with the same cycle costs and flash model.
 
 Units: cycles of the core clock; bytes; counts. Every weight and activation is a q15
 (16-bit) value, two per 32-bit word; indices are ``sparsity.index_bits`` wide.
@@ -118,6 +121,7 @@ from dataclasses import dataclass
 from ..hardware.profile import DeviceProfile
 from ..schemes import Kernel
 from .estimate import LatencyEstimate, latency_param, make_estimate
+from .mve import mve_parts
 from .work import KernelWork
 
 
@@ -166,7 +170,10 @@ def _cycles(dev: DeviceProfile) -> _Cycles:
     return _Cycles(load=load, lp=latency_param(dev, "pipelined_load_cycles"),
                    mac=latency_param(dev, "mac_cycles"), alu=latency_param(dev, "alu_cycles"),
                    branch=latency_param(dev, "branch_cycles"),
-                   unroll=latency_param(dev, "loop_unroll"), row=latency_param(dev, "row_cycles"),
+                   # the vector kernels' low-overhead loops need no unrolling (mve.py)
+                   unroll=(1.0 if "vector_bytes" in dev.latency
+                           else latency_param(dev, "loop_unroll")),
+                   row=latency_param(dev, "row_cycles"),
                    position=latency_param(dev, "im2col_position_cycles"),
                    wait=max(0.0, lvl.latency_cycles - load), line=float(lvl.line_bytes),
                    cache_bytes=latency_param(dev, "flash_cache_lines") * lvl.line_bytes)
@@ -256,7 +263,13 @@ def _im2col(cy: _Cycles, work: KernelWork, elem: float) -> float:
 
 
 def mcu_latency(work: KernelWork, dev: DeviceProfile) -> LatencyEstimate:
+    """Predicted cycles of ``work`` on the microcontroller ``dev``: Helium (MVE) kernels
+    where the profile gives ``vector_bytes`` (:mod:`hwprune.latency.mve`), else the q15
+    kernels of the module docstring."""
     cy = _cycles(dev)
+    if "vector_bytes" in dev.latency:
+        parts = mve_parts(cy, work, dev)
+        return make_estimate(dev, sum(parts.values()), max(parts, key=parts.get), parts)
     shape = work.shape
     n, groups, k = shape.n, shape.groups, shape.cols
     elem = dev.element_bytes

@@ -25,10 +25,26 @@ from .estimate import LatencyEstimate
 from .gpu import gpu_latency
 from .mcu import mcu_latency
 from .passes import pass_latency
-from .work import KernelShape, kernel_work
+from .work import KernelShape, kernel_work, runs_as
 
 BREAKEVEN_SCHEMES = (FINE, SIMD, NODE)
-"""Schemes :func:`breakeven` compares against dense by default."""
+"""Schemes :func:`breakeven` compares against dense on every device."""
+
+
+def accelerated_schemes(dev: DeviceProfile) -> tuple[Scheme, ...]:
+    """The schemes ``dev``'s profile says its hardware is built for: the N:M patterns
+    of ``[sparsity] structured`` and, where ``channel_multiple`` is above 1, node
+    pruning rounded to that multiple (``node-roundK``)."""
+    out = tuple(scheme(p) for p in dev.sparsity.structured)
+    if dev.sparsity.channel_multiple > 1:
+        out += (scheme(f"node-round{dev.sparsity.channel_multiple}"),)
+    return out
+
+
+def default_schemes(dev: DeviceProfile) -> tuple[Scheme, ...]:
+    """:data:`BREAKEVEN_SCHEMES` and :func:`accelerated_schemes`: what :func:`breakeven`
+    and :func:`latency_curves` compare by default."""
+    return BREAKEVEN_SCHEMES + accelerated_schemes(dev)
 
 FLOOR = 0.01
 """Lowest density :func:`breakeven` looks at ("never" means: not above 1%)."""
@@ -49,6 +65,8 @@ def layer_latency(layer: Layer, dev: DeviceProfile, pruning: Scheme | str = DENS
     work = kernel_work(KernelShape.of(layer, check_batch(batch)), pruning, density,
                        dev.compute.simd_lanes)
     cls = dev.device_class
+    if cls != "accelerator":     # an accelerator's energy model prices every format itself
+        work = runs_as(work, dev.sparsity.runs_natively(work.scheme.name))
     if cls == "mcu":
         return mcu_latency(work, dev)
     if cls == "cpu":
@@ -109,11 +127,13 @@ def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DE
 
 
 def latency_curves(net: Network, dev: DeviceProfile,
-                   schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES,
+                   schemes: Sequence[Scheme | str] | None = None,
                    densities: Sequence[float] = CURVE_DENSITIES, batch: int = 1) -> pd.DataFrame:
     """Long table of predicted seconds for ``batch`` inputs: ``layer``, ``scheme``
-    (``dense`` included once per layer), ``density``, ``seconds``, ``cycles``, ``bound``."""
-    schemes = [scheme(s) for s in schemes]
+    (``dense`` included once per layer), ``density``, ``seconds``, ``cycles``, ``bound``.
+    An N:M scheme has one row, at its own density ``N / M``. ``schemes``: default
+    :func:`default_schemes`."""
+    schemes = [scheme(s) for s in (schemes or default_schemes(dev))]
     rows = []
     for layer in net.weighted_layers:
         dense = layer_latency(layer, dev, DENSE, batch=batch)
@@ -121,7 +141,7 @@ def latency_curves(net: Network, dev: DeviceProfile,
             rows.append({"layer": layer.name, "scheme": DENSE.name, "density": float(d),
                          "seconds": dense.seconds, "cycles": dense.cycles, "bound": dense.bound})
         for s in _schemes_for(layer, schemes, layer is net.weighted_layers[-1]):
-            for d in densities:
+            for d in ([s.fixed_density] if s.fixed_density else densities):
                 est = layer_latency(layer, dev, s, float(d), batch=batch)
                 rows.append({"layer": layer.name, "scheme": s.name, "density": float(d),
                              "seconds": est.seconds, "cycles": est.cycles, "bound": est.bound})
@@ -154,17 +174,19 @@ def crossing(seconds_at, dense_seconds: float, lo: float = FLOOR, steps: int = 7
 
 
 def breakeven(net: Network, dev: DeviceProfile,
-              schemes: Sequence[Scheme | str] = BREAKEVEN_SCHEMES, batch: int = 1) -> pd.DataFrame:
+              schemes: Sequence[Scheme | str] | None = None, batch: int = 1) -> pd.DataFrame:
     """Per layer and scheme, the density below which the scheme beats dense for
     ``batch`` inputs processed together (schemes that remove units are left out on the
-    last layer).
+    last layer). ``schemes``: default :func:`default_schemes`.
 
     Columns: ``layer``, ``kind``, ``scheme``, ``dense_seconds``, ``breakeven_density``
     (NaN: never faster above 1% density; 1.0: faster even unpruned),
     ``seconds_at_10pct`` (the format at density 0.1) and ``speedup_at_10pct``
-    (dense seconds / that).
+    (dense seconds / that). An N:M scheme runs at its own density ``N / M`` only: its
+    break-even is ``N / M`` where it beats dense there (else NaN), and its ``_at_10pct``
+    columns are at ``N / M``.
     """
-    schemes = [scheme(s) for s in schemes]
+    schemes = [scheme(s) for s in (schemes or default_schemes(dev))]
     if DENSE in schemes:
         raise InputError("breakeven compares pruning schemes with dense; drop 'dense' "
                          "from the schemes")
@@ -175,8 +197,12 @@ def breakeven(net: Network, dev: DeviceProfile,
             def seconds_at(d: float, s=s, layer=layer) -> float:
                 return layer_latency(layer, dev, s, d, batch=batch).seconds
             tenth = seconds_at(0.1)
+            if s.fixed_density:
+                even = s.fixed_density if tenth < dense else math.nan
+            else:
+                even = crossing(seconds_at, dense)
             rows.append({"layer": layer.name, "kind": layer.kind, "scheme": s.name,
-                         "dense_seconds": dense, "breakeven_density": crossing(seconds_at, dense),
+                         "dense_seconds": dense, "breakeven_density": even,
                          "seconds_at_10pct": tenth, "speedup_at_10pct": dense / tenth})
     if not rows:
         raise InputError(

@@ -41,9 +41,12 @@ from ..workload.passes import PassWork
 from .cpu import memory_terms
 from .estimate import LatencyEstimate, latency_param, make_estimate
 from .gpu import GpuParams
+from .mve import lanes as mve_lanes
 
 
 def _mcu(work: PassWork, dev: DeviceProfile, batch: int) -> tuple[dict[str, float], str]:
+    if "vector_bytes" in dev.latency:
+        return _mve(work, dev, batch)
     alu = latency_param(dev, "alu_cycles")
     ops = work.ops * batch * alu
     if work.runs_as == "fused":
@@ -59,6 +62,23 @@ def _mcu(work: PassWork, dev: DeviceProfile, batch: int) -> tuple[dict[str, floa
     loop = ((k + 2) * alu + branch) / unroll
     per_output = load + (k - 1) * lp + lp + loop
     return {"issue": ops + work.writes * batch * per_output}, "issue"
+
+
+def _mve(work: PassWork, dev: DeviceProfile, batch: int) -> tuple[dict[str, float], str]:
+    """A pass on a vector microcontroller (:mod:`hwprune.latency.mve`'s rules): ``V``
+    outputs per vector instruction; per output vector ``k`` vector loads and a store on
+    the load/store pipe, the operations as vector instructions (``mac_cycles`` each) on
+    the other pipe, the busier pipe paying; a copy is a VLDRB + VSTRB per vector."""
+    v = mve_lanes(dev)
+    load = latency_param(dev, "load_cycles")
+    ops = math.ceil(work.ops * batch / v) * latency_param(dev, "mac_cycles")
+    if work.runs_as == "fused":
+        return {"issue": ops}, "issue"
+    vectors = math.ceil(work.writes * batch / v)
+    if work.runs_as == "copy":
+        return {"copy": 2 * load * vectors}, "copy"
+    k = math.ceil(work.reads / work.writes)
+    return {"issue": max(vectors * (k + 1) * load, ops)}, "issue"
 
 
 def _cpu(work: PassWork, dev: DeviceProfile, batch: int) -> tuple[dict[str, float], str]:

@@ -14,9 +14,19 @@ A :class:`~hwprune.schemes.Scheme` names the kernel that runs the pruned layer a
 * ``csr`` (scheme ``fine``): a fraction ``density`` of the weights, one int index each;
 * ``group-csr`` (``simd``, ``vector``, ``kernel``): aligned groups of the scheme's
   group width of a row, a fraction ``density`` of the groups, one index per group;
-* ``compact`` (``filter``, ``node``): a fraction ``density`` of the rows (output
-  neurons or filters) kept, the matrix physically smaller (a gather of the inputs for
-  fc layers).
+* ``compact`` (``filter``, ``node``, ``node-roundK``): a fraction ``density`` of the
+  rows (output neurons or filters) kept (:meth:`Scheme.kept_units`: rounded up to a
+  multiple of ``K``), the matrix physically smaller (a gather of the inputs for fc
+  layers);
+* ``nm`` (``N:M`` schemes): ``N`` value slots of every window of ``M`` columns of a
+  row, one metadata entry each (``density`` is ignored: the scheme keeps ``N / M``);
+* ``block`` (``block-RxC``): a fraction ``density`` of the ``R x C`` blocks, stored
+  whole, one index per block; a block's ``R`` rows share its column index and its
+  slice of the input.
+
+:func:`runs_as` says how a device without hardware for a pattern runs it: N:M as CSR
+and blocks as groups of ``C`` along each row (group-csr), the generic sparse kernels it
+has, paying their index loads and gathers.
 
 Counts are expected values for a uniformly random mask (rounded to whole elements),
 not a particular mask.
@@ -25,11 +35,11 @@ not a particular mask.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..checks import check_density
 from ..errors import InputError
-from ..schemes import Kernel, Scheme, scheme
+from ..schemes import FINE, Group, Kernel, Scheme, scheme
 from ..workload.layer import Layer
 from ..workload.ops import Conv2d, Linear, MatMul, TokenLinear
 
@@ -100,7 +110,8 @@ class KernelWork:
         rows: output rows computed (all groups; kept rows for ``compact``).
         stored: stored weight values (all groups).
         index_entries: stored indices (nonzeros for csr, groups for group schemes,
-            kept columns for compact; 0 for dense).
+            kept columns for compact, value slots (metadata entries) for N:M, kept
+            blocks for blocks; 0 for dense).
         macs: multiply-accumulates executed (stored values x ``n``).
         gathers: input loads addressed through an index, per column of the product
             (per input vector of a fully connected layer; 0 for convolutions).
@@ -142,9 +153,21 @@ def kernel_work(shape: KernelShape, pruning: Scheme | str, density: float,
         index = stored
         gathers = stored if shape.is_fc else 0
     elif s.kernel is Kernel.COMPACT:
-        rows = max(1, round(density * m))
+        rows = s.kept_units(m, density)
         stored, index = rows * k, k
         gathers = k if shape.is_fc else 0
+    elif s.kernel is Kernel.NM:
+        n_keep, window = s.nm
+        density = n_keep / window
+        stored = m * -(-k // window) * n_keep
+        index = stored
+        gathers = stored if shape.is_fc else 0
+    elif s.kernel is Kernel.BLOCK:
+        r, c = s.block
+        blocks = -(-m // r) * -(-k // c)
+        kept = max(1, round(density * blocks))
+        stored, index = kept * r * c, kept
+        gathers = kept * c if shape.is_fc else 0
     else:
         per_row = -(-k // g)
         kept = max(1, round(density * m * per_row))
@@ -155,3 +178,26 @@ def kernel_work(shape: KernelShape, pruning: Scheme | str, density: float,
                       stored=stored * groups, index_entries=index * groups,
                       macs=stored * groups * n, gathers=gathers * groups,
                       im2col_elements=im2col * groups, shape=shape)
+
+
+def runs_as(work: KernelWork, hardware: bool) -> KernelWork:
+    """``work`` as a device runs it: unchanged where the device has hardware for its
+    pattern (``hardware``) or where it is not a structured pattern; otherwise N:M as
+    CSR (one value and one index per kept slot) and blocks as group-csr with groups of
+    ``C`` along each row (each of a block's ``R`` rows loads the block's index and its
+    slice of the input again), the same weights kept."""
+    if hardware or work.kernel not in (Kernel.NM, Kernel.BLOCK):
+        return work
+    if work.kernel is Kernel.NM:
+        return replace(work, scheme=FINE)
+    r, c = work.scheme.block
+    groups = work.index_entries * r
+    return replace(work, scheme=_row_groups(c), group=c, index_entries=groups,
+                   gathers=work.stored if work.shape.is_fc else 0)
+
+
+def _row_groups(width: int) -> Scheme:
+    """A group-csr scheme of ``width`` weights per group (how a block runs without
+    block hardware); not registered."""
+    return Scheme(f"groups-of-{width}", f"groups of {width} weights of a row", Group.FIXED,
+                  Kernel.GROUP_CSR, "simd-group", width=width)
