@@ -301,12 +301,13 @@ def latency(net: str | Path | Network, dev: str | Path | DeviceProfile, scheme: 
 def breakeven(net: str | Path | Network, dev: str | Path | DeviceProfile, schemes=None,
               profiles: Sequence[str | Path] = (), batch: int = 1) -> pd.DataFrame:
     """Per layer and scheme, the density below which it beats dense at ``batch`` (see
-    :func:`hwprune.latency.breakeven`); ``schemes`` default fine, simd, node."""
+    :func:`hwprune.latency.breakeven`); ``schemes`` default fine, simd, node and the N:M
+    patterns the device runs natively."""
     from .latency import network as L
 
     net, dev, schemes = _network_arg(net), _device_arg(dev), _schemes_arg(schemes)
     batch = check_batch(batch)
-    return L.breakeven(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES, batch)
+    return L.breakeven(network(net), device(dev, profiles), schemes, batch)
 
 
 def latency_curves(net: str | Path | Network, dev: str | Path | DeviceProfile, schemes=None,
@@ -317,7 +318,7 @@ def latency_curves(net: str | Path | Network, dev: str | Path | DeviceProfile, s
 
     net, dev, schemes = _network_arg(net), _device_arg(dev), _schemes_arg(schemes)
     batch = check_batch(batch)
-    return L.latency_curves(network(net), device(dev, profiles), schemes or L.BREAKEVEN_SCHEMES,
+    return L.latency_curves(network(net), device(dev, profiles), schemes,
                             batch=batch)
 
 
@@ -473,9 +474,10 @@ def prune(model, criterion: str = "magnitude", granularity: str = "fine", densit
 
 
 def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
-                densities=None, group: int | None = None, seed: int = 0, *, example_input=None,
-                evaluate=None, loaders=None) -> pd.DataFrame:
-    """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``).
+                densities=None, group: int | None = None, seed: int = 0, *, beside=(),
+                example_input=None, evaluate=None, loaders=None) -> pd.DataFrame:
+    """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``);
+    ``beside``: N:M patterns measured per layer next to ``granularity`` (``("2:4",)``).
 
     ``model``: a reference model name, or a torch module with ``example_input`` and
     ``evaluate=`` or ``loaders=`` (as :func:`prune`; no training is done, the module's
@@ -489,10 +491,11 @@ def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
                                 loaders=loaders))
     seed = check_seed(seed)
     densities = DEFAULT_DENSITIES if densities is None else checks.check_densities(densities)
+    beside = tuple(_scheme_arg(b, "scheme beside") for b in beside)
     if adapter is not None:
-        return run(adapter, None, criterion, granularity, densities, group, seed)
+        return run(adapter, None, criterion, granularity, densities, group, seed, beside)
     trained, data = models.trained(model, seed)
-    return run(trained, data, criterion, granularity, densities, group, seed)
+    return run(trained, data, criterion, granularity, densities, group, seed, beside)
 
 
 def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,

@@ -128,7 +128,7 @@ def _cmd_energy(args: argparse.Namespace) -> None:
     if args.densities and args.weight_format is None and dev.sparsity.weight_format == "dense":
         print(f"{PROG}: note: {dev.id} stores pruned weights dense by default, so the zeros "
               "are still moved (and computed unless the device gates them); give "
-              "--weight-format csr|simd-group|rle to store them sparse", file=sys.stderr)
+              "--weight-format csr|simd-group|rle|2:4|block to store them sparse", file=sys.stderr)
     if args.detail:
         _emit(df, args)
         return
@@ -211,9 +211,11 @@ def _cmd_breakeven(args: argparse.Namespace) -> None:
 
     if args.plot:
         check_plot_path(args.plot)
-    schemes = tuple(s.strip() for s in args.formats.split(",") if s.strip())
-    if not schemes:
-        raise UsageError(f"--schemes needs a comma-separated list; got {args.formats!r}")
+    schemes = None
+    if args.formats is not None:
+        schemes = tuple(s.strip() for s in args.formats.split(",") if s.strip())
+        if not schemes:
+            raise UsageError(f"--schemes needs a comma-separated list; got {args.formats!r}")
     dev = api.device(args.device, args.profiles)
     net = api.network(args.network)
     table = api.breakeven(net, dev, schemes, batch=args.batch)
@@ -339,11 +341,13 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
     torch_args.pop("finetune", None)                     # sensitivity does not retrain
     api.check_prune_request(model, args.criterion, args.granularity, 1.0, "oneshot",
                             args.group, 0, **torch_args)
+    beside = tuple(b.strip() for b in (args.beside or "").split(",") if b.strip())
     table = api.sensitivity(model, args.criterion, args.granularity, args.densities,
-                            args.group, args.seed, **torch_args)
+                            args.group, args.seed, beside=beside, **torch_args)
     if args.plot:
-        plot_sensitivity(table, f"{name}: {args.criterion}, {args.granularity}, one layer "
-                         "pruned at a time (no retraining)", args.plot)
+        plot_sensitivity(table, f"{name}: {args.criterion}, {args.granularity}"
+                         + "".join(f" and {b}" for b in beside) + ", one layer pruned at a time "
+                         "(no retraining)", args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     _emit(table, args)
 
@@ -524,8 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--densities", metavar="FILE",
                    help="CSV with header layer,weight_density,act_density (default: dense)")
     p.add_argument("--dataflow", choices=api.DATAFLOWS, help="dataflow preset (default: the device's)")
-    p.add_argument("--weight-format", choices=api.WEIGHT_FORMATS,
-                   help="storage of pruned weights (default: the device's)")
+    p.add_argument("--weight-format", metavar="FORMAT",
+                   help="storage of pruned weights: " + ", ".join(api.WEIGHT_FORMATS[:4])
+                   + ", N:M (2:4, alias nm), block-RxC (block-4x4, alias block); default: the "
+                   "device's")
     p.add_argument("--detail", action="store_true",
                    help="one row per layer, memory level and operand instead")
     p.add_argument("--plot", metavar="FILE.png",
@@ -566,11 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("breakeven", help="per layer and pruning scheme, the density below which the "
                        "scheme is faster than dense")
     _add_network_device(p)
-    p.add_argument("--schemes", "--formats", dest="formats", default="fine,simd,node",
+    p.add_argument("--schemes", "--formats", dest="formats", default=None,
                    metavar="LIST",
                    help="comma-separated pruning schemes to compare with dense, from: "
                         + ", ".join(api.scheme_names(pruning_only=True))
-                        + " (default fine,simd,node; --formats is the older spelling)")
+                        + ", N:M, block-RxC, node-roundK (default fine,simd,node and the N:M "
+                        "patterns the device runs natively; --formats is the older spelling)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw latency against density, one line per format, per layer")
     _add_batch_option(p)
@@ -632,6 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_pruning_options(p)
     p.add_argument("--densities", type=_densities, default=None,
                    help="comma-separated densities (default: 0.9,0.7,0.5,0.3,0.2,0.1,0.05)")
+    p.add_argument("--beside", metavar="N:M,...", default=None,
+                   help="N:M patterns (2:4, 1:4, 4:8, ...) measured per layer beside the "
+                        "granularity, one point each at density N/M")
     p.add_argument("--plot", metavar="FILE.png", help="also draw accuracy against density")
     _add_table_options(p)
     p.set_defaults(func=_cmd_sensitivity)

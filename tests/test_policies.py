@@ -146,7 +146,7 @@ def test_scalpel_against_traditional_table(small_sweep):
 def test_report_writes_one_page_with_figures_and_tables(small_sweep, tmp_path):
     patch = small_sweep[3]
     from hwprune.report.html_report import render_report
-    patch.setattr(report_study, "BREAKEVEN_SCHEMES", ("fine",))
+    patch.setattr(report_study, "default_schemes", lambda dev: ("fine",))
     study = report_study.report_study([hwprune.device("cortex-m4"), hwprune.device("eyeriss")],
                                       names=("digits-mlp",))
     page = render_report(tmp_path / "r", study)

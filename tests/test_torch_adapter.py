@@ -161,7 +161,7 @@ def test_sensitivity_runs_on_torch_and_restores_the_module(loaders):
     before = {k: v.clone() for k, v in module.state_dict().items()}
     table = api.sensitivity(module, "magnitude", "fine", [0.5, 0.1], example_input=EXAMPLE,
                             loaders=loaders)
-    assert list(table.columns) == ["layer", "target", "density", "accuracy", "drop"]
+    assert list(table.columns) == ["layer", "scheme", "target", "density", "accuracy", "drop"]
     assert len(table) == 10 and set(table.layer) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
     assert np.allclose(table.density, table.target, atol=0.02)
     for key, value in before.items():

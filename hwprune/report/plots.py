@@ -109,10 +109,15 @@ def plot_breakeven(curves: pd.DataFrame, title: str, path: str | Path) -> None:
             line = summed[summed["scheme"] == scheme].sort_values("density")
             if line.empty:
                 continue
+            marker = "" if scheme == "dense" else "o" if len(line) == 1 else "."
             ax.plot(line["density"], line["seconds"] * 1e3, label=scheme, color=cmap(i % 10),
-                    linestyle="--" if scheme == "dense" else "-", marker="." if scheme != "dense" else "")
+                    linestyle="--" if scheme == "dense" else "-", marker=marker)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):     # plain labels: mathtext is off (literal_text)
+            axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.invert_xaxis()
         ax.set_title(group[0] if len(group) == 1 else f"{group[0]} .. {group[-1]}", fontsize=9)
         ax.set_xlabel("density (fraction kept)", fontsize=8)
@@ -129,12 +134,22 @@ def plot_breakeven(curves: pd.DataFrame, title: str, path: str | Path) -> None:
 
 @literal_text
 def plot_sensitivity(table: pd.DataFrame, title: str, path: str | Path) -> None:
-    """Test accuracy against density, one line per layer (a sensitivity table)."""
+    """Test accuracy against density, one line per layer (a sensitivity table); the rows
+    of the schemes measured beside the first (N:M patterns, one point per layer) are
+    drawn as markers in their layer's colour, one marker shape per scheme."""
     fig, ax = plt.subplots(figsize=(6, 4))
     cmap = plt.get_cmap("tab10")
+    schemes = list(dict.fromkeys(table["scheme"])) if "scheme" in table else [None]
+    shapes = dict(zip(schemes[1:], "s^Dv*P"))
     for i, (layer, part) in enumerate(table.groupby("layer", sort=False)):
-        part = part.sort_values("density")
-        ax.plot(part["density"], part["accuracy"] * 100, marker="o", label=layer, color=cmap(i % 10))
+        main = part if schemes[0] is None else part[part["scheme"] == schemes[0]]
+        main = main.sort_values("density")
+        ax.plot(main["density"], main["accuracy"] * 100, marker="o", label=layer, color=cmap(i % 10))
+        for scheme, shape in shapes.items():
+            point = part[part["scheme"] == scheme]
+            ax.plot(point["density"], point["accuracy"] * 100, linestyle="", marker=shape,
+                    markersize=9, color=cmap(i % 10),
+                    label=f"{layer} {scheme}")
     ax.invert_xaxis()
     ax.set_xlabel("density of the pruned layer (fraction kept)")
     ax.set_ylabel("test accuracy (%)")

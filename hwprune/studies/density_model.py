@@ -51,6 +51,19 @@ the layer's width; ``filter`` pruning (the next layer's weights kept while train
 uses node pruning's exponent; the per-layer spread is wide (the median hides it, the
 docs show it).
 
+**N:M patterns** keep ``N / M`` where fine-grained pruning reaches ``N / M`` or less at
+the accuracy in question, and are out (density 1: nothing pruned) above it. Mishra et al.
+(arXiv:2104.08378, 2021) retrain 2:4 to the dense accuracy on some thirty vision and
+language networks, so an N:M pattern is taken to cost no more accuracy than fine-grained
+pruning to the same density. *Simplification:* 1:4 and 4:8 are held to the same rule
+(fewer published results).
+
+**Blocks** ``R x C`` are groups of ``g = R x C`` weights: ``min(1, d * ratio(R C))``,
+Mao's ratio extrapolated by group size (*simplification*: a 2-D block and a 1-D group of
+the same size are taken to cost the same accuracy; no published table compares them at
+equal accuracy). **Rounded node pruning** (``node-roundK``) reaches node pruning's density;
+the rounding then keeps a few more units (:meth:`~hwprune.schemes.Scheme.kept_units`).
+
 A scheme that prunes nothing has density 1. The density never rises as ``d`` falls.
 """
 
@@ -147,9 +160,11 @@ def model_density(s: Scheme | str, shape: KernelShape, simd_lanes: int, d: float
     s = scheme(s).on(shape.is_fc)
     if not s.prunes:
         return 1.0
+    if s.fixed_density is not None:
+        return s.fixed_density if d <= s.fixed_density else 1.0
     if s.group is Group.ROW:
         return node_density(d, shape.is_fc)
-    g = s.group_width(shape.kernel, simd_lanes)
+    g = s.block[0] * s.block[1] if s.group is Group.BLOCK else s.group_width(shape.kernel, simd_lanes)
     return min(1.0, d * group_ratio(g))
 
 

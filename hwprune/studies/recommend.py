@@ -32,6 +32,7 @@ from ..checks import check_density
 from ..errors import InputError
 from ..evaluate.plan import can_remove_units
 from ..hardware.profile import DeviceProfile
+from ..latency.network import accelerated_schemes
 from ..latency.work import KernelShape
 from ..schemes import FINE, NODE, SIMD, Scheme, scheme
 from ..workload.coupling import unit_couplings
@@ -132,10 +133,14 @@ def describe(densities: Mapping[Scheme, float] | ModelledDensities) -> str:
 
 
 def recommend_choice(net: Network, dev: DeviceProfile, density,
-                     candidates: Sequence[Scheme | str] = CANDIDATES) -> Choice:
+                     candidates: Sequence[Scheme | str] | None = None) -> Choice:
     """The per-layer choice if each candidate reached its density on every layer
     (``density``: see :func:`scheme_densities`; one number is fine-grained pruning's,
-    the others' come from :mod:`hwprune.studies.density_model` layer by layer)."""
+    the others' come from :mod:`hwprune.studies.density_model` layer by layer).
+    ``candidates``: default :data:`CANDIDATES` and the schemes the device's hardware is
+    built for (:func:`~hwprune.latency.network.accelerated_schemes`)."""
+    if candidates is None:
+        candidates = CANDIDATES + accelerated_schemes(dev)
     densities = scheme_densities(density, candidates)
     last = net.weighted_layers[-1].name
     lanes = dev.compute.simd_lanes
@@ -147,11 +152,12 @@ def recommend_choice(net: Network, dev: DeviceProfile, density,
         else:
             given = densities
         per_layer[lay.name] = [Option(s, d) for s, d in given.items()
-                               if fits(s, lay, lanes, lay.name == last)]
+                               if fits(s, lay, lanes, lay.name == last)
+                               and (s.fixed_density is None or d < 1.0)]
     return choose(net, dev, per_layer, unit_couplings(net))
 
 
 def recommend(net: Network, dev: DeviceProfile, density,
-              candidates: Sequence[Scheme | str] = CANDIDATES) -> pd.DataFrame:
+              candidates: Sequence[Scheme | str] | None = None) -> pd.DataFrame:
     """:meth:`Choice.table` of :func:`recommend_choice` (columns documented there)."""
     return recommend_choice(net, dev, density, candidates).table()

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..cost.energy import network_energy
 from ..hardware.profile import DeviceProfile
-from ..latency.network import BREAKEVEN_SCHEMES, latency_curves
+from ..latency.network import default_schemes, latency_curves
 from ..prune import models
 from ..prune.adapter import ModelAdapter
 from .scalpel import ScalpelResult, Trained, scalpel
@@ -91,7 +91,7 @@ def report_study(devices: Sequence[DeviceProfile],
             energy[dev.id] = network_energy(net, dev)
             say(f"{name}: energy on {dev.id}")
         for dev in devices:
-            curves[dev.id] = latency_curves(net, dev, BREAKEVEN_SCHEMES)
+            curves[dev.id] = latency_curves(net, dev, default_schemes(dev))
             say(f"{name}: break-even curves on {dev.id}")
         try:
             for dev in devices:

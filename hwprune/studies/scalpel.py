@@ -4,13 +4,16 @@ For a reference model, a device and an accuracy tolerance, choose per layer amon
 dense, SIMD-aware weight pruning (groups of ``g`` = the device's SIMD width), node
 pruning and fine-grained pruning:
 
-1. **What each scheme can reach.** Each candidate prunes the trained model (magnitude
-   criterion, group RMS for SIMD groups as in Scalpel, with AGP retraining) at
-   decreasing uniform densities; the lowest density whose test accuracy stays within
+1. **What each scheme can reach.** Each candidate (fine, SIMD, node, and the schemes
+   the device's hardware is built for: its N:M patterns and node pruning rounded to
+   its channel multiple, :func:`~hwprune.latency.network.accelerated_schemes`) prunes
+   the trained model (magnitude criterion, group RMS for SIMD groups as in Scalpel,
+   with AGP retraining) at decreasing uniform densities; the lowest density whose test accuracy stays within
    ``tolerance`` of the dense model's is the scheme's achievable density (node: the
-   fraction of units kept). Layers a SIMD group does not fit stay dense in that
-   candidate. *Simplification:* one density per scheme for all layers, where Scalpel
-   searches per layer.
+   fraction of units kept; an N:M pattern is tried once, at its own density ``N / M``,
+   and is no candidate where that loses more than the tolerance). Layers a SIMD group
+   does not fit stay dense in that candidate. *Simplification:* one density per
+   scheme for all layers, where Scalpel searches per layer.
 2. **What it buys on the device.** Per layer, the latency simulator gives the scheme's
    latency at that layer's reached density and its break-even density; the energy
    model gives its energy (node pruning: the physically smaller dense network).
@@ -49,10 +52,11 @@ from ..checks import check_tolerance
 from ..errors import InputError
 from ..evaluate import evaluate
 from ..hardware.profile import DeviceProfile
+from ..latency.network import accelerated_schemes
 from ..prune import models
 from ..prune.adapter import ModelAdapter, NumpyAdapter, as_adapter
 from ..prune.schedules import prune
-from ..schemes import DENSE, FINE, NODE, SIMD, Scheme
+from ..schemes import DENSE, FINE, NODE, SIMD, Scheme, scheme
 from ..workload.coupling import Couplings
 from .choice import Choice, Option, choose, settle
 from .deployed import plan_of
@@ -192,14 +196,13 @@ def _search(start: Trained, s: Scheme, g: int, tolerance: float, dense_acc: floa
 @lru_cache(maxsize=64)
 def _search_cached(name: str, scheme_name: str, g: int, tolerance: float, seed: int,
                    dense_acc: float, epochs: int, grid: tuple):
-    s = {c.name: c for c in CANDIDATES}[scheme_name]
-    return _run_search(Trained(name, seed), s, g, tolerance, dense_acc, epochs)
+    return _run_search(Trained(name, seed), scheme(scheme_name), g, tolerance, dense_acc, epochs)
 
 
 def _run_search(start: Trained, s: Scheme, g: int, tolerance: float, dense_acc: float,
                 epochs: int):
     rows, best = [], (1.0, None)
-    for d in DENSITY_GRID:
+    for d in ([s.fixed_density] if s.fixed_density else DENSITY_GRID):   # N:M: one trial
         adapter = start.fresh()
         gran, group = _candidate_plan(adapter, s, g)
         density = {n: (d if gran[n] is s else 1.0) for n in gran}
@@ -248,7 +251,8 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
     couplings = Couplings(tuple(tuple(g) for g in base.unit_couplings()), frozenset())
     node_ok = {n for n in layer_names if _fits_node(base, n)}
     reached, searches = {}, []
-    for s in CANDIDATES:
+    tried = CANDIDATES + accelerated_schemes(dev)
+    for s in tried:
         _, pruned, rows = _search(start, s, g, tolerance, dense_acc, epochs, progress)
         searches += rows
         reached[s] = pruned
@@ -258,9 +262,10 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
         if lay.name not in layer_names:         # a weighted layer the adapter does not prune
             candidates[lay.name] = []
             continue
-        candidates[lay.name] = [Option(s, _reached(reached[s], s, lay.name)) for s in CANDIDATES
+        candidates[lay.name] = [Option(s, _reached(reached[s], s, lay.name)) for s in tried
                                 if fits(s, lay, g, lay.name == last)
-                                and (s is not NODE or lay.name in node_ok)]
+                                and (not s.removes_units or lay.name in node_ok)
+                                and (s.fixed_density is None or reached[s] is not None)]
     first = choose(net, dev, candidates, couplings)
     choice_gran, choice_group, choice_density = {}, {}, {}
     for lname in layer_names:

@@ -31,11 +31,14 @@ DEFAULT_DENSITIES = (0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
 
 def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: str, granularity: str,
                 densities: Sequence[float] = DEFAULT_DENSITIES, group: int | None = None,
-                seed: int = 0) -> pd.DataFrame:
-    """One row per (layer, density). Columns: ``layer``, ``target`` (density asked),
-    ``density`` (kept fraction reached, of the layer's weights), ``accuracy`` (test,
-    fraction, or the adapter's score), ``drop`` (dense accuracy minus accuracy).
+                seed: int = 0, beside: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per (layer, density). Columns: ``layer``, ``scheme``, ``target``
+    (density asked), ``density`` (kept fraction reached, of the layer's weights),
+    ``accuracy`` (test, fraction, or the adapter's score), ``drop`` (dense accuracy
+    minus accuracy). An N:M granularity has one row per layer, at ``N / M``.
 
+    ``beside``: N:M patterns (``2:4``, ...) measured the same way, one row per layer
+    each, beside ``granularity``'s rows (N:M next to fine-grained pruning).
     ``model``: a reference :class:`~hwprune.prune.model.Model` with its ``data``, or a
     :class:`~hwprune.prune.adapter.ModelAdapter` (``data`` None). The model is left as
     it came in."""
@@ -47,6 +50,12 @@ def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: st
     if not densities:
         raise InputError("sensitivity needs at least one density")
     densities = [check_density(d) for d in densities]
+    extra = [G.check(b, None) for b in beside]
+    for b in extra:
+        if b.fixed_density is None:
+            raise InputError(f"sensitivity shows N:M patterns beside the granularity; {b.name!r} "
+                             "is not one (run sensitivity with --granularity for it)")
+        check_fits(adapter, b, None)
     base = adapter.evaluate()
     layers = adapter.prunable()
     names = [lay.name for lay in layers]
@@ -54,18 +63,22 @@ def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: st
     rows = []
     try:
         adapter.set_splice(False)
+        runs = [(s, group, [s.fixed_density] if s.fixed_density else densities)]
+        runs += [(b, None, [b.fixed_density]) for b in extra]
         for i, name in enumerate(names):
-            if s.removes_units and i == len(names) - 1:
-                continue            # removing the last layer's units would remove classes
-            for d in densities:
-                targets = {x: 1.0 for x in names}
-                targets[name] = float(d)
-                prune_to(adapter, crit, granularity, targets, None, np.random.default_rng(seed), group)
-                acc = adapter.evaluate()
-                rows.append({"layer": name, "target": float(d),
-                             "density": float(adapter.layer(name).mask.mean()),
-                             "accuracy": acc, "drop": base - acc})
-                adapter.load_state(saved)
+            for scheme, width, points in runs:
+                if scheme.removes_units and i == len(names) - 1:
+                    continue        # removing the last layer's units would remove classes
+                for d in points:
+                    targets = {x: 1.0 for x in names}
+                    targets[name] = float(d)
+                    prune_to(adapter, crit, scheme, targets, None, np.random.default_rng(seed),
+                             width)
+                    acc = adapter.evaluate()
+                    rows.append({"layer": name, "scheme": scheme.name, "target": float(d),
+                                 "density": float(adapter.layer(name).mask.mean()),
+                                 "accuracy": acc, "drop": base - acc})
+                    adapter.load_state(saved)
     finally:
         adapter.load_state(saved)
     return pd.DataFrame(rows)

@@ -14,6 +14,9 @@ kernel         Mao et al. whole kernels (conv layers)   connected layers both eq
 filter         Mao et al. filters                       ``DENSITIES``
 node           Scalpel node pruning                     ``DENSITIES``
 simd           Scalpel SIMD groups, g = device width    ``DENSITIES``, per distinct g
+N:M            the patterns a device runs natively      its own density ``N / M`` (one point)
+node-roundK    node pruning rounded to a device's       ``DENSITIES``
+               channel multiple
 scalpel        Scalpel's per-layer choice               ``TOLERANCES``, per device
 energy-aware   Yang et al.                              ``BUDGETS``, per device
 ============== ======================================== =====================================
@@ -36,6 +39,7 @@ import pandas as pd
 from ..errors import InputError
 from ..evaluate import Evaluation
 from ..hardware.profile import DeviceProfile
+from ..latency.network import accelerated_schemes
 from ..prune import models
 from ..prune.adapter import ModelAdapter, as_adapter
 from ..prune.schedules import prune
@@ -52,12 +56,16 @@ COLUMNS = ("model", "device", "energy_unit", "policy", "setting", "accuracy", "e
            "latency_s", "model_bytes", "density")
 
 
-def _policies(is_cnn: bool) -> list[tuple[str, Scheme, str]]:
+def _policies(is_cnn: bool, devices: Sequence[DeviceProfile] = ()) -> list[tuple[str, Scheme, str]]:
     """(policy, scheme, schedule) of the device-independent policies: Han's iterative
     magnitude pruning, then every registered scheme with AGP (kernel-row and kernel
-    schemes on CNNs only; SIMD groups per device width, in :func:`sweep`)."""
+    schemes on CNNs only; SIMD groups per device width, in :func:`sweep`), then the N:M
+    patterns and rounded node pruning that one of ``devices`` has hardware for
+    (:func:`~hwprune.latency.network.accelerated_schemes`; other parametric schemes
+    only when asked for by name elsewhere)."""
     out = [("magnitude", FINE, "iterative"), ("fine-agp", FINE, "agp")]
-    for s in all_schemes():
+    extra = [s for dev in devices for s in accelerated_schemes(dev)]
+    for s in dict.fromkeys([s for s in all_schemes() if not s.parametric] + extra):
         if s.prunes and s is not FINE and s.group is not Group.SIMD and (is_cnn or not s.conv_only):
             out.append((s.name, s, "agp"))
     return out
@@ -100,14 +108,16 @@ def planned_steps(model, devices: Sequence[DeviceProfile], energy_aware_points: 
     ``energy_aware_points``: whether the sweep has them (default
     :func:`energy_aware_applies`; a bare torch module must say)."""
     cnn = _is_cnn(model)
-    independent = len(_policies(cnn)) + len(_widths(devices))
+    policies = _policies(cnn, devices)
+    independent = (sum(1 if s.fixed_density else len(DENSITIES) for _, s, _ in policies)
+                   + len(_widths(devices)) * len(DENSITIES))
     if energy_aware_points is None:
         if not isinstance(model, (str, ModelAdapter)):
             raise InputError("planned_steps of a torch module: say whether it has a train loader "
                              "(energy_aware_points=True/False)")
         energy_aware_points = energy_aware_applies(model)
     per_device = len(TOLERANCES) + (len(BUDGETS) if energy_aware_points else 0)
-    return independent * len(DENSITIES) + len(devices) * per_device
+    return independent + len(devices) * per_device
 
 
 def _row(name: str, dev: DeviceProfile, policy: str, setting: str, acc: float, model,
@@ -157,8 +167,9 @@ def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int
     for dev in devices:
         rows.append(_row(name, dev, "dense", "-", dense_acc, base, DENSE))
 
-    def run(policy: str, plan, densities, group, devs, schedule: str) -> None:
-        for d in DENSITIES:
+    def run(policy: str, plan, densities, group, devs, schedule: str,
+            fixed: float | None = None) -> None:
+        for d in ([fixed] if fixed else DENSITIES):       # N:M: one point, at N / M
             say(f"{name}: {policy} at density {d}")
             adapter = start.fresh()
             result = prune(adapter, None, "magnitude", plan, densities(d), schedule, group, epochs,
@@ -168,9 +179,9 @@ def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int
                                  adapter, plan))
 
     try:
-        for policy, s, schedule in _policies(is_cnn):
+        for policy, s, schedule in _policies(is_cnn, devices):
             plan, densities = _plan(base, s)
-            run(policy, plan, densities, None, devices, schedule)
+            run(policy, plan, densities, None, devices, schedule, s.fixed_density)
         for g, devs in _widths(devices).items():
             # A layer whose rows are shorter than g stays dense (fine at density 1).
             plan = {lay.name: (SIMD if g <= int(np.prod(lay.weight.shape[1:])) else FINE)
