@@ -10,10 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwprune.errors import InputError
-from hwprune.sparse.block import BlockMatrix, block_mask, block_storage, check_block
+from hwprune.sparse.block import BlockMatrix, block_mask, block_storage, check_block, uses_column_kernel
 from hwprune.sparse.kernels import reference_matmat, reference_matvec
 
-SHAPES = [(1, 4), (2, 2), (4, 4), (3, 5), (8, 1)]
+SHAPES = [(1, 4), (2, 2), (4, 4), (3, 5), (8, 1), (8, 4), (2, 8), (16, 16)]
+"""Blocks that run the column kernel (the first ones and 8x4) and the row-major one (3x5,
+2x8, 16x16)."""
 
 
 @settings(max_examples=80, deadline=None)
@@ -41,6 +43,7 @@ def test_layout_round_trips_and_kernels_match_the_reference(rows, cols, block, b
     w = rng.standard_normal((rows, cols)).astype(np.float32)
     mask = block_mask(np.abs(w), r, c, 0.4) & (rng.random((rows, cols)) < 0.9)
     matrix = BlockMatrix.from_dense(w, mask, r, c)
+    assert (matrix.columns is not None) == uses_column_kernel(r, c)
     np.testing.assert_array_equal(matrix.to_dense(), np.where(mask, w, 0))
     x = rng.standard_normal(cols).astype(np.float32)
     X = rng.standard_normal((cols, batch)).astype(np.float32)

@@ -7,7 +7,9 @@ Weights", OpenAI 2017; scipy's ``bsr_matrix`` stores the same layout).
   a matrix whose sides ``r`` or ``c`` do not divide are smaller.
 * :class:`BlockMatrix`: block sparse rows: ``data[blocks, r, c]`` (a kept block stored
   whole, zeros included), ``indices[blocks]`` (int32 block column) and
-  ``indptr[block_rows + 1]`` (int32), the matrix zero-padded to whole blocks.
+  ``indptr[block_rows + 1]`` (int32), the matrix zero-padded to whole blocks; small
+  narrow or tall blocks (:func:`uses_column_kernel`) also keep their values column by
+  column (``columns``) for :func:`column_kernel`, which the matvec then runs.
 * :func:`block_storage`: its bytes at a density: the kept blocks' values, one index per
   kept block and the block-row pointers.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -76,6 +79,47 @@ def block_matvec(data, indices, indptr, x_padded, y_padded):
                 y_padded[row0 + k] += acc
 
 
+COLUMN_KERNEL_MAX = 32
+"""Largest block (weights) that :func:`column_kernel` runs; see :func:`uses_column_kernel`."""
+
+
+def uses_column_kernel(r: int, c: int) -> bool:
+    """Whether an ``r x c`` block runs :func:`column_kernel`: narrow blocks (``c <= 4``)
+    and tall ones (``r >= c``) of at most :data:`COLUMN_KERNEL_MAX` weights. On the
+    AlexNet fc6/fc7 shapes at 10% (``benchmarks/bench_kernels.py``) it beat the
+    row-major kernel on 4x4, 8x4, 4x2, 2x2 and 8x1 blocks, and lost on 2x8, 8x8 and
+    16x16, whose long rows the row-major kernel already vectorizes."""
+    return r * c <= COLUMN_KERNEL_MAX and (c <= 4 or r >= c)
+
+
+@lru_cache(maxsize=None)
+def column_kernel(r: int, c: int):
+    """A matvec kernel compiled for ``r x c`` blocks stored column by column
+    (``columns[p * r * c + r * j + k] = block_p[k, j]``): per block, each input value
+    ``x[j]`` is loaded once and multiplies the block's column into ``r`` accumulators
+    that stay in registers for the whole block row (``r`` and ``c`` are compile-time
+    constants, so LLVM unrolls and vectorizes the column). Compiled on first use in a
+    process (numba cannot cache a closure on disk)."""
+    rows, cols, size = r, c, r * c
+
+    @njit(fastmath=True)
+    def kernel(columns, indices, indptr, x_padded, y_padded):
+        acc = np.zeros(rows, dtype=np.float32)
+        for bi in range(indptr.shape[0] - 1):
+            for k in range(rows):
+                acc[k] = 0.0
+            for p in range(indptr[bi], indptr[bi + 1]):
+                c0 = indices[p] * cols
+                o = p * size
+                for j in range(cols):
+                    xj = x_padded[c0 + j]
+                    for k in range(rows):
+                        acc[k] += columns[o + rows * j + k] * xj
+            for k in range(rows):
+                y_padded[bi * rows + k] = acc[k]
+    return kernel
+
+
 @njit(cache=True, fastmath=True)
 def block_matmat(data, indices, indptr, X_padded, Y_padded):
     """``Y = W X`` with ``X[cols_padded, batch]``."""
@@ -105,6 +149,7 @@ class BlockMatrix:
     indptr: np.ndarray
     shape: tuple[int, int]
     block: tuple[int, int]
+    columns: np.ndarray | None = None
     name: ClassVar[str] = "block"
 
     @classmethod
@@ -122,9 +167,11 @@ class BlockMatrix:
         bi, bj = np.nonzero(kept)                            # row-major
         indptr = np.zeros(br + 1, dtype=np.int32)
         np.cumsum(kept.sum(axis=1), out=indptr[1:])
-        data = w.reshape(br, r, bc, c).transpose(0, 2, 1, 3)[bi, bj]
-        return cls(np.ascontiguousarray(data, dtype=np.float32), bj.astype(np.int32), indptr,
-                   (rows, cols), (r, c))
+        data = np.ascontiguousarray(w.reshape(br, r, bc, c).transpose(0, 2, 1, 3)[bi, bj],
+                                    dtype=np.float32)
+        columns = (np.ascontiguousarray(data.transpose(0, 2, 1)).reshape(-1)
+                   if uses_column_kernel(r, c) else None)
+        return cls(data, bj.astype(np.int32), indptr, (rows, cols), (r, c), columns)
 
     @property
     def stored_values(self) -> int:
@@ -151,7 +198,10 @@ class BlockMatrix:
         xp = np.zeros(cols_p, dtype=np.float32)
         xp[:self.shape[1]] = as_vector(x, self.shape[1])
         y = np.empty(rows_p, dtype=np.float32)
-        block_matvec(self.data, self.indices, self.indptr, xp, y)
+        if self.columns is not None:
+            column_kernel(*self.block)(self.columns, self.indices, self.indptr, xp, y)
+        else:
+            block_matvec(self.data, self.indices, self.indptr, xp, y)
         return y[:self.shape[0]]
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
