@@ -131,3 +131,25 @@ def test_a_profile_without_a_new_key_names_it(tmp_path):
     path.write_text(text)
     with pytest.raises(InputError, match="latency.pipelined_load_cycles"):
         layer_latency(hwprune.network("lenet-300-100")["ip3"], hwprune.device(str(path)))
+
+
+def test_helium_kernels_by_hand():
+    """cortex-m55 (latency/mve.py), counted by hand from the profile's costs: VLDRB 2 and
+    VMLADAVA 2 cycles on overlapping pipes, row_cycles 12, branch 4, a scalar load 1,
+    the MRAM's 12 wait states per 32-byte line."""
+    dev = hwprune.device("cortex-m55")
+    # 4 rows x 16 int8 columns: one body max(5 loads x 2, 4 MACs x 2) = 10, 4 x 12 per
+    # output; 64 weight bytes = 2 lines x 12 wait states
+    dense = mcu_latency(kernel_work(KernelShape(rows=4, cols=16, n=1), "dense", 1.0, 16), dev)
+    assert dense.parts == {"issue": 10 + 4 * 12, "im2col": 0.0, "flash": 2 * 12}
+    # CSR, 8 nonzeros: index and weight vectors (2 x 2) + an 8-element gather (8) = 12;
+    # per row 12 + row pointer 1 + loop start 4; values, indices and pointers 1 line each
+    csr = mcu_latency(kernel_work(KernelShape(rows=1, cols=16, n=1), "fine", 0.5, 16), dev)
+    assert csr.parts == {"issue": 12 + 17, "im2col": 0.0, "flash": 3 * 12}
+    # a 16-wide SIMD group: scalar index 1 + weight and input vectors 2 x 2 = 5
+    simd = mcu_latency(kernel_work(KernelShape(rows=1, cols=32, n=1), "simd", 0.5, 16), dev)
+    assert simd.parts["issue"] == 5 + 17
+    # the same layer on the q15 Cortex-M4 model is far slower per cycle
+    m4 = mcu_latency(kernel_work(KernelShape(rows=4, cols=16, n=1), "dense", 1.0, 2),
+                     hwprune.device("cortex-m4"))
+    assert m4.parts["issue"] > dense.parts["issue"]

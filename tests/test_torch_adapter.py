@@ -378,3 +378,26 @@ def test_node_pruning_does_not_follow_units_through_layers_that_mix_channels():
     adapter = TorchAdapter(Tokens(), torch.zeros(1, 2, 8), evaluate=lambda m: 1.0)
     with pytest.raises(InputError, match="moves or mixes channels"):
         adapter.check_consumers("k")
+
+
+def test_nm_block_and_rounded_node_prune_a_torch_model(loaders):
+    """Issue 23's patterns through the same pruning path on a torch module: 2:4 keeps
+    two of every four weights of each row, 4x4 blocks are kept or removed whole, and
+    node-round8 keeps a multiple of 8 filters."""
+    module = _cnn()
+    adapter = TorchAdapter(module, EXAMPLE, loaders=loaders)
+    result = api.prune(adapter, "magnitude", "2:4", 0.3, "oneshot", epochs=0)
+    rows = module.fc1.weight_mask.bool().reshape(module.fc1.weight_mask.shape[0], -1)
+    assert (rows.reshape(rows.shape[0], -1, 4).sum(dim=2) == 2).all()
+    assert 0.0 < result.accuracy_after <= 1.0
+    module = _cnn()
+    api.prune(TorchAdapter(module, EXAMPLE, loaders=loaders), "magnitude", "block-4x4", 0.25,
+              "oneshot", epochs=0)
+    mask = module.fc1.weight_mask.bool()
+    blocks = mask.reshape(mask.shape[0] // 4, 4, mask.shape[1] // 4, 4).sum(dim=(1, 3))
+    assert set(blocks.unique().tolist()) <= {0, 16} and 0.2 < mask.float().mean() < 0.3
+    module = _cnn()
+    api.prune(TorchAdapter(module, EXAMPLE, loaders=loaders), "magnitude", "node-round8", 0.3,
+              "oneshot", epochs=0)
+    kept = module.conv2.weight_mask.reshape(module.conv2.weight_mask.shape[0], -1).any(dim=1).sum()
+    assert int(kept) % 8 == 0 or int(kept) == module.conv2.weight_mask.shape[0]
