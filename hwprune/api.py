@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -565,9 +566,42 @@ def recommend_densities_arg(text: str) -> str:
     return text
 
 
+def study_runner(verb: str, names, devices: Sequence[DeviceProfile], seed: int,
+                 epochs: int | None, workers: int = 0, scheduler: str | None = None,
+                 store: str | Path | None = None, force: bool = False):
+    """Where a study's tasks run and the store that keeps them
+    (:class:`~hwprune.studies.engine.Runner`): ``workers`` local Dask processes (0: this
+    process), or the Dask ``scheduler`` at an address; ``store``: a directory whose
+    finished points a re-run takes instead of running them again (another study
+    definition there is an error unless ``force``)."""
+    from .studies import tradeoff as T
+    from .studies.engine import Runner, Store
+
+    workers = checks.check_count(workers, "workers")
+    if scheduler is not None:
+        scheduler = checks.check_text(scheduler, "scheduler", "a Dask scheduler address such as "
+                                                              "tcp://127.0.0.1:8786")
+        if workers:
+            raise InputError("give --workers (a local cluster) or --scheduler (a running one), "
+                             "not both")
+    if (workers or scheduler) and any(not isinstance(n, str) for n in names):
+        raise InputError("a study of your PyTorch model runs in this process in this version "
+                         "(leave out --workers and --scheduler); the reference models run on "
+                         "workers")
+    definition = {
+        "verb": verb, "models": [n if isinstance(n, str) else f"torch:{n.name}" for n in names],
+        "devices": {d.id: hashlib.sha1(repr(d).encode()).hexdigest()[:16] for d in devices},
+        "seed": seed, "epochs": epochs, "densities": list(T.DENSITIES),
+        "tolerances": list(T.TOLERANCES), "budgets": list(T.BUDGETS)}
+    return Runner(workers, scheduler,
+                  Store(store, definition, force) if store is not None else None)
+
+
 def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0,
              progress=None, profiles: Sequence[str | Path] = (), *, example_input=None,
-             evaluate=None, finetune=None, loaders=None, epochs: int | None = None):
+             evaluate=None, finetune=None, loaders=None, epochs: int | None = None,
+             workers: int = 0, scheduler: str | None = None, store: str | Path | None = None,
+             force: bool = False):
     """Every pruning policy on ``model`` swept over density and ``devices``, with Pareto
     fronts: a :class:`~hwprune.studies.tradeoff.TradeoffStudy`.
 
@@ -575,7 +609,9 @@ def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0
     and ``evaluate=``/``finetune=`` or ``loaders=`` (as :func:`granularity`), or a
     ModelAdapter. A torch module's points each start from its state at the call; it is
     left as it came in. Energy-aware points: reference models only. ``epochs``:
-    fine-tuning per point (default :data:`~hwprune.studies.tradeoff.EPOCHS`, 8)."""
+    fine-tuning per point (default :data:`~hwprune.studies.tradeoff.EPOCHS`, 8).
+    ``workers``, ``scheduler``, ``store``, ``force``: where the points run and where
+    they are kept (:func:`study_runner`; docs/scaling.md)."""
     from .studies.tradeoff import study
 
     torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
@@ -591,7 +627,10 @@ def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0
     else:
         model = check_reference_model(model)
         _no_torch_args(model, **torch_args)
-    return study([model], [device(d, profiles) for d in devices], seed, progress, epochs)
+    devices = [device(d, profiles) for d in devices]
+    runner = study_runner("tradeoff", [model], devices, seed, epochs, workers, scheduler, store,
+                          force)
+    return study([model], devices, seed, progress, epochs, runner)
 
 
 def tradeoff_steps(model, devices: Sequence[DeviceProfile], *, loaders=None) -> int:
@@ -641,14 +680,16 @@ def energy_aware(model, dev: str | Path | DeviceProfile, budget: float = 0.01, s
 
 def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, progress=None,
                  profiles: Sequence[str | Path] = (), model=None, *, example_input=None,
-                 evaluate=None, finetune=None, loaders=None, epochs: int | None = None):
+                 evaluate=None, finetune=None, loaders=None, epochs: int | None = None,
+                 workers: int = 0, scheduler: str | None = None, store: str | Path | None = None,
+                 force: bool = False):
     """The study behind ``hwprune report`` (a
     :class:`~hwprune.studies.report_study.ReportStudy`): the reference models, or
     ``model``, a ``torch.nn.Module`` with ``example_input`` and ``evaluate=``/
     ``finetune=`` or ``loaders=`` (as :func:`granularity`), or a ModelAdapter. A torch
     module is pruned in place for each search and point and left as it came in.
     ``epochs``: fine-tuning per search trial and per trade-off point (default: each
-    policy's own)."""
+    policy's own). ``workers``, ``scheduler``, ``store``, ``force``: as :func:`tradeoff`."""
     from .studies.report_study import report_study as run
 
     devices, seed, progress = _devices_arg(devices), check_seed(seed), _progress_arg(progress)
@@ -665,7 +706,9 @@ def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, p
         names = tuple(MODELS)
     else:
         names = (_report_adapter(model, torch_args, epochs),)
-    return run([device(d, profiles) for d in devices], names, seed, progress, epochs)
+    devices = [device(d, profiles) for d in devices]
+    runner = study_runner("report", names, devices, seed, epochs, workers, scheduler, store, force)
+    return run(devices, names, seed, progress, epochs, runner)
 
 
 def _report_adapter(model, torch_args: dict, epochs: int | None):
@@ -688,10 +731,14 @@ def report_steps(devices: Sequence[DeviceProfile], model=None, *, loaders=None) 
 
     if model is None:
         return steps(tuple(MODELS), devices)
-    per_model = 1 + 3 * len(devices)
     if isinstance(model, ModelAdapter):
         return steps((model,), devices)
-    return tradeoff_steps(model, devices, loaders=loaders) + per_model
+    from .studies import report_study as R
+    from .studies import tradeoff as T
+
+    has_train = isinstance(loaders, (tuple, list)) and len(loaders) == 2 and loaders[0] is not None
+    return (T.planned_steps(model, devices, has_train, sorted({*T.TOLERANCES, R.TOLERANCE}))
+            + 2 * len(devices))
 
 
 def write_report(out: str | Path, study, minutes: float | None = None,

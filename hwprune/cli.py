@@ -11,6 +11,7 @@ before any work starts; see docs/reliability.md.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -76,9 +77,45 @@ def _add_sweep_options(p: argparse.ArgumentParser, devices: str, out_default: st
     p.add_argument("--devices", default=devices, help=f"comma-separated (default: {devices})")
     p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
     p.add_argument("--out", dest="out_dir", metavar="DIR", default=out_default,
-                   help=f"output directory (default: {out_default})")
+                   help=f"output directory (default: {out_default}); its store/ keeps every "
+                        "finished point, and the same command again resumes from it")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="run the points on a local Dask cluster of N processes (0: in this "
+                        "process; default: one per core for the reference models, 0 for your "
+                        "own model)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the points on a running Dask cluster (tcp://HOST:PORT); every "
+                        "worker needs hwprune installed (docs/scaling.md)")
     _add_force_option(p)
     _add_profiles_option(p)
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of worker processes, got "
+                                         f"{text!r}") from None
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 256, got {value}")
+    return value
+
+
+def _study_options(args: argparse.Namespace, out, own_model: bool) -> dict:
+    """The engine's options of a sweeping verb: workers (default: the usable cores for
+    the reference models, 0 for the user's model), scheduler, and the store in ``out``."""
+    workers = args.workers
+    if workers is None:
+        workers = 0 if own_model or args.scheduler else _cores()
+        workers = 0 if workers < 2 else workers
+    return dict(workers=workers, scheduler=args.scheduler, store=out / "store", force=args.force)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                     # not on Linux
+        return os.cpu_count() or 1
 
 
 def _add_force_option(p: argparse.ArgumentParser) -> None:
@@ -403,7 +440,6 @@ def _out_dir(args: argparse.Namespace):
 
 
 def _cmd_tradeoff(args: argparse.Namespace) -> None:
-    from .report.progress import Progress
     from .report.tradeoff_files import write_tradeoff
 
     user, model, name, torch_args = _model_to_prune(args)
@@ -411,36 +447,33 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
         model = api.check_reference_model(model)
     devices = _device_list(args)
     out = _out_dir(args)
-    bar = Progress(api.tradeoff_steps(model, devices, loaders=torch_args.get("loaders")))
-    result = api.tradeoff(model, devices, args.seed, bar, **torch_args)
-    bar.close()
+    result = api.tradeoff(model, devices, args.seed, **torch_args,
+                          **_study_options(args, out, user is not None))
     write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
                    f"{name} on {{device}}", force=args.force)
     sys.stdout.write(render(result.versus, args.format))
     print(f"wrote {out / 'tradeoff.csv'}, scalpel-vs-traditional.csv and "
-          f"{len(devices)} plots (tradeoff-DEVICE.png)", file=sys.stderr)
+          f"{len(devices)} plots (tradeoff-DEVICE.png); {result.summary}", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     import time
 
-    from .report.progress import Progress
 
     user, data = _user_inputs(args, needs_training=True) if args.torch_model or args.torch_data \
         else (None, None)
     devices = _device_list(args)
     out = _out_dir(args)
     start = time.perf_counter()
+    options = _study_options(args, out, user is not None)
     if user is None:
-        bar = Progress(api.report_steps(devices))
-        study = api.report_study(devices, args.seed, bar)
+        study = api.report_study(devices, args.seed, **options)
     else:
         torch_args = _torch_args(user, data)
-        bar = Progress(api.report_steps(devices, user.module, loaders=torch_args.get("loaders")))
-        study = api.report_study(devices, args.seed, bar, (), user.module, **torch_args)
+        study = api.report_study(devices, args.seed, None, (), user.module, **torch_args,
+                                 **options)
     page = api.write_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
-    bar.close()
-    print(f"wrote {page} (open it in a browser)", file=sys.stderr)
+    print(f"wrote {page} (open it in a browser); {study.tradeoff.summary}", file=sys.stderr)
 
 
 def _checked(check, *args):

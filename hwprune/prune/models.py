@@ -22,7 +22,6 @@ from the same trained weights without retraining.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -85,18 +84,32 @@ def build(name: str, seed: int = 0) -> Model:
     return spec(name).build(np.random.default_rng(seed))
 
 
-@lru_cache(maxsize=8)
+_TRAINED: dict[tuple[str, int], tuple[Model, Dataset]] = {}
+"""Trained reference models of this process, by (name, seed)."""
+
+
 def _trained(name: str, seed: int) -> tuple[Model, Dataset]:
-    data = digits(seed)
-    model = build(name, seed)
-    train(model, data, spec(name).recipe, seed=seed)
-    return model, data
+    key = (name, seed)
+    if key not in _TRAINED:
+        data = digits(seed)
+        model = build(name, seed)
+        train(model, data, spec(name).recipe, seed=seed)
+        _TRAINED[key] = (model, data)
+    return _TRAINED[key]
 
 
 def trained(name: str, seed: int = 0) -> tuple[Model, Dataset]:
     """A trained dense reference model (a fresh copy) and the data it was trained on."""
     model, data = _trained(name, seed)
     return model.copy(), data
+
+
+def remember(name: str, seed: int, model: Model, data: Dataset) -> None:
+    """Make ``model`` (trained by :func:`trained` in another process, and sent here
+    with its data) this process's trained ``name`` at ``seed``, so that a study's
+    worker does not train it again (training is deterministic in the seed)."""
+    spec(name)
+    _TRAINED.setdefault((name, seed), (model.copy(), data))
 
 
 def to_network(model: Model, compact: bool = False) -> Network:

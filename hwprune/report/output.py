@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..studies.engine import DEFINITION, STORE
 
 FORMATS = ("table", "csv", "json")
 """Accepted values of ``--format``."""
@@ -361,11 +362,21 @@ def _manifest(directory: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def _store_verb(directory: Path) -> str | None:
+    """The verb whose study store ``directory/store`` holds, if it holds one."""
+    try:
+        data = json.loads((directory / STORE / DEFINITION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("verb") if isinstance(data, dict) and isinstance(data.get("verb"), str) else None
+
+
 def check_out_dir(path: str | Path, force: bool = False, description: str = "") -> Path:
     """``path`` if hwprune may write its output directory there, else an
     :class:`InputError`; checked before any work. The directory may not exist yet
     (it and its parents are created), be empty, or hold the :data:`MARKER` manifest of
-    an earlier run of the same verb (``description``); a non-empty directory that
+    an earlier run of the same verb (``description``) or the study store of an
+    interrupted one (:data:`STORE`, which the run resumes); a non-empty directory that
     hwprune did not make, or that another verb wrote, is refused unless ``force``.
     Whether the location can be written is tried, not guessed."""
     text = str(path)
@@ -377,6 +388,14 @@ def check_out_dir(path: str | Path, force: bool = False, description: str = "") 
         if not stat.S_ISDIR(st.st_mode):
             raise InputError(f"cannot write into {text}: it exists and is not a directory")
         entries = _own_entries(path)
+        store_verb = _store_verb(path) if STORE in entries else None
+        if store_verb is not None and MARKER not in entries:
+            # an interrupted study: its store, and nothing else of a finished run yet
+            if store_verb != description and not force:
+                raise InputError(f"refusing to write into {text}: it holds the unfinished study "
+                                 f"of 'hwprune {store_verb}'; give another directory, or --force")
+            _probe_directory(path, text)
+            return path
         if entries and MARKER not in entries and not force:
             raise InputError(f"refusing to write into {text}: it is not empty and was not made "
                              f"by hwprune (no {MARKER} file); give an empty or new directory, "

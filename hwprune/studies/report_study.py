@@ -17,14 +17,29 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from ..cost.energy import network_energy
+from ..errors import InputError
 from ..hardware.profile import DeviceProfile
 from ..latency.network import default_schemes, latency_curves
 from ..prune import models
 from ..prune.adapter import ModelAdapter
-from .scalpel import ScalpelResult, Trained, scalpel
-from .tradeoff import TradeoffStudy, planned_steps, study
+from . import tradeoff
+from .engine import Runner, Task
+from .scalpel import Trained
+from .tradeoff import TradeoffStudy, pareto, scalpel_vs_traditional, sweep_tasks
 
 TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class GranularityChoice:
+    """Scalpel's choice for one model and device as the report shows it: ``group`` (the
+    SIMD width), ``dense_accuracy`` and ``final_accuracy`` (fractions), ``layers`` (the
+    per-layer table, :meth:`~hwprune.studies.choice.Choice.table`'s columns)."""
+
+    group: int
+    dense_accuracy: float
+    final_accuracy: float
+    layers: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,7 @@ class ModelStudy:
     description), ``accuracy`` (dense, test fraction), per device id ``energy`` (the
     energy table, :func:`hwprune.api.energy`'s columns), ``curves`` (latency against
     density, :func:`hwprune.latency.network.latency_curves`'s columns) and
-    ``scalpel`` (:class:`~hwprune.studies.scalpel.ScalpelResult`)."""
+    ``scalpel`` (:class:`GranularityChoice`, tolerance :data:`TOLERANCE`)."""
 
     name: str
     description: str
@@ -41,7 +56,7 @@ class ModelStudy:
     accuracy: float
     energy: dict[str, pd.DataFrame]
     curves: dict[str, pd.DataFrame]
-    scalpel: dict[str, ScalpelResult]
+    scalpel: dict[str, GranularityChoice]
 
 
 @dataclass(frozen=True)
@@ -55,9 +70,41 @@ class ReportStudy:
     seed: int
 
 
+def report_tasks(names: Sequence[str | ModelAdapter | Trained], devices: Sequence[DeviceProfile],
+                 seed: int = 0, epochs: int | None = None) -> list[Task]:
+    """The report's points as engine tasks: per model and device its energy table and
+    its latency curves, then the trade-off sweep's tasks (whose Scalpel tasks at
+    :data:`TOLERANCE` give the report's granularity tables)."""
+    tasks = []
+    for model in names:
+        start = model if isinstance(model, Trained) else Trained(model, seed)
+        for dev in devices:
+            tasks.append(Task(f"{start.name}/energy/{dev.id}", _energy_point, (start, dev, seed),
+                              tables=("energy",)))
+            tasks.append(Task(f"{start.name}/curves/{dev.id}", _curves_point, (start, dev, seed),
+                              tables=("curves",)))
+        tasks += sweep_tasks(start, devices, seed, epochs,
+                             sorted({*tradeoff.TOLERANCES, TOLERANCE}))
+    return tasks
+
+
 def report_steps(names: Sequence[str | ModelAdapter], devices: Sequence[DeviceProfile]) -> int:
-    """Progress messages :func:`report_study` sends."""
-    return sum(planned_steps(n, devices) for n in names) + len(names) * (1 + 3 * len(devices))
+    """Progress messages :func:`report_study` sends: one per task."""
+    return len(report_tasks(names, devices))
+
+
+def _energy_point(start: Trained, dev: DeviceProfile, seed: int) -> pd.DataFrame:
+    try:
+        return network_energy(start.fresh().network(), dev)
+    finally:
+        start.restore()
+
+
+def _curves_point(start: Trained, dev: DeviceProfile, seed: int) -> pd.DataFrame:
+    try:
+        return latency_curves(start.fresh().network(), dev, default_schemes(dev))
+    finally:
+        start.restore()
 
 
 def _start(model: str | ModelAdapter, seed: int) -> tuple[Trained, str, str, float]:
@@ -75,29 +122,39 @@ def _start(model: str | ModelAdapter, seed: int) -> tuple[Trained, str, str, flo
 def report_study(devices: Sequence[DeviceProfile],
                  names: Sequence[str | ModelAdapter] = tuple(models.MODELS), seed: int = 0,
                  progress: Callable[[str], None] | None = None,
-                 epochs: int | None = None) -> ReportStudy:
-    """Train (reference models), cost, choose and sweep (module docstring). ``names``:
+                 epochs: int | None = None, runner: Runner | None = None) -> ReportStudy:
+    """Train (reference models), cost, choose and sweep (module docstring) through the
+    engine (``runner``: where the tasks run, and the store that keeps them). ``names``:
     reference model names or adapters; ``epochs``: fine-tuning per search trial and per
     trade-off point (default: each policy's own)."""
-    say = progress or (lambda msg: None)
+    runner = runner or Runner()
+    devices = tuple(devices)
+    starts = [_start(model, seed) for model in names]
+    outcome = runner.run(report_tasks([s for s, *_ in starts], devices, seed, epochs), progress)
+    failed = [k for k in outcome.failures if "/energy/" in k or "/curves/" in k]
+    if failed:
+        raise InputError(f"the report's {failed[0]} failed: {outcome.failures[failed[0]]}")
     out = []
-    for model in names:
-        start, description, data, accuracy = _start(model, seed)
+    for start, description, data, accuracy in starts:
         name = start.name
-        say(f"{name}: trained, test accuracy {accuracy:.4f}")
-        net = start.fresh().network()
-        energy, curves, choices = {}, {}, {}
+        energy = {d.id: outcome.results[f"{name}/energy/{d.id}"]["energy"] for d in devices}
+        curves = {d.id: outcome.results[f"{name}/curves/{d.id}"]["curves"] for d in devices}
+        choices = {}
         for dev in devices:
-            energy[dev.id] = network_energy(net, dev)
-            say(f"{name}: energy on {dev.id}")
-        for dev in devices:
-            curves[dev.id] = latency_curves(net, dev, default_schemes(dev))
-            say(f"{name}: break-even curves on {dev.id}")
-        try:
-            for dev in devices:
-                choices[dev.id] = scalpel(start, dev, TOLERANCE, seed, epochs=epochs)
-                say(f"{name}: granularity on {dev.id}")
-        finally:
-            start.restore()
+            key = f"{name}/scalpel/{dev.id}/tolerance {TOLERANCE}"
+            if key not in outcome.results:
+                raise InputError(f"the report's {key} failed: {outcome.failures.get(key, '')}")
+            table = outcome.results[key]["granularity"]
+            first = table.iloc[0]
+            layers = table.drop(columns=["model", "device", "group", "tolerance",
+                                         "dense_accuracy", "final_accuracy"])
+            choices[dev.id] = GranularityChoice(int(first["group"]), float(first["dense_accuracy"]),
+                                                float(first["final_accuracy"]),
+                                                layers.dropna(axis=1, how="all"))
         out.append(ModelStudy(name, description, data, accuracy, energy, curves, choices))
-    return ReportStudy(tuple(out), tuple(devices), study(names, devices, seed, say, epochs), seed)
+    points = outcome.table("points").reset_index(drop=True)
+    points["pareto_energy"] = pareto(points, "energy")
+    points["pareto_latency"] = pareto(points, "latency_s")
+    tradeoff = TradeoffStudy(points, scalpel_vs_traditional(points), outcome.table("granularity"),
+                             outcome.failures, outcome.summary())
+    return ReportStudy(tuple(out), devices, tradeoff, seed)

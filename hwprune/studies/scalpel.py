@@ -135,6 +135,22 @@ class Trained:
         if self.adapter is not None:
             self.adapter.load_state(self.saved)
 
+    def __getstate__(self) -> dict:
+        """Sent to another process (a study's Dask worker), a reference model travels
+        with its trained weights and data, which the worker then uses instead of
+        training the model again (:func:`hwprune.prune.models.remember`)."""
+        state = dict(self.__dict__)
+        state["memo"] = {}
+        if self.adapter is None:
+            state["_trained"] = models.trained(self.name, self.seed)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        trained = state.pop("_trained", None)
+        self.__dict__.update(state)
+        if trained is not None:
+            models.remember(self.name, self.seed, *trained)
+
 
 def _fits_node(adapter: ModelAdapter, name: str) -> bool:
     """Whether node pruning may remove ``name``'s units in a per-layer mix: not where
@@ -228,8 +244,56 @@ def _reached(pruned: dict | None, s: Scheme, lname: str) -> float:
     return float(mask.mean())
 
 
+def searches_for(dev: DeviceProfile) -> list[tuple[Scheme, int]]:
+    """(scheme, group width) of the searches :func:`scalpel` runs for ``dev``: the
+    candidates and the device's accelerated schemes; the width is the device's SIMD
+    lanes for ``simd`` and 0 for the others (only SIMD groups depend on the device)."""
+    g = max(int(dev.compute.simd_lanes), 1)
+    return [(s, g if s is SIMD else 0) for s in CANDIDATES + accelerated_schemes(dev)]
+
+
+def search(start: Trained, s: Scheme, g: int, tolerance: float, epochs: int | None = None):
+    """How far ``s`` (group width ``g`` for SIMD) prunes ``start`` within ``tolerance``:
+    ``(density, {layer: mask} or None, trial rows)``, as :func:`scalpel` searches it (a
+    study runs it as a task of its own and hands the result to :func:`scalpel`)."""
+    epochs = SEARCH_EPOCHS if epochs is None else epochs
+    dense_acc = start.fresh().evaluate()
+    try:
+        return _search(start, s, g, check_tolerance(tolerance), dense_acc, epochs)
+    finally:
+        start.restore()
+
+
+def search_frame(found) -> pd.DataFrame:
+    """:func:`search`'s result as rows (for a study's store): the trials, and per layer
+    its mask packed into bytes with its shape."""
+    density, pruned, rows = found
+    out = [{"kind": "trial", **r} for r in rows]
+    out.append({"kind": "reached", "density": density})
+    for name, mask in (pruned or {}).items():
+        out.append({"kind": "mask", "layer": name, "shape": ",".join(map(str, mask.shape)),
+                    "bits": np.packbits(mask.ravel()).tobytes()})
+    return pd.DataFrame(out)
+
+
+def search_from_frame(df: pd.DataFrame):
+    """The inverse of :func:`search_frame`."""
+    trials = [{k: r[k] for k in ("scheme", "density", "accuracy", "within")}
+              for r in df[df["kind"] == "trial"].to_dict("records")]
+    for t in trials:
+        t["within"] = bool(t["within"])
+    density = float(df.loc[df["kind"] == "reached", "density"].iloc[0])
+    masks = {}
+    for r in df[df["kind"] == "mask"].to_dict("records"):
+        shape = tuple(int(v) for v in r["shape"].split(","))
+        bits = np.unpackbits(np.frombuffer(r["bits"], dtype=np.uint8))[:int(np.prod(shape))]
+        masks[r["layer"]] = bits.astype(bool).reshape(shape)
+    return density, (masks or None), trials
+
+
 def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: float = 0.01,
-            seed: int = 0, progress=None, epochs: int | None = None) -> ScalpelResult:
+            seed: int = 0, progress=None, epochs: int | None = None,
+            searched: dict | None = None) -> ScalpelResult:
     """Run the policy for device ``dev`` (module doc) on ``model``: a reference model
     name, or a :class:`~hwprune.prune.adapter.ModelAdapter` (a torch module's
     :class:`~hwprune.prune.torch_model.TorchAdapter`, whose ``evaluate`` gives the
@@ -238,7 +302,9 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
     A torch module is pruned in place: every trial starts from its state at the call,
     and it is left pruned with the final choice (``result.pruned``). ``model`` may also
     be a :class:`Trained` (a sweep shares its searches across devices that way).
-    ``epochs``: AGP epochs per trial (default :data:`SEARCH_EPOCHS`)."""
+    ``epochs``: AGP epochs per trial (default :data:`SEARCH_EPOCHS`). ``searched``:
+    results of :func:`search` already run, by ``(scheme name, g)`` of
+    :func:`searches_for` (a study's search tasks); the others are searched here."""
     tolerance = check_tolerance(tolerance)
     epochs = SEARCH_EPOCHS if epochs is None else epochs
     start = model if isinstance(model, Trained) else Trained(model, seed)
@@ -253,7 +319,11 @@ def scalpel(model: str | ModelAdapter | Trained, dev: DeviceProfile, tolerance: 
     reached, searches = {}, []
     tried = CANDIDATES + accelerated_schemes(dev)
     for s in tried:
-        _, pruned, rows = _search(start, s, g, tolerance, dense_acc, epochs, progress)
+        key = (s.name, g if s is SIMD else 0)
+        if searched and key in searched:
+            _, pruned, rows = searched[key]
+        else:
+            _, pruned, rows = _search(start, s, g, tolerance, dense_acc, epochs, progress)
         searches += rows
         reached[s] = pruned
     last = net.weighted_layers[-1].name

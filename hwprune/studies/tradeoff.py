@@ -30,7 +30,7 @@ overhead: the pruned model as deployed (:mod:`hwprune.studies.deployed`), priced
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -43,10 +43,11 @@ from ..latency.network import accelerated_schemes
 from ..prune import models
 from ..prune.adapter import ModelAdapter, as_adapter
 from ..prune.schedules import prune
-from ..schemes import DENSE, FINE, SIMD, Group, Scheme, all_schemes
+from ..schemes import DENSE, FINE, SIMD, Group, Scheme, all_schemes, scheme
 from .deployed import evaluate_model
 from .energy_aware import energy_aware
-from .scalpel import Trained, _candidate_plan, scalpel
+from .engine import Runner, Task
+from .scalpel import Trained, _candidate_plan, scalpel, search, search_frame, search_from_frame, searches_for
 
 DENSITIES = (0.5, 0.25, 0.12, 0.06)
 TOLERANCES = (0.01, 0.02)
@@ -102,22 +103,24 @@ def energy_aware_applies(model, seed: int = 0) -> bool:
     return True
 
 
-def planned_steps(model, devices: Sequence[DeviceProfile], energy_aware_points: bool | None = None) -> int:
-    """How many progress messages :func:`sweep` will send (for a progress bar);
-    ``model``: a reference model name, an adapter or a torch module.
-    ``energy_aware_points``: whether the sweep has them (default
-    :func:`energy_aware_applies`; a bare torch module must say)."""
-    cnn = _is_cnn(model)
-    policies = _policies(cnn, devices)
-    independent = (sum(1 if s.fixed_density else len(DENSITIES) for _, s, _ in policies)
-                   + len(_widths(devices)) * len(DENSITIES))
-    if energy_aware_points is None:
-        if not isinstance(model, (str, ModelAdapter)):
+def planned_steps(model, devices: Sequence[DeviceProfile], energy_aware_points: bool | None = None,
+                  tolerances: Sequence[float] | None = None) -> int:
+    """How many progress messages :func:`sweep` sends: one per task of
+    :func:`sweep_tasks`. ``model``: a reference model name, an adapter or a torch module
+    (``energy_aware_points``: whether the sweep has them; a bare torch module must say)."""
+    if not isinstance(model, (str, ModelAdapter)):
+        if energy_aware_points is None:
             raise InputError("planned_steps of a torch module: say whether it has a train loader "
                              "(energy_aware_points=True/False)")
-        energy_aware_points = energy_aware_applies(model)
-    per_device = len(TOLERANCES) + (len(BUDGETS) if energy_aware_points else 0)
-    return independent + len(devices) * per_device
+        cnn = _is_cnn(model)
+        searches = {(s.name, g) for dev in devices for s, g in searches_for(dev)}
+        policies = _policies(cnn, devices)
+        return (1 + sum(1 if s.fixed_density else len(DENSITIES) for _, s, _ in policies)
+                + len(_widths(devices)) * len(DENSITIES)
+                + len(TOLERANCES if tolerances is None else tolerances) * (len(searches)
+                                                                            + len(devices))
+                + (len(devices) * len(BUDGETS) if energy_aware_points else 0))
+    return len(sweep_tasks(model, devices, tolerances=tolerances))
 
 
 def _row(name: str, dev: DeviceProfile, policy: str, setting: str, acc: float, model,
@@ -141,8 +144,155 @@ def _plan(adapter: ModelAdapter, s: Scheme):
     return gran, (lambda d: {n: (d if g is s else 1.0) for n, g in gran.items()})
 
 
+def sweep_tasks(model: str | ModelAdapter | Trained, devices: Sequence[DeviceProfile],
+                seed: int = 0, epochs: int | None = None,
+                tolerances: Sequence[float] | None = None) -> list[Task]:
+    """The points of :func:`sweep` as engine tasks (:mod:`hwprune.studies.engine`), in
+    the table's row order. A task owns one pruned model and costs it on every device it
+    applies to (the device loop stays inside the task): the dense model; each
+    device-independent policy at each density; SIMD groups per distinct width and
+    density; Scalpel per tolerance (its searches shared by the devices); energy-aware per
+    device and budget. ``model``: a reference model name (trained here once; its tasks
+    carry the trained weights to any worker), or an adapter or
+    :class:`~hwprune.studies.scalpel.Trained` (its tasks hold the module).
+    ``tolerances``: Scalpel's (default :data:`TOLERANCES`)."""
+    start = model if isinstance(model, Trained) else Trained(model, seed)
+    ref = start          # a reference model's trained weights travel with it to a worker
+    devices = tuple(devices)
+    base = start.fresh()
+    is_cnn = any(lay.weight.ndim == 4 for lay in base.prunable())
+    with_energy_aware = start.reference or energy_aware_applies(base, seed)
+    start.restore()
+    name = start.name
+    point_epochs = EPOCHS if epochs is None else epochs
+    tasks = [Task(f"{name}/dense", _dense_point, (ref, devices, seed))]
+    for policy, s, schedule in _policies(is_cnn, devices):
+        for d in ([s.fixed_density] if s.fixed_density else DENSITIES):   # N:M: one point
+            tasks.append(Task(f"{name}/{policy}/density {d}", _policy_point,
+                              (ref, devices, seed, policy, s.name, schedule, d, point_epochs)))
+    for g, devs in _widths(devices).items():
+        for d in DENSITIES:
+            tasks.append(Task(f"{name}/simd g={g}/density {d}", _simd_point,
+                              (ref, tuple(devs), seed, g, d, point_epochs)))
+    for tol in (TOLERANCES if tolerances is None else tolerances):
+        keys = {}
+        for dev in devices:
+            for s, g in searches_for(dev):
+                key = f"{name}/search {s.name} g={g}/tolerance {tol}"
+                if key not in keys.values():
+                    tasks.append(Task(key, _search_point, (ref, seed, s.name, g, tol, epochs),
+                                      tables=("searches",)))
+                keys[(dev.id, s.name, g)] = key
+        for dev in devices:
+            wanted = tuple((s.name, g, keys[(dev.id, s.name, g)]) for s, g in searches_for(dev))
+            tasks.append(Task(f"{name}/scalpel/{dev.id}/tolerance {tol}", _scalpel_point,
+                              (ref, dev, seed, tol, epochs, wanted),
+                              tables=("points", "granularity"),
+                              needs=tuple(key for _, _, key in wanted)))
+    if with_energy_aware:
+        for dev in devices:
+            for budget in BUDGETS:
+                tasks.append(Task(f"{name}/energy-aware/{dev.id}/budget {budget}",
+                                  _energy_aware_point, (ref, dev, seed, budget, point_epochs)))
+    return tasks
+
+
+def _started(ref, seed: int) -> Trained:
+    """The task's trained start: the :class:`Trained` it was given, or a reference
+    model's by name."""
+    return ref if isinstance(ref, Trained) else Trained(ref, seed)
+
+
+def _dense_point(ref, devices, seed) -> pd.DataFrame:
+    start = _started(ref, seed)
+    try:
+        base = start.fresh()
+        acc = base.evaluate()
+        return pd.DataFrame([_row(start.name, dev, "dense", "-", acc, base, DENSE) for dev in devices],
+                            columns=list(COLUMNS))
+    finally:
+        start.restore()
+
+
+def _pruned_rows(start: Trained, devices, policy: str, setting: str, plan, densities, group,
+                 schedule: str, epochs: int, seed: int) -> pd.DataFrame:
+    adapter = start.fresh()
+    result = prune(adapter, None, "magnitude", plan, densities, schedule, group, epochs, None, seed)
+    return pd.DataFrame([_row(start.name, dev, policy, setting, result.accuracy_after, adapter, plan)
+                         for dev in devices], columns=list(COLUMNS))
+
+
+def _policy_point(ref, devices, seed, policy, scheme_name, schedule, density, epochs) -> pd.DataFrame:
+    start = _started(ref, seed)
+    try:
+        plan, densities = _plan(start.fresh(), scheme(scheme_name))
+        return _pruned_rows(start, devices, policy, f"density {density}", plan, densities(density),
+                            None, schedule, epochs, seed)
+    finally:
+        start.restore()
+
+
+def _simd_point(ref, devices, seed, g, density, epochs) -> pd.DataFrame:
+    start = _started(ref, seed)
+    try:
+        # A layer whose rows are shorter than g stays dense (fine at density 1).
+        plan = {lay.name: (SIMD if g <= int(np.prod(lay.weight.shape[1:])) else FINE)
+                for lay in start.fresh().prunable()}
+        groups = {n: (g if s is SIMD else None) for n, s in plan.items()}
+        densities = {n: (density if s is SIMD else 1.0) for n, s in plan.items()}
+        return _pruned_rows(start, devices, "simd", f"density {density}", plan, densities, groups,
+                            "agp", epochs, seed)
+    finally:
+        start.restore()
+
+
+def _search_point(ref, seed, scheme_name, g, tol, epochs) -> pd.DataFrame:
+    """One of Scalpel's searches (how far a scheme prunes within ``tol``), shared by
+    every device that needs it."""
+    start = _started(ref, seed)
+    return search_frame(search(start, scheme(scheme_name), g, tol, epochs))
+
+
+def _scalpel_point(ref, dev, seed, tol, epochs, wanted, searched) -> dict[str, pd.DataFrame]:
+    """Scalpel at ``tol`` on ``dev`` from the search tasks' results (``wanted``:
+    (scheme, g, task key) of each; ``searched``: their rows by key): the sweep's row and
+    the device's granularity table (the report's, with the model, device, group and
+    accuracies)."""
+    start = _started(ref, seed)
+    found = {(name, g): search_from_frame(searched[key]["searches"]) for name, g, key in wanted}
+    try:
+        r = scalpel(start, dev, tol, seed, epochs=epochs, searched=found)
+        pruned = r.pruned if start.reference else start.adapter
+        row = _row(start.name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, pruned,
+                   r.schemes, r.choice.evaluation)
+        table = r.layers.copy()
+        for column, value in (("model", r.model), ("device", r.device), ("group", r.group),
+                              ("tolerance", tol), ("dense_accuracy", r.dense_accuracy),
+                              ("final_accuracy", r.final_accuracy)):
+            table.insert(len(table.columns), column, value)
+    finally:
+        start.restore()
+    return {"points": pd.DataFrame([row], columns=list(COLUMNS)), "granularity": table}
+
+
+def _energy_aware_point(ref, dev, seed, budget, epochs) -> pd.DataFrame:
+    start = _started(ref, seed)
+    try:
+        if start.reference:
+            r = energy_aware(start.name, dev, budget, seed, epochs)
+            pruned = r.model
+        else:
+            r = energy_aware(start.fresh(), dev, budget, seed, epochs)
+            pruned = start.adapter
+        return pd.DataFrame([_row(start.name, dev, "energy-aware", f"budget {budget}",
+                                  r.final_accuracy, pruned, FINE)], columns=list(COLUMNS))
+    finally:
+        start.restore()
+
+
 def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int = 0,
-          progress: Callable[[str], None] | None = None, epochs: int | None = None) -> pd.DataFrame:
+          progress: Callable[[str], None] | None = None, epochs: int | None = None,
+          runner: Runner | None = None) -> pd.DataFrame:
     """Every policy point of ``model`` on ``devices``; columns :data:`COLUMNS`
     (accuracy: test fraction, or the adapter's score; energy in ``energy_unit``;
     density: kept fraction of all weights).
@@ -153,84 +303,46 @@ def sweep(model: str | ModelAdapter, devices: Sequence[DeviceProfile], seed: int
     module is left as it came in). Energy-aware points need training inputs for the
     re-fit (:func:`energy_aware_applies`: a torch module's train loader); without them
     the sweep has none. ``epochs``: fine-tuning per point (default :data:`EPOCHS`; Scalpel's trials then
-    keep their own default, :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`)."""
-    say = progress or (lambda msg: None)
-    scalpel_epochs = epochs
-    epochs = EPOCHS if epochs is None else epochs
-    start = Trained(model, seed)
-    name = start.name
-    base = start.fresh()
-    is_cnn = any(lay.weight.ndim == 4 for lay in base.prunable())
-    with_energy_aware = start.reference or energy_aware_applies(base, seed)
-    rows = []
-    dense_acc = base.evaluate()
-    for dev in devices:
-        rows.append(_row(name, dev, "dense", "-", dense_acc, base, DENSE))
-
-    def run(policy: str, plan, densities, group, devs, schedule: str,
-            fixed: float | None = None) -> None:
-        for d in ([fixed] if fixed else DENSITIES):       # N:M: one point, at N / M
-            say(f"{name}: {policy} at density {d}")
-            adapter = start.fresh()
-            result = prune(adapter, None, "magnitude", plan, densities(d), schedule, group, epochs,
-                           None, seed)
-            for dev in devs:
-                rows.append(_row(name, dev, policy, f"density {d}", result.accuracy_after,
-                                 adapter, plan))
-
-    try:
-        for policy, s, schedule in _policies(is_cnn, devices):
-            plan, densities = _plan(base, s)
-            run(policy, plan, densities, None, devices, schedule, s.fixed_density)
-        for g, devs in _widths(devices).items():
-            # A layer whose rows are shorter than g stays dense (fine at density 1).
-            plan = {lay.name: (SIMD if g <= int(np.prod(lay.weight.shape[1:])) else FINE)
-                    for lay in base.prunable()}
-            groups = {n: (g if s is SIMD else None) for n, s in plan.items()}
-            run("simd", plan, lambda d, plan=plan: {n: (d if s is SIMD else 1.0) for n, s in plan.items()},
-                groups, devs, "agp")
-        for dev in devices:
-            for tol in TOLERANCES:
-                say(f"{name}: scalpel on {dev.id}, tolerance {tol}")
-                r = scalpel(start, dev, tol, seed, epochs=scalpel_epochs)
-                pruned = r.pruned if start.reference else start.adapter
-                rows.append(_row(name, dev, "scalpel", f"tolerance {tol}", r.final_accuracy, pruned,
-                                 r.schemes, r.choice.evaluation))
-            if not with_energy_aware:
-                continue
-            for budget in BUDGETS:
-                say(f"{name}: energy-aware on {dev.id}, budget {budget}")
-                if start.reference:
-                    r = energy_aware(name, dev, budget, seed, epochs)
-                    pruned = r.model
-                else:
-                    r = energy_aware(start.fresh(), dev, budget, seed, epochs)
-                    pruned = start.adapter
-                rows.append(_row(name, dev, "energy-aware", f"budget {budget}", r.final_accuracy,
-                                 pruned, FINE))
-    finally:
-        start.restore()
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    keep their own default, :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`). ``runner``:
+    where the points run and which store keeps them (default: in this process, no
+    store); :func:`sweep_tasks` lists them."""
+    return study([model], devices, seed, progress, epochs, runner).points[list(COLUMNS)]
 
 
 @dataclass(frozen=True)
 class TradeoffStudy:
     """A sweep with its Pareto fronts: ``points`` (columns :data:`COLUMNS` plus
     ``pareto_energy`` and ``pareto_latency``, bool: on the front of its model and
-    device) and ``versus`` (:func:`scalpel_vs_traditional`)."""
+    device), ``versus`` (:func:`scalpel_vs_traditional`), ``granularity`` (Scalpel's
+    per-layer table per model, device and tolerance: :meth:`Choice.table`'s columns and
+    ``model``, ``device``, ``group``, ``tolerance``, ``dense_accuracy``,
+    ``final_accuracy``), ``failures`` (point key -> error of the points that failed) and
+    ``summary`` (one line: points run, taken from the store, failed)."""
 
     points: pd.DataFrame
     versus: pd.DataFrame
+    granularity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: dict = field(default_factory=dict)
+    summary: str = ""
 
 
 def study(names: Sequence[str | ModelAdapter], devices: Sequence[DeviceProfile], seed: int = 0,
-          progress: Callable[[str], None] | None = None, epochs: int | None = None) -> TradeoffStudy:
+          progress: Callable[[str], None] | None = None, epochs: int | None = None,
+          runner: Runner | None = None) -> TradeoffStudy:
     """:func:`sweep` every model in ``names`` (reference model names or adapters) on
-    ``devices`` and mark the fronts."""
-    points = pd.concat([sweep(n, devices, seed, progress, epochs) for n in names], ignore_index=True)
+    ``devices`` through the engine (``runner``: where, and the store) and mark the
+    fronts."""
+    runner = runner or Runner()
+    tasks = [t for n in names for t in sweep_tasks(n, devices, seed, epochs)]
+    outcome = runner.run(tasks, progress)
+    points = outcome.table("points")
+    if points.empty:
+        raise InputError("no point of the study finished: " + outcome.summary())
+    points = points.reset_index(drop=True)
     points["pareto_energy"] = pareto(points, "energy")
     points["pareto_latency"] = pareto(points, "latency_s")
-    return TradeoffStudy(points, scalpel_vs_traditional(points))
+    return TradeoffStudy(points, scalpel_vs_traditional(points), outcome.table("granularity"),
+                         outcome.failures, outcome.summary())
 
 
 def pareto(points: pd.DataFrame, cost: str) -> pd.Series:
