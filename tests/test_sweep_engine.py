@@ -145,3 +145,20 @@ def test_the_cli_resumes_and_keeps_quiet_off_a_terminal(tmp_path, capsys, monkey
     assert main(["tradeoff", "digits-mlp", "--devices", "cortex-m4", "--out", str(out),
                  "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_an_interrupted_output_directory_is_resumed_by_its_own_verb_only(tmp_path, capsys, tiny):
+    """An interrupted run leaves only OUT/store (no manifest yet): the same verb resumes
+    into it, another verb refuses it."""
+    from hwprune.cli import main
+
+    out = tmp_path / "t"
+    hwprune.api.tradeoff("digits-mlp", ["cortex-m4"], store=out / "store")
+    assert not (out / ".hwprune").exists() and (out / "store" / "study.json").exists()
+    assert main(["report", "--devices", "cortex-m4", "--out", str(out), "--workers", "0"]) == 2
+    assert "unfinished study of 'hwprune tradeoff'" in capsys.readouterr().err
+    assert main(["tradeoff", "digits-mlp", "--devices", "cortex-m4", "--out", str(out),
+                 "--workers", "0"]) == 0
+    total = len(T.sweep_tasks("digits-mlp", tiny))
+    assert f"0 point(s) run, {total} taken from the store" in capsys.readouterr().err
+    assert (out / ".hwprune").exists() and (out / "tradeoff.csv").exists()
