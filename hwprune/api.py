@@ -476,9 +476,11 @@ def prune(model, criterion: str = "magnitude", granularity: str = "fine", densit
 
 def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
                 densities=None, group: int | None = None, seed: int = 0, *, beside=(),
-                example_input=None, evaluate=None, loaders=None) -> pd.DataFrame:
+                example_input=None, evaluate=None, loaders=None, workers: int = 0,
+                scheduler: str | None = None) -> pd.DataFrame:
     """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``);
-    ``beside``: N:M patterns measured per layer next to ``granularity`` (``("2:4",)``).
+    ``beside``: N:M patterns measured per layer next to ``granularity`` (``("2:4",)``);
+    ``workers``/``scheduler``: run each (layer, scheme) on Dask (a reference model only).
 
     ``model``: a reference model name, or a torch module with ``example_input`` and
     ``evaluate=`` or ``loaders=`` (as :func:`prune`; no training is done, the module's
@@ -493,10 +495,17 @@ def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
     seed = check_seed(seed)
     densities = DEFAULT_DENSITIES if densities is None else checks.check_densities(densities)
     beside = tuple(_scheme_arg(b, "scheme beside") for b in beside)
+    from .studies.engine import Runner
+
+    workers = checks.check_count(workers, "workers")
+    if workers and scheduler:
+        raise InputError("give --workers (a local cluster) or --scheduler (a running one), "
+                         "not both")
+    runner = Runner(workers, scheduler)
     if adapter is not None:
-        return run(adapter, None, criterion, granularity, densities, group, seed, beside)
+        return run(adapter, None, criterion, granularity, densities, group, seed, beside, runner)
     trained, data = models.trained(model, seed)
-    return run(trained, data, criterion, granularity, densities, group, seed, beside)
+    return run(trained, data, criterion, granularity, densities, group, seed, beside, runner)
 
 
 def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,

@@ -380,7 +380,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
                             args.group, 0, **torch_args)
     beside = tuple(b.strip() for b in (args.beside or "").split(",") if b.strip())
     table = api.sensitivity(model, args.criterion, args.granularity, args.densities,
-                            args.group, args.seed, beside=beside, **torch_args)
+                            args.group, args.seed, beside=beside, workers=args.workers,
+                            scheduler=args.scheduler, **torch_args)
     if args.plot:
         plot_sensitivity(table, f"{name}: {args.criterion}, {args.granularity}"
                          + "".join(f" and {b}" for b in beside) + ", one layer pruned at a time "
@@ -672,6 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_pruning_options(p)
     p.add_argument("--densities", type=_densities, default=None,
                    help="comma-separated densities (default: 0.9,0.7,0.5,0.3,0.2,0.1,0.05)")
+    p.add_argument("--workers", type=_workers, default=0, metavar="N",
+                   help="measure the layers on a local Dask cluster of N processes (default 0: "
+                        "in this process; a reference model only)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="measure the layers on a running Dask cluster (tcp://HOST:PORT)")
     p.add_argument("--beside", metavar="N:M,...", default=None,
                    help="N:M patterns (2:4, 1:4, 4:8, ...) measured per layer beside the "
                         "granularity, one point each at density N/M")

@@ -162,3 +162,11 @@ def test_an_interrupted_output_directory_is_resumed_by_its_own_verb_only(tmp_pat
     total = len(T.sweep_tasks("digits-mlp", tiny))
     assert f"0 point(s) run, {total} taken from the store" in capsys.readouterr().err
     assert (out / ".hwprune").exists() and (out / "tradeoff.csv").exists()
+
+
+def test_sensitivity_on_two_workers_equals_serial():
+    serial = hwprune.api.sensitivity("digits-mlp", densities=[0.5, 0.1], beside=("2:4",))
+    parallel = hwprune.api.sensitivity("digits-mlp", densities=[0.5, 0.1], beside=("2:4",),
+                                       workers=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert list(serial["scheme"].unique()) == ["fine", "2:4"]

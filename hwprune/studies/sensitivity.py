@@ -25,13 +25,14 @@ from ..prune.criteria import criterion as get_criterion
 from ..prune.data import Dataset
 from ..prune.model import Model
 from ..prune.pruner import check_fits, prune_to
+from .engine import Runner, Task
 
 DEFAULT_DENSITIES = (0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
 
 
 def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: str, granularity: str,
                 densities: Sequence[float] = DEFAULT_DENSITIES, group: int | None = None,
-                seed: int = 0, beside: Sequence[str] = ()) -> pd.DataFrame:
+                seed: int = 0, beside: Sequence[str] = (), runner: Runner | None = None) -> pd.DataFrame:
     """One row per (layer, density). Columns: ``layer``, ``scheme``, ``target``
     (density asked), ``density`` (kept fraction reached, of the layer's weights),
     ``accuracy`` (test, fraction, or the adapter's score), ``drop`` (dense accuracy
@@ -41,7 +42,8 @@ def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: st
     each, beside ``granularity``'s rows (N:M next to fine-grained pruning).
     ``model``: a reference :class:`~hwprune.prune.model.Model` with its ``data``, or a
     :class:`~hwprune.prune.adapter.ModelAdapter` (``data`` None). The model is left as
-    it came in."""
+    it came in. Each (layer, scheme) is a task of the sweep engine (``runner``: in this
+    process by default, or on Dask workers for a reference model)."""
     crit = get_criterion(criterion)
     s = G.check(granularity, group)
     adapter = as_adapter(model, data)
@@ -57,28 +59,49 @@ def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: st
                              "is not one (run sensitivity with --granularity for it)")
         check_fits(adapter, b, None)
     base = adapter.evaluate()
-    layers = adapter.prunable()
-    names = [lay.name for lay in layers]
+    names = [lay.name for lay in adapter.prunable()]
+    runs = [(s, group, [s.fixed_density] if s.fixed_density else densities)]
+    runs += [(b, None, [b.fixed_density]) for b in extra]
+    # A reference model travels to a worker as a copy with its data; an adapter (a
+    # torch module) is pruned in place by tasks run in this process.
+    ref = (model.copy(), data) if isinstance(model, Model) else adapter
+    tasks = [Task(f"sensitivity/{name}/{scheme.name}", _layer_rows,
+                  (ref, criterion, scheme.name, width, name, tuple(points), seed, base))
+             for i, name in enumerate(names) for scheme, width, points in runs
+             if not (scheme.removes_units and i == len(names) - 1)]   # the classes stay
+    if (runner is not None and (runner.workers or runner.scheduler)
+            and not isinstance(model, Model)):
+        raise InputError("sensitivity of your PyTorch model runs in this process (leave out "
+                         "--workers and --scheduler)")
+    outcome = (runner or Runner()).run(tasks)
+    if outcome.failures:
+        key = next(iter(outcome.failures))
+        raise InputError(f"sensitivity's point {key} failed: {outcome.failures[key]}")
+    table = outcome.table()
+    return table if len(table) else pd.DataFrame(
+        columns=["layer", "scheme", "target", "density", "accuracy", "drop"])
+
+
+def _layer_rows(ref, criterion: str, scheme_name: str, width, name: str, points, seed: int,
+                base: float) -> pd.DataFrame:
+    """One layer pruned alone to each density of ``points`` by one scheme (a task)."""
+    adapter = as_adapter(ref[0].copy(), ref[1]) if isinstance(ref, tuple) else ref
+    crit = get_criterion(criterion)
     saved = adapter.state()
+    names = [lay.name for lay in adapter.prunable()]
     rows = []
     try:
         adapter.set_splice(False)
-        runs = [(s, group, [s.fixed_density] if s.fixed_density else densities)]
-        runs += [(b, None, [b.fixed_density]) for b in extra]
-        for i, name in enumerate(names):
-            for scheme, width, points in runs:
-                if scheme.removes_units and i == len(names) - 1:
-                    continue        # removing the last layer's units would remove classes
-                for d in points:
-                    targets = {x: 1.0 for x in names}
-                    targets[name] = float(d)
-                    prune_to(adapter, crit, scheme, targets, None, np.random.default_rng(seed),
-                             width)
-                    acc = adapter.evaluate()
-                    rows.append({"layer": name, "scheme": scheme.name, "target": float(d),
-                                 "density": float(adapter.layer(name).mask.mean()),
-                                 "accuracy": acc, "drop": base - acc})
-                    adapter.load_state(saved)
+        for d in points:
+            targets = {x: 1.0 for x in names}
+            targets[name] = float(d)
+            prune_to(adapter, crit, G.scheme(scheme_name), targets, None,
+                     np.random.default_rng(seed), width)
+            acc = adapter.evaluate()
+            rows.append({"layer": name, "scheme": scheme_name, "target": float(d),
+                         "density": float(adapter.layer(name).mask.mean()),
+                         "accuracy": acc, "drop": base - acc})
+            adapter.load_state(saved)
     finally:
         adapter.load_state(saved)
     return pd.DataFrame(rows)
