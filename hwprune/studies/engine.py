@@ -408,7 +408,11 @@ class _Dask:
 
         by_key = {t.key: t for t in tasks}
         futures: dict[str, Any] = {}
-        order = _topological(tasks, set(done))
+        # Tasks that others wait for go first (Dask runs earlier submissions first): the
+        # long chains (Scalpel's searches, then its choices) start at once and the short
+        # points fill the workers around them.
+        needed = {k for t in tasks for k in t.needs}
+        order = _topological(sorted(tasks, key=lambda t: t.key not in needed), set(done))
         for task in order:
             args = task.args
             if task.needs:
