@@ -226,3 +226,11 @@ def test_a_profile_with_structured_sparsity_loads(tmp_path):
     dev = hwprune.device(_profile(tmp_path, 'structured = ["2:4", "1:4"]\nstructured_speedup = 2.0\n'
                                             'structured_metadata_bits = 2\nchannel_multiple = 8'))
     assert dev.sparsity.structured == ("2:4", "1:4") and dev.sparsity.channel_multiple == 8
+
+
+def test_an_nm_density_other_than_n_over_m_is_refused(capsys):
+    from hwprune.cli import main
+
+    assert main(["granularity", "lenet-5", "--device", "a100", "--density", "2:4=0.7,fine=0.3"]) == 2
+    assert "2:4 keeps 0.5 of every row" in capsys.readouterr().err
+    assert main(["granularity", "lenet-5", "--device", "a100", "--density", "2:4=0.5,fine=0.3"]) == 0

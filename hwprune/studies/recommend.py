@@ -115,6 +115,9 @@ def scheme_densities(density, candidates: Sequence[Scheme | str] = CANDIDATES
         if s in out:
             raise InputError(f"scheme {s.name!r} is given twice; give {ACCEPTED}")
         out[s] = check_density(value, f"density of {s.name}")
+        if s.fixed_density is not None and abs(out[s] - s.fixed_density) > 1e-9:
+            raise InputError(f"{s.name} keeps {s.fixed_density:g} of every row, whatever the "
+                             f"density; give {s.name}={s.fixed_density:g}, not {value}")
     if not out:
         raise InputError(f"no density given; give {ACCEPTED}")
     return out
