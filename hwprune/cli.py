@@ -238,8 +238,10 @@ def _cmd_latency(args: argparse.Namespace) -> None:
     _fit_warning(df, net.name, dev)
     _emit(df, args)
     if args.format == "table" and not args.out:
+        pruned = df.loc[df["scheme"] != "dense", "density"]    # an N:M scheme's own N / M
+        density = pruned.max() if len(pruned) else args.density
         print(f"total {df['seconds'].sum() * 1e3:.4g} ms on {dev.id} ({dev.device_class} model), "
-              f"scheme {args.scheme}" + ("" if args.scheme == "dense" else f" at density {args.density}")
+              f"scheme {args.scheme}" + ("" if args.scheme == "dense" else f" at density {density:g}")
               + f", batch {args.batch}")
 
 

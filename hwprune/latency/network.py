@@ -113,7 +113,7 @@ def network_latency(net: Network, dev: DeviceProfile, pruning: Scheme | str = DE
             used = pruning.on(KernelShape.of(layer).is_fc) if layer.has_weights else DENSE
             est = layer_latency(layer, dev, used, density, batch=batch)
             row.update({"runs_as": KERNEL, "scheme": used.name,
-                        "density": 1.0 if not used.prunes else float(density),
+                        "density": 1.0 if not used.prunes else float(used.fixed_density or density),
                         "fits_memory": fits_memory(layer, dev, batch)})
         row.update({"cycles": est.cycles, "seconds": est.seconds, "bound": est.bound})
         row.update({f"{k}_cycles": v for k, v in est.parts.items()})
