@@ -357,7 +357,10 @@ def network_energy(net: Network, dev: DeviceProfile, densities: Any = None, batc
     scale = _word_scale(dev)
     storage_names = tuple(lvl.name for lvl in device_arrays(dev).storage)
     rows = []
+    kind, pattern = parse_format(fmt)
     for layer, density, runs_as, cost in network_costs(net, dev, flow, dens, fmt, int(batch)):
+        if kind == "nm" and layer.has_weights:      # N:M stores and runs N/M of every row
+            density = replace(density, weight=pattern[0] / pattern[1])
         row: dict[str, Any] = {
             "layer": layer.name,
             "kind": layer.kind,
