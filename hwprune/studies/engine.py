@@ -367,8 +367,15 @@ def _with_needs(fn, args: tuple, deps: dict, tables: dict):
     return fn(*args, results)
 
 
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
-"""Dask settings of the local cluster's workers (measured: docs/scaling.md)."""
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False,
+                 "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask settings of the local cluster's workers (measured: docs/scaling.md). Dask's
+nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
+mmap threshold at 128 KiB: every numpy array above it is then mapped and unmapped afresh,
+and on hwprune's tasks (many short-lived arrays of a few hundred KiB) a worker spent
+about 14% of its time in page faults (3.2 s of system time per worker on
+``tradeoff digits-mlp``, against 0.3 s in this process). Left unset, glibc's own
+adaptive thresholds apply, as in a plain Python process."""
 
 
 class _Dask:
@@ -393,7 +400,8 @@ class _Dask:
             import dask
 
             # Dask's statistical profiler samples every worker thread's stack every 10 ms;
-            # on hwprune's Python-heavy tasks that cost about a fifth of a worker's time.
+            # on hwprune's Python-heavy tasks that cost about a fifth of a worker's time;
+            # and its malloc setting costs page faults (WORKER_CONFIG).
             with dask.config.set(WORKER_CONFIG):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                             processes=True, dashboard_address=None,
