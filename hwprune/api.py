@@ -480,7 +480,8 @@ def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
                 scheduler: str | None = None) -> pd.DataFrame:
     """Accuracy against density, one layer pruned at a time (see ``hwprune sensitivity``);
     ``beside``: N:M patterns measured per layer next to ``granularity`` (``("2:4",)``);
-    ``workers``/``scheduler``: run each (layer, scheme) on Dask (a reference model only).
+    ``workers``/``scheduler``: run each (layer, scheme) on Dask (a torch model from
+    :func:`user_adapter` too).
 
     ``model``: a reference model name, or a torch module with ``example_input`` and
     ``evaluate=`` or ``loaders=`` (as :func:`prune`; no training is done, the module's
@@ -497,11 +498,8 @@ def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
     beside = tuple(_scheme_arg(b, "scheme beside") for b in beside)
     from .studies.engine import Runner
 
-    workers = checks.check_count(workers, "workers")
-    if workers and scheduler:
-        raise InputError("give --workers (a local cluster) or --scheduler (a running one), "
-                         "not both")
-    runner = Runner(workers, scheduler)
+    workers, scheduler, preflight = _where([adapter], workers, scheduler)
+    runner = Runner(workers, scheduler, preflight=preflight)
     if adapter is not None:
         return run(adapter, None, criterion, granularity, densities, group, seed, beside, runner)
     trained, data = models.trained(model, seed)
@@ -542,6 +540,43 @@ def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
             "--density, the density you expect to reach, and hwprune chooses from the simulators alone")
     _no_torch_args(model, **torch_args)
     return scalpel(model, device(dev, profiles), tolerance, seed, progress, epochs)
+
+
+def granularity_study(model, devices: Sequence[str | Path | DeviceProfile], tolerance: float = 0.01,
+                      seed: int = 0, profiles: Sequence[str | Path] = (), progress=None, *,
+                      example_input=None, evaluate=None, finetune=None, loaders=None,
+                      epochs: int | None = None, workers: int = 0, scheduler: str | None = None):
+    """Scalpel's per-layer choice for ``model`` on every device of ``devices``, as one
+    study whose searches the devices share (:mod:`hwprune.studies.granularity_study`);
+    a :class:`~hwprune.studies.granularity_study.GranularityStudy` whose ``layers`` has
+    one row per device and layer. ``model`` and ``epochs`` as :func:`granularity` (a
+    torch module is left as it came in); ``workers``, ``scheduler``: where the tasks run
+    (:func:`study_runner`; no store: the study writes one table)."""
+    from .prune.criteria import criterion as get_criterion
+    from .prune.models import MODELS
+    from .studies.granularity_study import granularity_study as run
+    from .studies.scalpel import SEARCH_EPOCHS
+
+    torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
+    devices, tolerance = _devices_arg(devices), check_tolerance(tolerance)
+    seed, progress = check_seed(seed), _progress_arg(progress)
+    epochs = None if epochs is None else checks.check_count(epochs, "epochs")
+    profiles = checks.check_paths(profiles)
+    if not _is_model_name(model) and _is_torch_model(model):
+        model = torch_adapter(model, **torch_args)
+        model.require(get_criterion("magnitude"), SEARCH_EPOCHS if epochs is None else epochs)
+    else:
+        model = checks.check_text(model, "model", ", ".join(MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
+        if model not in MODELS:
+            raise UnknownNameError(
+                "measuring how far each scheme prunes needs a trained model (a reference model: "
+                + ", ".join(MODELS) + f", or {TORCH_MODEL_ACCEPTED}); for {model!r} give "
+                "--density, the density you expect to reach, and hwprune chooses from the "
+                "simulators alone")
+        _no_torch_args(model, **torch_args)
+    devs = [device(d, profiles) for d in devices]
+    runner = study_runner("granularity", [model], devs, seed, epochs, workers, scheduler)
+    return run(model, devs, tolerance, seed, epochs, runner, progress)
 
 
 def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, density,
@@ -586,6 +621,20 @@ def study_runner(verb: str, names, devices: Sequence[DeviceProfile], seed: int,
     from .studies import tradeoff as T
     from .studies.engine import Runner, Store
 
+    workers, scheduler, preflight = _where(names, workers, scheduler)
+    definition = {
+        "verb": verb, "models": [n if isinstance(n, str) else f"torch:{n.name}" for n in names],
+        "devices": {d.id: hashlib.sha1(repr(d).encode()).hexdigest()[:16] for d in devices},
+        "seed": seed, "epochs": epochs, "densities": list(T.DENSITIES),
+        "tolerances": list(T.TOLERANCES), "budgets": list(T.BUDGETS)}
+    return Runner(workers, scheduler,
+                  Store(store, definition, force) if store is not None else None, preflight)
+
+
+def _where(models, workers: int, scheduler: str | None) -> tuple[int, str | None, tuple]:
+    """``(workers, scheduler, preflight)`` of a study of ``models`` (names or adapters),
+    checked: not both; on workers, every torch model must come from ``MODULE:FACTORY``
+    specs (:func:`user_adapter`), and every worker must import them (the preflight)."""
     workers = checks.check_count(workers, "workers")
     if scheduler is not None:
         scheduler = checks.check_text(scheduler, "scheduler", "a Dask scheduler address such as "
@@ -593,17 +642,32 @@ def study_runner(verb: str, names, devices: Sequence[DeviceProfile], seed: int,
         if workers:
             raise InputError("give --workers (a local cluster) or --scheduler (a running one), "
                              "not both")
-    if (workers or scheduler) and any(not isinstance(n, str) for n in names):
-        raise InputError("a study of your PyTorch model runs in this process in this version "
-                         "(leave out --workers and --scheduler); the reference models run on "
-                         "workers")
-    definition = {
-        "verb": verb, "models": [n if isinstance(n, str) else f"torch:{n.name}" for n in names],
-        "devices": {d.id: hashlib.sha1(repr(d).encode()).hexdigest()[:16] for d in devices},
-        "seed": seed, "epochs": epochs, "densities": list(T.DENSITIES),
-        "tolerances": list(T.TOLERANCES), "budgets": list(T.BUDGETS)}
-    return Runner(workers, scheduler,
-                  Store(store, definition, force) if store is not None else None)
+    preflight = []
+    if workers or scheduler:
+        for model in models:
+            if getattr(model, "kind", None) != "torch":
+                continue
+            if model.source is None:
+                raise InputError(
+                    f"your PyTorch model {model.name} was handed over in memory, and a worker "
+                    "process cannot build it: give it as --model MODULE:FACTORY --data "
+                    "MODULE:FACTORY (API: hwprune.api.user_adapter), or run the study in this "
+                    "process (workers 0, no scheduler)")
+            preflight.append(model.source.importable)
+    return workers, scheduler, tuple(preflight)
+
+
+def user_adapter(model: str, data: str | None = None, recipe=None):
+    """The user's model and data from ``MODULE:FACTORY`` specs (``--model``, ``--data``)
+    as a torch adapter that a study's worker processes can build again: pass it as the
+    ``model`` of :func:`tradeoff`, :func:`report_study`, :func:`granularity_study` or
+    :func:`sensitivity` with ``workers=`` or ``scheduler=``. Importing runs the modules'
+    code: name only files you trust. ``recipe``: a
+    :class:`~hwprune.prune.torch_model.TorchRecipe` (default: its defaults)."""
+    from .prune.torch_model import from_source
+    from .workload.factory import UserSource
+
+    return from_source(UserSource.of(model, data), recipe)
 
 
 def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0,
@@ -856,6 +920,4 @@ def torch_compact(adapter, example_input, round_to: int | None = None):
 def torch_data_args(data) -> dict:
     """The keyword arguments :func:`prune` and :func:`sensitivity` take for a
     :class:`~hwprune.workload.factory.UserData`: ``loaders=`` or ``evaluate=``/``finetune=``."""
-    if data.kind == "loaders":
-        return {"loaders": (data.train_loader, data.test_loader)}
-    return {"evaluate": data.evaluate, "finetune": data.finetune}
+    return data.adapter_args()

@@ -284,7 +284,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
-def _user_inputs(args: argparse.Namespace, needs_training: bool):
+def _user_inputs(args: argparse.Namespace, needs_training: bool, load: bool = True):
     """``(UserModel, UserData)`` of ``--model``/``--data`` (None, None without
     ``--model``), after checking that exactly one of NETWORK and ``--model`` is given and
     that a verb that trains has what it needs. Importing the user's module runs its
@@ -308,8 +308,21 @@ def _user_inputs(args: argparse.Namespace, needs_training: bool):
     if needs_training and not args.torch_data:
         raise UsageError(f"{args.verb} with --model needs --data MODULE:FACTORY (loaders, or "
                          "the evaluate/finetune callbacks)")
+    if not load:
+        return None, None
     user = api.user_model(args.torch_model)
     return user, (api.user_data(args.torch_data) if args.torch_data else None)
+
+
+def _study_model(args: argparse.Namespace):
+    """``(model, name, own)`` of a study verb: the reference model named, or the user's
+    model and data as an adapter built from the ``--model``/``--data`` specs, which a
+    study's worker processes build again (``own``: whether it is the user's)."""
+    _user_inputs(args, needs_training=True, load=False)
+    if not args.torch_model:
+        return args.model, args.model, False
+    adapter = api.user_adapter(args.torch_model, args.torch_data)
+    return adapter, adapter.name, True
 
 
 def _model_to_prune(args: argparse.Namespace):
@@ -376,14 +389,13 @@ def _cmd_sensitivity(args: argparse.Namespace) -> None:
 
     if args.plot:
         check_plot_path(args.plot)
-    _, model, name, torch_args = _model_to_prune(args)
-    torch_args.pop("finetune", None)                     # sensitivity does not retrain
+    model, name, _ = _study_model(args)
     api.check_prune_request(model, args.criterion, args.granularity, 1.0, "oneshot",
-                            args.group, 0, **torch_args)
+                            args.group, 0)
     beside = tuple(b.strip() for b in (args.beside or "").split(",") if b.strip())
     table = api.sensitivity(model, args.criterion, args.granularity, args.densities,
                             args.group, args.seed, beside=beside, workers=args.workers,
-                            scheduler=args.scheduler, **torch_args)
+                            scheduler=args.scheduler)
     if args.plot:
         plot_sensitivity(table, f"{name}: {args.criterion}, {args.granularity}"
                          + "".join(f" and {b}" for b in beside) + ", one layer pruned at a time "
@@ -401,34 +413,50 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr)
 
-    user, data = _user_inputs(args, needs_training=args.density is None)
+    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    if not devices:
+        raise UsageError(f"--device needs a device or a comma-separated list; got {args.device!r}")
     if args.density is not None:
+        user, _ = _user_inputs(args, needs_training=False)
+        if args.workers or args.scheduler:
+            raise UsageError("--workers and --scheduler run measured studies; with --density "
+                             "granularity is simulated only and runs here")
         net = args.model if user is None else api.torch_network(user.module, user.example_input)
-        table = api.recommend(net, args.device, args.density, args.profiles)
+        tables = []
+        for dev in devices:
+            table = api.recommend(net, dev, args.density, args.profiles)
+            if len(devices) > 1:
+                table.insert(0, "device", api.device(dev, args.profiles).id)
+            tables.append(table)
+        table = pd.concat(tables, ignore_index=True)
         shown = table if args.format != "table" else table[
-            ["layer", "kind", "scheme", "density", "inputs_kept", "speedup", "energy_ratio",
-             "reason"]]
+            (["device"] if len(devices) > 1 else [])
+            + ["layer", "kind", "scheme", "density", "inputs_kept", "speedup", "energy_ratio", "reason"]]
         _emit(shown, args)
         if args.format == "table" and not args.out:
             print(f"from the simulators alone, {api.recommend_densities(args.density)}; "
                   "speedup = simulated dense latency / chosen, energy_ratio = chosen / dense energy")
         return
-    if user is None:
-        result = api.granularity(args.model, args.device, args.tolerance, args.seed, args.profiles,
-                                 progress)
-    else:
-        result = api.granularity(user.module, args.device, args.tolerance, args.seed, args.profiles,
-                                 progress, **_torch_args(user, data))
-    shown = result.layers[["layer", "kind", "scheme", "density", "inputs_kept", "speedup",
-                           "energy_ratio", "reason"]]
+    model, _, _ = _study_model(args)
+    study = api.granularity_study(model, devices, args.tolerance, args.seed, args.profiles,
+                                  progress, workers=args.workers, scheduler=args.scheduler)
+    layers = study.layers
     if args.format != "table":
-        shown = result.layers
-    _emit(shown, args)
+        _emit(layers if len(devices) > 1 else layers.drop(columns=["device"]), args)
+    else:
+        columns = ["layer", "kind", "scheme", "density", "inputs_kept", "speedup", "energy_ratio",
+                   "reason"]
+        _emit(layers[(["device"] if len(devices) > 1 else []) + columns], args)
     if args.format == "table" and not args.out:
-        print(f"{result.model} on {result.device} (SIMD group g = {result.group}): accuracy "
-              f"{result.dense_accuracy:.4f} dense -> {result.final_accuracy:.4f} with these choices "
-              f"(tolerance {args.tolerance}); speedup = simulated dense latency / chosen, "
-              "energy_ratio = simulated chosen energy / dense")
+        for device_id, part in layers.groupby("device", sort=False):
+            first = part.iloc[0]
+            print(f"{first['model']} on {device_id} (SIMD group g = {first['group']}): accuracy "
+                  f"{first['dense_accuracy']:.4f} dense -> {first['final_accuracy']:.4f} with "
+                  f"these choices (tolerance {args.tolerance})")
+        print("speedup = simulated dense latency / chosen, energy_ratio = simulated chosen energy "
+              "/ dense")
+    if study.failures:              # the devices whose choice finished are shown above
+        raise HwpruneError("granularity: " + study.summary)
 
 
 def _device_list(args: argparse.Namespace):
@@ -445,13 +473,12 @@ def _out_dir(args: argparse.Namespace):
 def _cmd_tradeoff(args: argparse.Namespace) -> None:
     from .report.tradeoff_files import write_tradeoff
 
-    user, model, name, torch_args = _model_to_prune(args)
-    if user is None:
+    model, name, own = _study_model(args)
+    if not own:
         model = api.check_reference_model(model)
     devices = _device_list(args)
     out = _out_dir(args)
-    result = api.tradeoff(model, devices, args.seed, **torch_args,
-                          **_study_options(args, out, user is not None))
+    result = api.tradeoff(model, devices, args.seed, **_study_options(args, out, own))
     write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
                    f"{name} on {{device}}", force=args.force)
     sys.stdout.write(render(result.versus, args.format))
@@ -463,18 +490,12 @@ def _cmd_report(args: argparse.Namespace) -> None:
     import time
 
 
-    user, data = _user_inputs(args, needs_training=True) if args.torch_model or args.torch_data \
-        else (None, None)
+    model, _, own = _study_model(args) if args.torch_model or args.torch_data else (None, "", False)
     devices = _device_list(args)
     out = _out_dir(args)
     start = time.perf_counter()
-    options = _study_options(args, out, user is not None)
-    if user is None:
-        study = api.report_study(devices, args.seed, **options)
-    else:
-        torch_args = _torch_args(user, data)
-        study = api.report_study(devices, args.seed, None, (), user.module, **torch_args,
-                                 **options)
+    study = api.report_study(devices, args.seed, None, (), model,
+                             **_study_options(args, out, own))
     page = api.write_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
     print(f"wrote {page} (open it in a browser); {study.tradeoff.summary}", file=sys.stderr)
 
@@ -701,10 +722,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "node get the density of equal accuracy from hwprune's density model "
                         "(docs/pruning.md); or give each named scheme its own density, e.g. "
                         "fine=0.1,simd=0.15,node=0.5")
-    p.add_argument("--device", required=True, help="a device id or profile path")
+    p.add_argument("--device", required=True, metavar="DEVICE[,DEVICE...]",
+                   help="a device id or profile path, or several comma-separated (one study: "
+                        "the devices share the searches)")
     p.add_argument("--tolerance", type=_tolerance, default=0.01,
                    help="accuracy drop allowed, as a fraction (default: 0.01)")
     p.add_argument("--seed", type=_seed, default=0, help="seed (default: 0)")
+    p.add_argument("--workers", type=_workers, default=0, metavar="N",
+                   help="run the searches and choices on a local Dask cluster of N processes "
+                        "(default 0: in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run them on a running Dask cluster (tcp://HOST:PORT; docs/scaling.md)")
     _add_profiles_option(p)
     _add_table_options(p)
     p.set_defaults(func=_cmd_granularity)

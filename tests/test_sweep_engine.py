@@ -1,6 +1,6 @@
 """The sweep engine (issue 24): tasks with dependencies, a Parquet store that resumes,
-failures recorded per point, and the same rows serial, on a 2-worker LocalCluster and
-on a running scheduler."""
+failures recorded per point, and the same rows serial and on a 2-worker LocalCluster
+(a running scheduler: tests/test_dask_cluster.py)."""
 
 import json
 import os
@@ -79,18 +79,6 @@ def test_two_local_workers_give_the_serial_rows(tiny):
     pd.testing.assert_frame_equal(serial.points, parallel.points)
     pd.testing.assert_frame_equal(serial.granularity, parallel.granularity)
     assert "scalpel" in set(serial.points["policy"]) and not parallel.failures
-
-
-def test_a_running_scheduler_on_the_loopback(tiny):
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
-        remote = T.study(["digits-mlp"], tiny, epochs=1,
-                         runner=Runner(scheduler=cluster.scheduler_address))
-    pd.testing.assert_frame_equal(remote.points, T.study(["digits-mlp"], tiny, epochs=1).points)
-    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
-        hwprune.api.tradeoff("digits-mlp", ["cortex-m4"], scheduler="tcp://127.0.0.1:9")
 
 
 SCRIPT = textwrap.dedent("""

@@ -122,6 +122,34 @@ class TorchLayer:
         return b.detach().cpu().numpy().astype(np.float32, copy=True)
 
 
+_REBUILT: dict = {}
+
+
+def from_source(source, recipe: TorchRecipe | None = None) -> TorchAdapter:
+    """A :class:`TorchAdapter` of the user's model and data built from their specs
+    (``source``, a :class:`~hwprune.workload.factory.UserSource`): the modules imported
+    and the factories called here, as the command line does."""
+    user, data = source.load()
+    adapter = TorchAdapter(user.module, user.example_input, recipe=recipe,
+                           **({} if data is None else data.adapter_args()))
+    adapter.source = source
+    return adapter
+
+
+def rebuilt(source, recipe: TorchRecipe | None = None) -> TorchAdapter:
+    """:func:`from_source`, once per process and thread (a study's worker runs many tasks
+    of one model; each loads the weights it starts from), with the masks installed so
+    that a pruned state loads into it."""
+    import threading
+
+    key = (source, recipe, threading.get_ident())
+    if key not in _REBUILT:
+        adapter = from_source(source, recipe)
+        adapter.state()                         # installs every layer's mask
+        _REBUILT[key] = adapter
+    return _REBUILT[key]
+
+
 def _number(value, what: str) -> float:
     torch = torch_or_error()
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -138,6 +166,10 @@ class TorchAdapter(ModelAdapter):
     ``loaders=(train_loader, test_loader)``; ``recipe``: the default training."""
 
     kind = "torch"
+    source = None
+    """A :class:`~hwprune.workload.factory.UserSource` when the module and data came from
+    ``MODULE:FACTORY`` specs, so that a study's worker process can build them again
+    (:func:`rebuilt`); None for a module handed over in memory."""
 
     def __init__(self, module, example_input, evaluate: Callable | None = None,
                  finetune: Callable | None = None, loaders=None, recipe: TorchRecipe | None = None,

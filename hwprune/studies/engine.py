@@ -254,14 +254,21 @@ class Runner:
     workers: int = 0
     scheduler: str | None = None
     store: Store | None = None
+    preflight: tuple[Callable[[], str | None], ...] = ()
+    """Checks every worker runs before any task (picklable, module-level or bound
+    methods): None if the worker can run the study, else why not (e.g. the user's
+    model cannot be imported there); a refusal is an :class:`InputError` naming the
+    worker."""
 
     def run(self, tasks: Sequence[Task], progress: Callable[[str], None] | None = None) -> Outcome:
-        return run(tasks, self.store, self.workers, self.scheduler, progress)
+        return run(tasks, self.store, self.workers, self.scheduler, progress, self.preflight)
 
 
 def run(tasks: Sequence[Task], store: Store | None = None, workers: int = 0,
-        scheduler: str | None = None, progress: Callable[[str], None] | None = None) -> Outcome:
-    """Run ``tasks`` (module docstring) and return their rows by table, in task order."""
+        scheduler: str | None = None, progress: Callable[[str], None] | None = None,
+        preflight: Sequence[Callable[[], str | None]] = ()) -> Outcome:
+    """Run ``tasks`` (module docstring) and return their rows by table, in task order;
+    on workers, each of ``preflight`` first (:attr:`Runner.preflight`)."""
     keys = [t.key for t in tasks]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
@@ -299,6 +306,7 @@ def run(tasks: Sequence[Task], store: Store | None = None, workers: int = 0,
     try:
         if pending and (workers or scheduler):
             cluster = _Dask(workers, scheduler)
+            cluster.check(preflight)
             cluster.run(pending, rows, finished)
             pending = []
         while pending:
@@ -367,6 +375,9 @@ def _with_needs(fn, args: tuple, deps: dict, tables: dict):
     return fn(*args, results)
 
 
+WORKER_WAIT_S = 30
+"""How long a study waits for the first worker of a running scheduler (seconds)."""
+
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False,
                  "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 """Dask settings of the local cluster's workers (measured: docs/scaling.md). Dask's
@@ -396,6 +407,13 @@ class _Dask:
                 raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; start "
                                  "one with 'dask scheduler' and workers with 'dask worker "
                                  "ADDRESS' (docs/scaling.md)") from None
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except (OSError, TimeoutError):
+                self.client.close()
+                raise InputError(f"the Dask scheduler at {scheduler} has no worker (none joined "
+                                 f"in {WORKER_WAIT_S} s); start one with 'dask worker "
+                                 f"{scheduler} --nthreads 1' (docs/scaling.md)") from None
         else:
             import dask
 
@@ -407,6 +425,17 @@ class _Dask:
                                             processes=True, dashboard_address=None,
                                             silence_logs=40)
             self.client = Client(self.cluster)
+
+    def check(self, preflight: Sequence[Callable[[], str | None]]) -> None:
+        """Run each check on every worker; an :class:`InputError` for the first refusal."""
+        for check in preflight:
+            answers = self.client.run(check)
+            refused = {addr: why for addr, why in sorted(answers.items()) if why}
+            if refused:
+                addr, why = next(iter(refused.items()))
+                raise InputError(f"the Dask worker at {addr} cannot run this study: {why} (every "
+                                 "worker needs hwprune and your model's module importable; "
+                                 "docs/scaling.md)")
 
     def run(self, tasks: Sequence[Task], done: dict[str, dict], finished) -> None:
         """Submit every task at once, a task that needs others with their futures (Dask

@@ -24,8 +24,8 @@ from ..prune import models
 from ..prune.adapter import ModelAdapter
 from . import tradeoff
 from .engine import Runner, Task
-from .scalpel import Trained
 from .tradeoff import TradeoffStudy, pareto, scalpel_vs_traditional, sweep_tasks
+from .trained import Trained
 
 TOLERANCE = 0.01
 

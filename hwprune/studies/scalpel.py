@@ -53,14 +53,14 @@ from ..errors import InputError
 from ..evaluate import evaluate
 from ..hardware.profile import DeviceProfile
 from ..latency.network import accelerated_schemes
-from ..prune import models
-from ..prune.adapter import ModelAdapter, NumpyAdapter, as_adapter
+from ..prune.adapter import ModelAdapter
 from ..prune.schedules import prune
 from ..schemes import DENSE, FINE, NODE, SIMD, Scheme, scheme
 from ..workload.coupling import Couplings
 from .choice import Choice, Option, choose, settle
 from .deployed import plan_of
 from .recommend import fits
+from .trained import Trained
 
 CANDIDATES: tuple[Scheme, ...] = (FINE, SIMD, NODE)
 DENSITY_GRID = (0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
@@ -99,57 +99,6 @@ class ScalpelResult:
     @property
     def layers(self) -> pd.DataFrame:
         return self.choice.table()
-
-
-class Trained:
-    """The trained dense model every trial of a policy starts from.
-
-    A reference model name: a fresh copy from :func:`hwprune.prune.models.trained` per
-    trial (wrapped with its data and recipe). A :class:`~hwprune.prune.adapter.ModelAdapter`
-    (a torch module's): its weights and masks as they are now (``adapter.state()``),
-    loaded back into the same module before each trial (the module is pruned in place).
-    ``memo``: the searches already run on this model (shared by the calls of one sweep)."""
-
-    def __init__(self, model: str | ModelAdapter, seed: int = 0):
-        self.seed, self.memo = seed, {}
-        if isinstance(model, str):
-            self.name, self.adapter, self.saved = model, None, None
-        else:
-            self.adapter = as_adapter(model)
-            self.name, self.saved = self.adapter.name, self.adapter.state()
-
-    @property
-    def reference(self) -> bool:
-        return self.adapter is None
-
-    def fresh(self) -> ModelAdapter:
-        """The trained model, ready to prune (numpy: a new copy; torch: restored in place)."""
-        if self.adapter is None:
-            model, data = models.trained(self.name, self.seed)
-            return NumpyAdapter(model, data, models.spec(self.name).recipe)
-        self.adapter.load_state(self.saved)
-        return self.adapter
-
-    def restore(self) -> None:
-        """Put a torch module back to its state when this was built."""
-        if self.adapter is not None:
-            self.adapter.load_state(self.saved)
-
-    def __getstate__(self) -> dict:
-        """Sent to another process (a study's Dask worker), a reference model travels
-        with its trained weights and data, which the worker then uses instead of
-        training the model again (:func:`hwprune.prune.models.remember`)."""
-        state = dict(self.__dict__)
-        state["memo"] = {}
-        if self.adapter is None:
-            state["_trained"] = models.trained(self.name, self.seed)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        trained = state.pop("_trained", None)
-        self.__dict__.update(state)
-        if trained is not None:
-            models.remember(self.name, self.seed, *trained)
 
 
 def _fits_node(adapter: ModelAdapter, name: str) -> bool:

@@ -26,6 +26,7 @@ from ..prune.data import Dataset
 from ..prune.model import Model
 from ..prune.pruner import check_fits, prune_to
 from .engine import Runner, Task
+from .trained import Trained
 
 DEFAULT_DENSITIES = (0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
 
@@ -63,16 +64,13 @@ def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: st
     runs = [(s, group, [s.fixed_density] if s.fixed_density else densities)]
     runs += [(b, None, [b.fixed_density]) for b in extra]
     # A reference model travels to a worker as a copy with its data; an adapter (a
-    # torch module) is pruned in place by tasks run in this process.
-    ref = (model.copy(), data) if isinstance(model, Model) else adapter
+    # torch module) as a Trained: in this process the module itself, pruned in place and
+    # put back; on a worker, built again from its specs (trained.Trained).
+    ref = (model.copy(), data) if isinstance(model, Model) else Trained(adapter)
     tasks = [Task(f"sensitivity/{name}/{scheme.name}", _layer_rows,
                   (ref, criterion, scheme.name, width, name, tuple(points), seed, base))
              for i, name in enumerate(names) for scheme, width, points in runs
              if not (scheme.removes_units and i == len(names) - 1)]   # the classes stay
-    if (runner is not None and (runner.workers or runner.scheduler)
-            and not isinstance(model, Model)):
-        raise InputError("sensitivity of your PyTorch model runs in this process (leave out "
-                         "--workers and --scheduler)")
     outcome = (runner or Runner()).run(tasks)
     if outcome.failures:
         key = next(iter(outcome.failures))
@@ -85,7 +83,7 @@ def sensitivity(model: Model | ModelAdapter, data: Dataset | None, criterion: st
 def _layer_rows(ref, criterion: str, scheme_name: str, width, name: str, points, seed: int,
                 base: float) -> pd.DataFrame:
     """One layer pruned alone to each density of ``points`` by one scheme (a task)."""
-    adapter = as_adapter(ref[0].copy(), ref[1]) if isinstance(ref, tuple) else ref
+    adapter = as_adapter(ref[0].copy(), ref[1]) if isinstance(ref, tuple) else ref.fresh()
     crit = get_criterion(criterion)
     saved = adapter.state()
     names = [lay.name for lay in adapter.prunable()]

@@ -47,7 +47,8 @@ from ..schemes import DENSE, FINE, SIMD, Group, Scheme, all_schemes, scheme
 from .deployed import evaluate_model
 from .energy_aware import energy_aware
 from .engine import Runner, Task
-from .scalpel import Trained, _candidate_plan, scalpel, search, search_frame, search_from_frame, searches_for
+from .scalpel import _candidate_plan, scalpel, search, search_frame, search_from_frame, searches_for
+from .trained import Trained
 
 DENSITIES = (0.5, 0.25, 0.12, 0.06)
 TOLERANCES = (0.01, 0.02)
@@ -154,7 +155,7 @@ def sweep_tasks(model: str | ModelAdapter | Trained, devices: Sequence[DevicePro
     density; Scalpel per tolerance (its searches shared by the devices); energy-aware per
     device and budget. ``model``: a reference model name (trained here once; its tasks
     carry the trained weights to any worker), or an adapter or
-    :class:`~hwprune.studies.scalpel.Trained` (its tasks hold the module).
+    :class:`~hwprune.studies.trained.Trained` (its tasks hold the module).
     ``tolerances``: Scalpel's (default :data:`TOLERANCES`)."""
     start = model if isinstance(model, Trained) else Trained(model, seed)
     ref = start          # a reference model's trained weights travel with it to a worker
@@ -174,7 +175,26 @@ def sweep_tasks(model: str | ModelAdapter | Trained, devices: Sequence[DevicePro
         for d in DENSITIES:
             tasks.append(Task(f"{name}/simd g={g}/density {d}", _simd_point,
                               (ref, tuple(devs), seed, g, d, point_epochs)))
-    for tol in (TOLERANCES if tolerances is None else tolerances):
+    tasks += scalpel_tasks(ref, name, devices, seed,
+                           TOLERANCES if tolerances is None else tolerances, epochs)
+    if with_energy_aware:
+        for dev in devices:
+            for budget in BUDGETS:
+                tasks.append(Task(f"{name}/energy-aware/{dev.id}/budget {budget}",
+                                  _energy_aware_point, (ref, dev, seed, budget, point_epochs)))
+    return tasks
+
+
+def scalpel_tasks(ref: str | Trained, name: str, devices: Sequence[DeviceProfile], seed: int,
+                  tolerances: Sequence[float], epochs: int | None = None) -> list[Task]:
+    """Scalpel on every device at every tolerance as engine tasks: one task per distinct
+    search (scheme and group width; shared by the devices that need it), then one per
+    device that chooses from the searches it needs (tables ``points``, the sweep's row,
+    and ``granularity``, the device's per-layer table). ``ref``: a reference model's
+    name or :class:`Trained`; ``name``: the model's name in the keys; ``epochs``: AGP
+    epochs per trial (default :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`)."""
+    tasks = []
+    for tol in tolerances:
         keys = {}
         for dev in devices:
             for s, g in searches_for(dev):
@@ -189,11 +209,6 @@ def sweep_tasks(model: str | ModelAdapter | Trained, devices: Sequence[DevicePro
                               (ref, dev, seed, tol, epochs, wanted),
                               tables=("points", "granularity"),
                               needs=tuple(key for _, _, key in wanted)))
-    if with_energy_aware:
-        for dev in devices:
-            for budget in BUDGETS:
-                tasks.append(Task(f"{name}/energy-aware/{dev.id}/budget {budget}",
-                                  _energy_aware_point, (ref, dev, seed, budget, point_epochs)))
     return tasks
 
 

@@ -113,6 +113,13 @@ class UserData:
         """``"loaders"`` or ``"callbacks"``."""
         return "callbacks" if self.evaluate is not None else "loaders"
 
+    def adapter_args(self) -> dict:
+        """The keyword arguments of a torch adapter (and of the API's functions):
+        ``loaders=`` or ``evaluate=``/``finetune=``."""
+        if self.kind == "loaders":
+            return {"loaders": (self.train_loader, self.test_loader)}
+        return {"evaluate": self.evaluate, "finetune": self.finetune}
+
 
 # ------------------------------------------------------------------------ helpers
 
@@ -349,6 +356,45 @@ def load_data(spec: Any, option: str = "--data") -> UserData:
     callbacks; see the module docstring; importing runs the module's code)."""
     factory = load_factory(spec, option)
     return check_data(_call(factory, option, spec), option, spec)
+
+
+# ------------------------------------------------------------- on other processes
+
+@dataclass(frozen=True)
+class UserSource:
+    """Where a study's worker processes get the user's model and data: the ``--model``
+    and ``--data`` specs, a ``.py`` path made absolute (a worker may start elsewhere) and
+    a module name as given (it must be importable on the worker: installed, or on its
+    ``PYTHONPATH``, or in the directory the worker started in). A worker imports the
+    modules and calls the factories again (:meth:`load`); the weights travel with the
+    task, so a factory that initializes at random is fine."""
+
+    model: str
+    data: str | None = None
+
+    @classmethod
+    def of(cls, model: str, data: str | None = None) -> "UserSource":
+        def fixed(spec: str | None, option: str) -> str | None:
+            if spec is None:
+                return None
+            module, factory = parse_spec(spec, option)
+            return f"{Path(module).resolve()}:{factory}" if _is_path(module) else spec.strip()
+
+        return cls(fixed(model, "--model"), fixed(data, "--data"))
+
+    def load(self) -> tuple[UserModel, UserData | None]:
+        """Import and call the factories here (on a worker), checked as on the command line."""
+        return load_model(self.model), (load_data(self.data) if self.data else None)
+
+    def importable(self) -> str | None:
+        """None if both factories can be imported here (not called), else the error's text."""
+        try:
+            load_factory(self.model, "--model")
+            if self.data:
+                load_factory(self.data, "--data")
+        except InputError as exc:
+            return str(exc)
+        return None
 
 
 # ---------------------------------------------------------------- .onnx networks
