@@ -499,11 +499,11 @@ def sensitivity(model, criterion: str = "magnitude", granularity: str = "fine",
     from .studies.engine import Runner
 
     workers, scheduler, preflight = _where([adapter], workers, scheduler)
-    runner = Runner(workers, scheduler, preflight=preflight)
-    if adapter is not None:
-        return run(adapter, None, criterion, granularity, densities, group, seed, beside, runner)
-    trained, data = models.trained(model, seed)
-    return run(trained, data, criterion, granularity, densities, group, seed, beside, runner)
+    with Runner(workers, scheduler, preflight=preflight) as runner:   # starts while it trains
+        if adapter is not None:
+            return run(adapter, None, criterion, granularity, densities, group, seed, beside, runner)
+        trained, data = models.trained(model, seed)
+        return run(trained, data, criterion, granularity, densities, group, seed, beside, runner)
 
 
 def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
@@ -575,8 +575,8 @@ def granularity_study(model, devices: Sequence[str | Path | DeviceProfile], tole
                 "simulators alone")
         _no_torch_args(model, **torch_args)
     devs = [device(d, profiles) for d in devices]
-    runner = study_runner("granularity", [model], devs, seed, epochs, workers, scheduler)
-    return run(model, devs, tolerance, seed, epochs, runner, progress)
+    with study_runner("granularity", [model], devs, seed, epochs, workers, scheduler) as runner:
+        return run(model, devs, tolerance, seed, epochs, runner, progress)
 
 
 def recommend(net: str | Path | Network, dev: str | Path | DeviceProfile, density,
@@ -674,7 +674,7 @@ def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0
              progress=None, profiles: Sequence[str | Path] = (), *, example_input=None,
              evaluate=None, finetune=None, loaders=None, epochs: int | None = None,
              workers: int = 0, scheduler: str | None = None, store: str | Path | None = None,
-             force: bool = False):
+             force: bool = False, runner=None):
     """Every pruning policy on ``model`` swept over density and ``devices``, with Pareto
     fronts: a :class:`~hwprune.studies.tradeoff.TradeoffStudy`.
 
@@ -684,7 +684,9 @@ def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0
     left as it came in. Energy-aware points: reference models only. ``epochs``:
     fine-tuning per point (default :data:`~hwprune.studies.tradeoff.EPOCHS`, 8).
     ``workers``, ``scheduler``, ``store``, ``force``: where the points run and where
-    they are kept (:func:`study_runner`; docs/scaling.md)."""
+    they are kept (:func:`study_runner`; docs/scaling.md); or ``runner``, one made by
+    :func:`study_runner` that the caller keeps open (the command draws the figures on
+    its cluster)."""
     from .studies.tradeoff import study
 
     torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
@@ -701,9 +703,18 @@ def tradeoff(model, devices: Sequence[str | Path | DeviceProfile], seed: int = 0
         model = check_reference_model(model)
         _no_torch_args(model, **torch_args)
     devices = [device(d, profiles) for d in devices]
-    runner = study_runner("tradeoff", [model], devices, seed, epochs, workers, scheduler, store,
-                          force)
-    return study([model], devices, seed, progress, epochs, runner)
+    if runner is not None:
+        _runner_alone(workers, scheduler, store)
+        return study([model], devices, seed, progress, epochs, runner)
+    with study_runner("tradeoff", [model], devices, seed, epochs, workers, scheduler, store,
+                      force) as runner:       # the cluster starts while the model trains
+        return study([model], devices, seed, progress, epochs, runner)
+
+
+def _runner_alone(workers, scheduler, store) -> None:
+    if workers or scheduler is not None or store is not None:
+        raise InputError("give runner= or workers=/scheduler=/store=, not both (the runner "
+                         "says where the study runs)")
 
 
 def tradeoff_steps(model, devices: Sequence[DeviceProfile], *, loaders=None) -> int:
@@ -755,14 +766,15 @@ def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, p
                  profiles: Sequence[str | Path] = (), model=None, *, example_input=None,
                  evaluate=None, finetune=None, loaders=None, epochs: int | None = None,
                  workers: int = 0, scheduler: str | None = None, store: str | Path | None = None,
-                 force: bool = False):
+                 force: bool = False, runner=None):
     """The study behind ``hwprune report`` (a
     :class:`~hwprune.studies.report_study.ReportStudy`): the reference models, or
     ``model``, a ``torch.nn.Module`` with ``example_input`` and ``evaluate=``/
     ``finetune=`` or ``loaders=`` (as :func:`granularity`), or a ModelAdapter. A torch
     module is pruned in place for each search and point and left as it came in.
     ``epochs``: fine-tuning per search trial and per trade-off point (default: each
-    policy's own). ``workers``, ``scheduler``, ``store``, ``force``: as :func:`tradeoff`."""
+    policy's own). ``workers``, ``scheduler``, ``store``, ``force``, ``runner``: as
+    :func:`tradeoff`."""
     from .studies.report_study import report_study as run
 
     devices, seed, progress = _devices_arg(devices), check_seed(seed), _progress_arg(progress)
@@ -770,18 +782,31 @@ def report_study(devices: Sequence[str | Path | DeviceProfile], seed: int = 0, p
     epochs = None if epochs is None else checks.check_count(epochs, "epochs")
     torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
     if model is None:
-        from .prune.models import MODELS
-
         extra = [k for k, v in torch_args.items() if v is not None]
         if extra:
             raise InputError(f"{', '.join(extra)} apply to a torch model given as model=; without "
                              "one the report runs the reference models, which bring their own data")
-        names = tuple(MODELS)
-    else:
-        names = (_report_adapter(model, torch_args, epochs),)
+    names = report_models(model, **torch_args, epochs=epochs)
     devices = [device(d, profiles) for d in devices]
-    runner = study_runner("report", names, devices, seed, epochs, workers, scheduler, store, force)
-    return run(devices, names, seed, progress, epochs, runner)
+    if runner is not None:
+        _runner_alone(workers, scheduler, store)
+        return run(devices, names, seed, progress, epochs, runner)
+    with study_runner("report", names, devices, seed, epochs, workers, scheduler, store,
+                      force) as runner:       # the cluster starts while the models train
+        return run(devices, names, seed, progress, epochs, runner)
+
+
+def report_models(model=None, *, example_input=None, evaluate=None, finetune=None, loaders=None,
+                  epochs: int | None = None) -> tuple:
+    """The models :func:`report_study` studies (its ``names``, for :func:`study_runner`):
+    the reference models' names, or ``model`` checked as an adapter."""
+    from .prune.models import MODELS
+
+    if model is None:
+        return tuple(MODELS)
+    torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
+    epochs = None if epochs is None else checks.check_count(epochs, "epochs")
+    return (_report_adapter(model, torch_args, epochs),)
 
 
 def _report_adapter(model, torch_args: dict, epochs: int | None):
@@ -815,12 +840,14 @@ def report_steps(devices: Sequence[DeviceProfile], model=None, *, loaders=None) 
 
 
 def write_report(out: str | Path, study, minutes: float | None = None,
-                 force: bool = False) -> Path:
+                 force: bool = False, runner=None) -> Path:
     """Render a report study into directory ``out``; returns ``index.html``'s path. A
-    non-empty directory that hwprune did not make is refused unless ``force``."""
+    non-empty directory that hwprune did not make is refused unless ``force``.
+    ``runner``: an open :func:`study_runner` whose cluster draws the figures."""
     from .report.html_report import render_report
 
-    return render_report(out, study, minutes, force=force)
+    return render_report(out, study, minutes, force=force,
+                         draw=None if runner is None else runner.map)
 
 
 def calibrate(progress=None, quick: bool = False) -> str:

@@ -478,9 +478,12 @@ def _cmd_tradeoff(args: argparse.Namespace) -> None:
         model = api.check_reference_model(model)
     devices = _device_list(args)
     out = _out_dir(args)
-    result = api.tradeoff(model, devices, args.seed, **_study_options(args, out, own))
-    write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
-                   f"{name} on {{device}}", force=args.force)
+    # The cluster starts now, in the background, and stays up to draw the plots.
+    with api.study_runner("tradeoff", [model], devices, args.seed, None,
+                          **_study_options(args, out, own)) as runner:
+        result = api.tradeoff(model, devices, args.seed, runner=runner)
+        write_tradeoff(out, result.points, result.versus, [d.id for d in devices],
+                       f"{name} on {{device}}", force=args.force, draw=runner.map)
     sys.stdout.write(render(result.versus, args.format))
     print(f"wrote {out / 'tradeoff.csv'}, scalpel-vs-traditional.csv and "
           f"{len(devices)} plots (tradeoff-DEVICE.png); {result.summary}", file=sys.stderr)
@@ -494,9 +497,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
     devices = _device_list(args)
     out = _out_dir(args)
     start = time.perf_counter()
-    study = api.report_study(devices, args.seed, None, (), model,
-                             **_study_options(args, out, own))
-    page = api.write_report(out, study, (time.perf_counter() - start) / 60, force=args.force)
+    # The cluster starts now, in the background (while the reference models train), and
+    # stays up to draw the figures.
+    with api.study_runner("report", api.report_models(model), devices, args.seed, None,
+                          **_study_options(args, out, own)) as runner:
+        study = api.report_study(devices, args.seed, None, (), model, runner=runner)
+        page = api.write_report(out, study, (time.perf_counter() - start) / 60,
+                                force=args.force, runner=runner)
     print(f"wrote {page} (open it in a browser); {study.tradeoff.summary}", file=sys.stderr)
 
 

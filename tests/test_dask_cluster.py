@@ -23,7 +23,7 @@ from hwprune.studies import tradeoff as T
 def scheduler(tmp_path_factory):
     """A ``dask scheduler`` and one ``dask worker --nthreads 1`` started in a directory of
     their own (so a module importable only from the tests' directory is not importable
-    there); the scheduler's address."""
+    there); the scheduler's address and the worker's process (the last test kills it)."""
     where = tmp_path_factory.mktemp("cluster")
     file = where / "scheduler.json"
     procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--scheduler-file",
@@ -35,13 +35,14 @@ def scheduler(tmp_path_factory):
             time.sleep(0.1)
         address = json.loads(file.read_text())["address"]
         procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address,
-                                       "--nthreads", "1", "--no-dashboard"], cwd=where,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                       "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+                                      cwd=where, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
         from distributed import Client
 
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(1, timeout=60)
-        yield address
+        yield address, procs[1]
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -50,10 +51,11 @@ def scheduler(tmp_path_factory):
 
 
 def test_a_tradeoff_on_dask_scheduler_and_worker_processes(scheduler, tmp_path, monkeypatch, capsys):
+    address, _ = scheduler
     monkeypatch.setattr(T, "DENSITIES", (0.5,))
     monkeypatch.setattr(T, "TOLERANCES", ())
     monkeypatch.setattr(T, "BUDGETS", (0.02,))
-    for out, where in (("serial", ["--workers", "0"]), ("remote", ["--scheduler", scheduler])):
+    for out, where in (("serial", ["--workers", "0"]), ("remote", ["--scheduler", address])):
         assert main(["tradeoff", "digits-mlp", "--devices", "cortex-m4", "--out",
                      str(tmp_path / out), *where]) == 0, capsys.readouterr().err
     serial, remote = (pd.read_csv(tmp_path / d / "tradeoff.csv") for d in ("serial", "remote"))
@@ -64,7 +66,7 @@ def test_a_tradeoff_on_dask_scheduler_and_worker_processes(scheduler, tmp_path, 
 def test_granularity_over_devices_is_one_study_and_equals_each_device_alone(scheduler):
     devices = ["cortex-m4", "core-i7"]
     here = api.granularity_study("digits-mlp", devices, epochs=1)
-    remote = api.granularity_study("digits-mlp", devices, epochs=1, scheduler=scheduler)
+    remote = api.granularity_study("digits-mlp", devices, epochs=1, scheduler=scheduler[0])
     pd.testing.assert_frame_equal(here.layers, remote.layers)
     assert list(dict.fromkeys(here.layers["device"])) == devices and not here.failures
     for dev in devices:                 # the shared searches give each device's own choice
@@ -92,17 +94,18 @@ def loaders():
 
 def test_a_torch_model_is_built_again_on_the_workers(scheduler, tmp_path, monkeypatch, capsys):
     pytest.importorskip("torch")
+    address, _ = scheduler
     (tmp_path / "userfactories.py").write_text(FACTORIES)
     monkeypatch.chdir(tmp_path)
     common = ["granularity", "--device", "cortex-m4", "--format", "csv"]
     by_path = ["--model", "userfactories.py:make", "--data", "userfactories.py:loaders"]
     assert main([*common, *by_path]) == 0
     serial = capsys.readouterr().out
-    assert main([*common, *by_path, "--scheduler", scheduler]) == 0
+    assert main([*common, *by_path, "--scheduler", address]) == 0
     assert capsys.readouterr().out == serial
     # A module name is looked up on the worker, which started elsewhere: a clear refusal.
     by_name = ["--model", "userfactories:make", "--data", "userfactories:loaders"]
-    assert main([*common, *by_name, "--scheduler", scheduler]) == 2
+    assert main([*common, *by_name, "--scheduler", address]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hwprune: error: the Dask worker at tcp://") and \
         "no module named 'userfactories'" in err and err.count("\n") == 1
@@ -126,3 +129,19 @@ def test_a_scheduler_without_workers_or_unreachable_is_a_clear_error(monkeypatch
                                           scheduler=cluster.scheduler_address)
     with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
         hwprune.api.tradeoff("digits-mlp", ["cortex-m4"], scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_cluster_that_loses_every_worker_stops_with_a_clear_error(scheduler, monkeypatch):
+    """Kills the module's worker: keep this test last."""
+    import threading
+
+    from hwprune.errors import HwpruneError
+    from hwprune.studies import engine
+
+    address, worker = scheduler
+    monkeypatch.setattr(engine, "WORKER_WAIT_S", 1)
+    monkeypatch.setattr(engine, "POLL_S", 0.2)
+    naps = [engine.Task(f"nap/{i}", time.sleep, (0.5,)) for i in range(30)]
+    threading.Timer(1.5, worker.kill).start()
+    with pytest.raises(HwpruneError, match="lost all its workers"):
+        engine.run(naps, scheduler=address)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..studies.report_study import ReportStudy
 from .output import OutputDirectory, csv_text, write_atomic
-from .plots import plot_breakeven
+from .plots import draw_figures, plot_breakeven
 from .tradeoff_files import write_tradeoff_files
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
@@ -40,19 +40,22 @@ def _unit_note(dev) -> str:
 
 
 def render_report(out: str | Path, study: ReportStudy, minutes: float | None = None,
-                  force: bool = False) -> Path:
+                  force: bool = False, draw=None) -> Path:
     """Write ``study`` into directory ``out`` as one set of files; returns the path of
     ``index.html``. A non-empty ``out`` that hwprune did not make is refused unless
-    ``force`` (:func:`~hwprune.report.output.check_out_dir`)."""
+    ``force`` (:func:`~hwprune.report.output.check_out_dir`). ``draw``: how the figures
+    are drawn (:func:`~hwprune.report.plots.draw_figures`; a study's open runner draws
+    them on its workers)."""
     target = Path(out)
     with OutputDirectory(target, force, "report") as stage:
-        _render(stage, study, minutes)
+        _render(stage, study, minutes, draw)
     return target / "index.html"
 
 
-def _render(out: Path, study: ReportStudy, minutes: float | None) -> None:
+def _render(out: Path, study: ReportStudy, minutes: float | None, draw=None) -> None:
     devices = study.devices
     parts: list[str] = []
+    figures: list[tuple] = []
     for m in study.models:
         parts.append(f"<h2>{html.escape(m.name)}: {html.escape(m.description)}</h2>")
         parts.append(f"<p class=note>{html.escape(m.data)}. Dense test accuracy "
@@ -71,8 +74,9 @@ def _render(out: Path, study: ReportStudy, minutes: float | None) -> None:
         parts.append("<h3>Break-even: latency against density</h3>")
         for dev in devices:
             png = f"{m.name}-{dev.id}-breakeven.png"
-            plot_breakeven(m.curves[dev.id], f"{m.name} on {dev.id}: latency against density",
-                           out / png)
+            figures.append((plot_breakeven, (m.curves[dev.id],
+                                             f"{m.name} on {dev.id}: latency against density"),
+                            out / png))
             parts.append(f"<h4>{html.escape(dev.id)}</h4><img src='{html.escape(png)}'>")
         parts.append("<h3>Recommended granularity (Scalpel policy, tolerance 0.01)</h3>"
                      "<p class=note>speedup and energy_ratio: the layer as chosen against the "
@@ -85,7 +89,8 @@ def _render(out: Path, study: ReportStudy, minutes: float | None) -> None:
             parts.append(f"<h4>{html.escape(dev.id)} (g = {r.group}): accuracy {r.dense_accuracy:.4f} → "
                          f"{r.final_accuracy:.4f}</h4>" + _table(table[CHOICE_COLUMNS]))
     points, versus = study.tradeoff.points, study.tradeoff.versus
-    write_tradeoff_files(out, points, versus, [d.id for d in devices])
+    draw_figures(figures, draw)             # at once, on the workers if there are any
+    write_tradeoff_files(out, points, versus, [d.id for d in devices], draw=draw)
     normalized = [d.id for d in devices if d.energy_normalized]
     parts.append("<h2>Trade-offs: accuracy against simulated energy and latency</h2>")
     parts.append("<p class=note>Every policy point is pruned from the same trained model and "

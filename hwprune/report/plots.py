@@ -58,6 +58,31 @@ def save_figure(fig, path: str | Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def figure_bytes(job: tuple) -> bytes:
+    """Draw one figure, ``job = (plot function, its arguments but the path, suffix)``,
+    and return the file's bytes: the unit :func:`draw_figures` hands to a study's
+    workers (which may be other machines, so nothing is written there)."""
+    import tempfile
+
+    plot, args, suffix = job
+    with tempfile.TemporaryDirectory(prefix="hwprune-figure-") as tmp:
+        path = Path(tmp) / f"figure{suffix}"
+        plot(*args, path)
+        return path.read_bytes()
+
+
+def draw_figures(jobs: list[tuple], draw=None) -> None:
+    """Draw ``jobs`` (``(plot function, its arguments but the path, path)`` each) and
+    write each file atomically; ``draw(fn, items)``: how to map :func:`figure_bytes` over
+    them (a study's open runner draws them on its workers), by default here, one by one."""
+    items = [(plot, args, Path(path).suffix.lower()) for plot, args, path in jobs]
+    for path in [path for *_, path in jobs]:
+        check_plot_path(path)
+    drawn = draw(figure_bytes, items) if draw is not None else [figure_bytes(i) for i in items]
+    for (*_, path), content in zip(jobs, drawn):
+        write_atomic(path, content)
+
+
 @literal_text
 def plot_energy(df: pd.DataFrame, level_names: list[str], title: str, unit: str,
                 path: str | Path) -> None:

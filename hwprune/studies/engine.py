@@ -39,6 +39,8 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +49,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ..errors import InputError
+from ..errors import HwpruneError, InputError
 
 STORE = "store"
 """The store's directory under a study's output directory."""
@@ -150,12 +152,14 @@ class Store:
         """Whether every table of ``task`` is stored (the first table is written last)."""
         return all((self.root / name / task.file).exists() for name in task.tables)
 
-    def put(self, task: Task, tables: dict[str, pd.DataFrame]) -> None:
+    def put(self, task: Task, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Write each table's rows as the task's Parquet file there (atomically; the
-        first table last, so that :meth:`has` sees a task whole or not at all)."""
+        first table last, so that :meth:`has` sees a task whole or not at all); returns
+        the rows as :meth:`get` will read them back (through the same Arrow tables)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        stored = {}
         for name in reversed(task.tables):
             directory = self.root / name
             directory.mkdir(parents=True, exist_ok=True)
@@ -172,7 +176,9 @@ class Store:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
+            stored[name] = table.to_pandas()
         self._forget_failure(task.key)
+        return {name: stored[name] for name in task.tables}
 
     def get(self, task: Task) -> dict[str, pd.DataFrame]:
         import pyarrow.parquet as pq
@@ -246,29 +252,86 @@ class _Bar:
             self.bar.close()
 
 
-@dataclass(frozen=True)
 class Runner:
     """Where a study's tasks run and which store keeps them (module docstring):
-    ``workers`` (0: this process), ``scheduler`` (a Dask scheduler's address), ``store``."""
+    ``workers`` (0: this process), ``scheduler`` (a Dask scheduler's address), ``store``
+    and ``preflight`` (checks every worker runs before any task: picklable callables
+    returning None if the worker can run the study, else why not, e.g. the user's model
+    cannot be imported there; a refusal is an :class:`InputError` naming the worker).
 
-    workers: int = 0
-    scheduler: str | None = None
-    store: Store | None = None
-    preflight: tuple[Callable[[], str | None], ...] = ()
-    """Checks every worker runs before any task (picklable, module-level or bound
-    methods): None if the worker can run the study, else why not (e.g. the user's
-    model cannot be imported there); a refusal is an :class:`InputError` naming the
-    worker."""
+    Used as a context manager (``with runner:``), the Dask cluster starts at once in the
+    background, while this process goes on (training the reference models), and stays
+    up for every :meth:`run` and :meth:`map` until the block ends; otherwise each
+    :meth:`run` starts and stops its own."""
+
+    def __init__(self, workers: int = 0, scheduler: str | None = None, store: Store | None = None,
+                 preflight: Sequence[Callable[[], str | None]] = ()):
+        self.workers, self.scheduler, self.store = workers, scheduler, store
+        self.preflight = tuple(preflight)
+        self._dask: _Dask | None = None
+        self._starting: threading.Thread | None = None
+        self._failed: BaseException | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.workers or self.scheduler)
+
+    def start(self) -> "Runner":
+        """Start the cluster in a background thread (nothing in this process)."""
+        if self.distributed and self._starting is None:
+            def connect() -> None:
+                try:
+                    self._dask = _Dask(self.workers, self.scheduler)
+                    self._dask.check(self.preflight)
+                except BaseException as exc:    # raised where the cluster is first needed
+                    self._failed = exc
+
+            self._starting = threading.Thread(target=connect, name="hwprune-dask-start",
+                                              daemon=True)
+            self._starting.start()
+        return self
+
+    def _cluster(self) -> "_Dask | None":
+        if self._starting is None:
+            return None
+        self._starting.join()
+        if self._failed is not None:
+            raise self._failed
+        return self._dask
+
+    def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            if self._dask is not None:
+                self._dask.close()
+        self._dask = self._starting = self._failed = None
+
+    def __enter__(self) -> "Runner":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def run(self, tasks: Sequence[Task], progress: Callable[[str], None] | None = None) -> Outcome:
-        return run(tasks, self.store, self.workers, self.scheduler, progress, self.preflight)
+        return run(tasks, self.store, self.workers, self.scheduler, progress, self.preflight,
+                   self._cluster())
+
+    def map(self, fn: Callable, items: Sequence) -> list:
+        """``[fn(item) for item in items]``, on the started cluster if there is one (the
+        report's figures; nothing is stored), else in this process."""
+        cluster = self._cluster()
+        if cluster is None:
+            return [fn(item) for item in items]
+        futures = cluster.client.map(fn, list(items), pure=False)
+        return cluster.client.gather(futures)
 
 
 def run(tasks: Sequence[Task], store: Store | None = None, workers: int = 0,
         scheduler: str | None = None, progress: Callable[[str], None] | None = None,
-        preflight: Sequence[Callable[[], str | None]] = ()) -> Outcome:
+        preflight: Sequence[Callable[[], str | None]] = (), started: "_Dask | None" = None) -> Outcome:
     """Run ``tasks`` (module docstring) and return their rows by table, in task order;
-    on workers, each of ``preflight`` first (:attr:`Runner.preflight`)."""
+    on workers, each of ``preflight`` first (:class:`Runner`); ``started``: a cluster
+    already up (checked, and left up), else one is started for these tasks."""
     keys = [t.key for t in tasks]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
@@ -293,8 +356,7 @@ def run(tasks: Sequence[Task], store: Store | None = None, workers: int = 0,
         if error is None:
             rows[task.key] = result
             if store is not None:         # what the study reports is what the store holds
-                store.put(task, result)
-                rows[task.key] = store.get(task)
+                rows[task.key] = store.put(task, result)
         else:
             outcome.failures[task.key] = _last_line(error)
             if store is not None:
@@ -304,7 +366,10 @@ def run(tasks: Sequence[Task], store: Store | None = None, workers: int = 0,
 
     cluster = None
     try:
-        if pending and (workers or scheduler):
+        if pending and started is not None:
+            started.run(pending, rows, finished)
+            pending = []
+        elif pending and (workers or scheduler):
             cluster = _Dask(workers, scheduler)
             cluster.check(preflight)
             cluster.run(pending, rows, finished)
@@ -375,8 +440,16 @@ def _with_needs(fn, args: tuple, deps: dict, tables: dict):
     return fn(*args, results)
 
 
+PRELOAD = ("hwprune.studies.tradeoff", "hwprune.studies.report_study")
+"""Modules a local worker imports as it starts (the studies' task functions and the cost
+models under them), while this process trains the models, rather than on its first task."""
+
 WORKER_WAIT_S = 30
-"""How long a study waits for the first worker of a running scheduler (seconds)."""
+"""How long a study waits for a worker when its cluster has none: the first of a
+running scheduler, or another after every worker was lost (seconds)."""
+
+POLL_S = 5
+"""How often a waiting study looks whether its cluster still has workers (seconds)."""
 
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False,
                  "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
@@ -423,7 +496,7 @@ class _Dask:
             with dask.config.set(WORKER_CONFIG):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                             processes=True, dashboard_address=None,
-                                            silence_logs=40)
+                                            silence_logs=40, preload=list(PRELOAD))
             self.client = Client(self.cluster)
 
     def check(self, preflight: Sequence[Callable[[], str | None]]) -> None:
@@ -441,7 +514,7 @@ class _Dask:
         """Submit every task at once, a task that needs others with their futures (Dask
         runs it when they finish; results the store already had are passed as they
         are); report each as it finishes."""
-        from distributed import as_completed
+        from distributed import wait
 
         by_key = {t.key: t for t in tasks}
         futures: dict[str, Any] = {}
@@ -462,12 +535,27 @@ class _Dask:
             futures[task.key] = self.client.submit(fn, *args, key=f"hwprune-{task.file[:-8]}",
                                                    pure=False)
         owner = {f: by_key[k] for k, f in futures.items()}
-        for future in as_completed(list(futures.values())):
-            task = owner[future]
-            if future.status == "error":
-                finished(task, None, future.exception())
-            else:
-                finished(task, future.result(), None)
+        pending, alone_since = set(futures.values()), None
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for future in sorted(done, key=lambda f: order.index(owner[f])):
+                task = owner[future]
+                if future.status == "error":
+                    finished(task, None, future.exception())
+                else:
+                    finished(task, future.result(), None)
+            if done or self.client.scheduler_info(n_workers=1)["workers"]:
+                alone_since = None
+            elif alone_since is None:
+                alone_since = time.monotonic()
+            elif time.monotonic() - alone_since > WORKER_WAIT_S:
+                raise HwpruneError(
+                    f"the Dask cluster lost all its workers ({len(pending)} point(s) left); "
+                    "the finished points are in the store: run the same command again once "
+                    "workers are back")
 
     def close(self) -> None:
         self.client.close()

@@ -19,6 +19,7 @@ class Trained:
 
     def __init__(self, model: str | ModelAdapter, seed: int = 0):
         self.seed, self.memo = seed, {}
+        self._source = None             # on a worker: what to build the torch module from
         if isinstance(model, str):
             self.name, self.adapter, self.saved = model, None, None
         else:
@@ -27,10 +28,16 @@ class Trained:
 
     @property
     def reference(self) -> bool:
-        return self.adapter is None
+        return self.adapter is None and self._source is None
 
     def fresh(self) -> ModelAdapter:
-        """The trained model, ready to prune (numpy: a new copy; torch: restored in place)."""
+        """The trained model, ready to prune (numpy: a new copy; torch: restored in place;
+        on a worker, the module built again from its specs for the thread running the
+        task, so that tasks on a worker's other threads never share it)."""
+        if self._source is not None:
+            from ..prune.torch_model import rebuilt
+
+            self.adapter = rebuilt(*self._source)
         if self.adapter is None:
             model, data = models.trained(self.name, self.seed)
             return NumpyAdapter(model, data, models.spec(self.name).recipe)
@@ -51,7 +58,9 @@ class Trained:
         builds it again; a module handed over in memory has none and cannot travel."""
         state = dict(self.__dict__)
         state["memo"] = {}
-        if self.adapter is None:
+        if self._source is not None:        # sent on again (the Dask scheduler does)
+            state["adapter"] = None
+        elif self.adapter is None:
             state["_trained"] = models.trained(self.name, self.seed)
         elif getattr(self.adapter, "source", None) is not None:
             state["adapter"] = None
@@ -63,13 +72,10 @@ class Trained:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        from ..prune.torch_model import rebuilt
-
+        """On the worker (where Dask may unpickle a task's arguments on another thread
+        than the one that runs it): the module is built when the task first asks for it
+        (:meth:`fresh`)."""
         trained = state.pop("_trained", None)
-        source = state.pop("_source", None)
         self.__dict__.update(state)
         if trained is not None:
             models.remember(self.name, self.seed, *trained)
-        if source is not None:
-            self.adapter = rebuilt(*source)
-            self.adapter.load_state(self.saved)
