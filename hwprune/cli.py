@@ -416,6 +416,8 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     if not devices:
         raise UsageError(f"--device needs a device or a comma-separated list; got {args.device!r}")
+    if len(set(devices)) != len(devices):
+        raise UsageError(f"--device names {next(d for d in devices if devices.count(d) > 1)!r} twice")
     if args.density is not None:
         user, _ = _user_inputs(args, needs_training=False)
         if args.workers or args.scheduler:

@@ -77,6 +77,12 @@ def test_out_writes_the_file_and_leaves_no_temporary(capsys, tmp_path):
         ([], "required"),
         (["show"], "required: NETWORK"),
         (["show", "alexnet", "--out", "/no/such/dir/x.csv"], "does not exist"),
+        (["granularity", "digits-mlp", "--device", ","], "comma-separated list"),
+        (["granularity", "lenet-5", "--device", "titan-x,titan-x", "--density", "0.1"],
+         "'titan-x' twice"),
+        (["granularity", "lenet-5", "--device", "titan-x", "--density", "0.1", "--workers", "2"],
+         "simulated only"),
+        (["granularity", "digits-mlp", "--device", "titan-x,pentium"], "known devices:"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):

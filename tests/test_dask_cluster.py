@@ -123,7 +123,7 @@ def test_a_scheduler_without_workers_or_unreachable_is_a_clear_error(monkeypatch
     from hwprune.studies import engine
 
     monkeypatch.setattr(engine, "WORKER_WAIT_S", 1)
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster:
         with pytest.raises(InputError, match="has no worker"):
             hwprune.api.granularity_study("digits-mlp", ["cortex-m4"],
                                           scheduler=cluster.scheduler_address)

@@ -488,8 +488,14 @@ class _Dask:
                                  f"in {WORKER_WAIT_S} s); start one with 'dask worker "
                                  f"{scheduler} --nthreads 1' (docs/scaling.md)") from None
         else:
+            import warnings
+
             import dask
 
+            # Another Dask cluster on this machine holds the scheduler's HTTP port; Dask
+            # then takes a random one, which is fine, and says so on stderr.
+            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use",
+                                    category=UserWarning)
             # Dask's statistical profiler samples every worker thread's stack every 10 ms;
             # on hwprune's Python-heavy tasks that cost about a fifth of a worker's time;
             # and its malloc setting costs page faults (WORKER_CONFIG).
