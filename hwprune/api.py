@@ -518,20 +518,28 @@ def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
     ModelAdapter. A torch module is pruned in place and left with the final choice.
     ``epochs``: AGP epochs per trial (default
     :data:`~hwprune.studies.scalpel.SEARCH_EPOCHS`, 8)."""
-    from .prune import models
     from .studies.scalpel import scalpel
 
     torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
     dev, tolerance = _device_arg(dev), check_tolerance(tolerance)
     seed, progress = check_seed(seed), _progress_arg(progress)
     epochs = None if epochs is None else checks.check_count(epochs, "epochs")
+    model = _measured_model(model, torch_args, epochs)
+    return scalpel(model, device(dev, profiles), tolerance, seed, progress, epochs)
+
+
+def _measured_model(model, torch_args: dict, epochs: int | None):
+    """A model Scalpel can measure: a reference model's name, or a torch module's adapter
+    checked for AGP retraining; anything else is an error pointing to ``--density``."""
+    from .prune import models
+
     if not _is_model_name(model) and _is_torch_model(model):
         from .prune.criteria import criterion as get_criterion
         from .studies.scalpel import SEARCH_EPOCHS
 
         adapter = torch_adapter(model, **torch_args)
         adapter.require(get_criterion("magnitude"), SEARCH_EPOCHS if epochs is None else epochs)
-        return scalpel(adapter, device(dev, profiles), tolerance, seed, progress, epochs)
+        return adapter
     model = checks.check_text(model, "model", ", ".join(models.MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
     if model not in models.MODELS:
         raise UnknownNameError(
@@ -539,7 +547,7 @@ def granularity(model, dev: str | Path | DeviceProfile, tolerance: float = 0.01,
             + ", ".join(models.MODELS) + f", or {TORCH_MODEL_ACCEPTED}); for {model!r} give "
             "--density, the density you expect to reach, and hwprune chooses from the simulators alone")
     _no_torch_args(model, **torch_args)
-    return scalpel(model, device(dev, profiles), tolerance, seed, progress, epochs)
+    return model
 
 
 def granularity_study(model, devices: Sequence[str | Path | DeviceProfile], tolerance: float = 0.01,
@@ -552,28 +560,14 @@ def granularity_study(model, devices: Sequence[str | Path | DeviceProfile], tole
     one row per device and layer. ``model`` and ``epochs`` as :func:`granularity` (a
     torch module is left as it came in); ``workers``, ``scheduler``: where the tasks run
     (:func:`study_runner`; no store: the study writes one table)."""
-    from .prune.criteria import criterion as get_criterion
-    from .prune.models import MODELS
     from .studies.granularity_study import granularity_study as run
-    from .studies.scalpel import SEARCH_EPOCHS
 
     torch_args = dict(example_input=example_input, evaluate=evaluate, finetune=finetune, loaders=loaders)
     devices, tolerance = _devices_arg(devices), check_tolerance(tolerance)
     seed, progress = check_seed(seed), _progress_arg(progress)
     epochs = None if epochs is None else checks.check_count(epochs, "epochs")
     profiles = checks.check_paths(profiles)
-    if not _is_model_name(model) and _is_torch_model(model):
-        model = torch_adapter(model, **torch_args)
-        model.require(get_criterion("magnitude"), SEARCH_EPOCHS if epochs is None else epochs)
-    else:
-        model = checks.check_text(model, "model", ", ".join(MODELS) + "; or " + TORCH_MODEL_ACCEPTED)
-        if model not in MODELS:
-            raise UnknownNameError(
-                "measuring how far each scheme prunes needs a trained model (a reference model: "
-                + ", ".join(MODELS) + f", or {TORCH_MODEL_ACCEPTED}); for {model!r} give "
-                "--density, the density you expect to reach, and hwprune chooses from the "
-                "simulators alone")
-        _no_torch_args(model, **torch_args)
+    model = _measured_model(model, torch_args, epochs)
     devs = [device(d, profiles) for d in devices]
     with study_runner("granularity", [model], devs, seed, epochs, workers, scheduler) as runner:
         return run(model, devs, tolerance, seed, epochs, runner, progress)

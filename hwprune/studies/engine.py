@@ -22,7 +22,9 @@ store table its rows go to. :func:`run` takes the tasks of one study:
 * **Failures.** A task that raises is recorded (key and the error's last line, in
   ``failures.json`` of the store, and in :attr:`Outcome.failures`) and the others run
   on; :func:`run` returns what finished. A worker lost mid-task is retried by Dask
-  (``distributed.scheduler.allowed-failures``) and recorded if it keeps failing.
+  (``distributed.scheduler.allowed-failures``) and recorded if it keeps failing; a
+  cluster left with no worker for :data:`WORKER_WAIT_S` stops the study with an error
+  (the finished points are in the store).
 * **Progress.** A tqdm bar on standard error (points done of the total, with the
   estimated time left) when standard error is a terminal; otherwise one line per
   finished point through ``progress``.
