@@ -410,9 +410,6 @@ def _torch_args(user, data) -> dict:
 
 
 def _cmd_granularity(args: argparse.Namespace) -> None:
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr)
-
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     if not devices:
         raise UsageError(f"--device needs a device or a comma-separated list; got {args.device!r}")
@@ -440,8 +437,9 @@ def _cmd_granularity(args: argparse.Namespace) -> None:
                   "speedup = simulated dense latency / chosen, energy_ratio = chosen / dense energy")
         return
     model, _, _ = _study_model(args)
+    # Progress: the engine's bar on a terminal, nothing otherwise.
     study = api.granularity_study(model, devices, args.tolerance, args.seed, args.profiles,
-                                  progress, workers=args.workers, scheduler=args.scheduler)
+                                  workers=args.workers, scheduler=args.scheduler)
     layers = study.layers
     if args.format != "table":
         _emit(layers if len(devices) > 1 else layers.drop(columns=["device"]), args)
