@@ -705,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated densities (default: 0.9,0.7,0.5,0.3,0.2,0.1,0.05)")
     p.add_argument("--workers", type=_workers, default=0, metavar="N",
                    help="measure the layers on a local Dask cluster of N processes (default 0: "
-                        "in this process; a reference model only)")
+                        "in this process; your --model too, importable on the workers)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="measure the layers on a running Dask cluster (tcp://HOST:PORT)")
     p.add_argument("--beside", metavar="N:M,...", default=None,

@@ -101,6 +101,17 @@ def test_sensitivity_of_a_torch_model_with_callbacks(factories, capsys):
     assert lines[0].startswith("layer,") and len(lines) == 1 + 3     # one row per layer
 
 
+def test_sensitivity_of_a_torch_model_on_two_workers_equals_this_process(factories, capsys):
+    """The workers import userfactories.py again and load the weights the study began with."""
+    argv = ["sensitivity", "--model", "userfactories.py:make", "--data", "userfactories.py:loaders",
+            "--densities", "0.5,0.2", "--format", "csv"]
+    code, here, err = run(capsys, *argv)
+    assert code == 0, err
+    code, there, err = run(capsys, *argv, "--workers", "2")
+    assert code == 0, err
+    assert there == here and len(here.strip().splitlines()) == 1 + 3 * 2
+
+
 def test_granularity_of_a_torch_model_from_the_simulators(factories, capsys):
     code, out, err = run(capsys, "granularity", "--model", "userfactories.py:make", "--device",
                          "cortex-m4", "--density", "0.2", "--format", "csv")
