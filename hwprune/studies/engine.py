@@ -543,13 +543,14 @@ class _Dask:
             futures[task.key] = self.client.submit(fn, *args, key=f"hwprune-{task.file[:-8]}",
                                                    pure=False)
         owner = {f: by_key[k] for k, f in futures.items()}
+        rank = {task.key: i for i, task in enumerate(order)}
         pending, alone_since = set(futures.values()), None
         while pending:
             try:
                 done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
-            for future in sorted(done, key=lambda f: order.index(owner[f])):
+            for future in sorted(done, key=lambda f: rank[owner[f].key]):
                 task = owner[future]
                 if future.status == "error":
                     finished(task, None, future.exception())
